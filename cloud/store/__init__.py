@@ -1,0 +1,1 @@
+"""Record keeping: one interface (base.Store), two backends (SQLite, Firebase RTDB)."""

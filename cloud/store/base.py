@@ -1,0 +1,160 @@
+"""The store interface every backend implements, and the record shapes it speaks.
+
+Field names follow the reference Firebase schema (`users`, `meters`, `transactions`,
+`consumption_history`). Money is integer cents everywhere: fields that hold money carry a
+`_cents` suffix (the reference schema's KES floats `current_balance`, `amount`, `cost` become
+`current_balance_cents`, `amount_cents`, `cost_cents`); energy is integer Wh (`_wh`).
+Timestamps are integer milliseconds since the Unix epoch (the reference's ServerValue.TIMESTAMP).
+
+Records (dicts):
+  user:        {user_id, name, email, phone_number, meter_no, role ("customer"|"operator"),
+                created_at, latest_transaction_id, last_payment_amount_cents,
+                last_payment_timestamp}
+  meter:       {meter_no, user_id, current_balance_cents, last_update, created_at,
+                status: {load_connected, wifi_status, mqtt_status, last_seen},
+                alerts: {low_balance, critical_balance, connection_lost, ...},
+                recharge_seq (last per-meter recharge sequence number issued)}
+  stk_request: {checkout_request_id, merchant_request_id, meter_no, user_id, phone_number,
+                amount_cents, status ("pending"|"success"|"failed"), result_code, result_desc,
+                created_at, settled_at, transaction_id}
+  transaction: {transaction_id, user_id, meter_no, amount_cents, mpesa_receipt, phone_number,
+                transaction_date, status ("SUCCESS"), source ("stk"|"c2b"|"stk_query"),
+                checkout_request_id, timestamp, recharge_seq}
+  recharge:    {meter_no, seq, id (the receipt), amount_cents, source ("cloud"),
+                transaction_id, status ("pending"|"delivered"|"duplicate"|"rejected"),
+                reason, created_at, sent_at, acked_at}
+  history day: {date "YYYY-MM-DD", total_consumption_wh, cost_cents,
+                readings: {"HH": wh}, costs: {"HH": cents}}
+
+Exactly once: `record_payment` is the single credit path. In one atomic step it records the
+transaction under its receipt (M-Pesa receipt / C2B TransID / CheckoutRequestID when only an
+STK query confirmed it), gives the meter's next recharge sequence number to a new pending
+recharge, settles the STK request, and updates the user's latest payment. A receipt already
+recorded returns the existing records and changes nothing.
+"""
+
+
+class StoreError(Exception):
+    """A backend failure (I/O, conflict that did not resolve)."""
+
+
+class NotFound(StoreError):
+    """The meter, user or request named does not exist."""
+
+
+class Conflict(StoreError):
+    """The write would break a uniqueness or ordering rule (duplicate meter, older tariff)."""
+
+
+class Store:
+    """Async interface; backends run blocking I/O off the event loop."""
+
+    async def close(self):
+        raise NotImplementedError
+
+    # users and meters -------------------------------------------------------------------
+    async def create_user(self, user):
+        """Insert a user record (user_id given or generated); returns the stored record."""
+        raise NotImplementedError
+
+    async def get_user(self, user_id):
+        raise NotImplementedError
+
+    async def find_user_by_api_key_hash(self, key_hash):
+        """Embedded-mode auth: the user whose API key hashes to key_hash, or None."""
+        raise NotImplementedError
+
+    async def set_user_api_key_hash(self, user_id, key_hash):
+        raise NotImplementedError
+
+    async def create_meter(self, meter_no, user_id, device_key):
+        """Register a meter for a user; Conflict if meter_no exists. Returns the meter."""
+        raise NotImplementedError
+
+    async def get_meter(self, meter_no):
+        raise NotImplementedError
+
+    async def list_meters(self, user_id=None):
+        raise NotImplementedError
+
+    async def get_device_key(self, meter_no):
+        """The meter's shared secret (HMAC key, broker password), or None."""
+        raise NotImplementedError
+
+    async def update_meter_balance(self, meter_no, balance_cents, ts):
+        raise NotImplementedError
+
+    async def update_meter_status(self, meter_no, status, ts):
+        """Merge status fields (load_connected, wifi_status, mqtt_status, ...); sets last_seen."""
+        raise NotImplementedError
+
+    async def update_meter_alerts(self, meter_no, alerts):
+        """Merge alert flags (name -> bool)."""
+        raise NotImplementedError
+
+    # STK requests -----------------------------------------------------------------------
+    async def create_stk_request(self, request):
+        raise NotImplementedError
+
+    async def get_stk_request(self, checkout_request_id):
+        raise NotImplementedError
+
+    async def list_pending_stk_requests(self, created_before):
+        """Pending requests created before the given ms timestamp, oldest first."""
+        raise NotImplementedError
+
+    async def fail_stk_request(self, checkout_request_id, result_code, result_desc, ts):
+        """Record a failed payment (no credit). False if the request was already settled."""
+        raise NotImplementedError
+
+    # the credit path --------------------------------------------------------------------
+    async def record_payment(self, payment):
+        """Record a successful payment exactly once and create its recharge.
+
+        payment: {receipt, meter_no, user_id, amount_cents, phone_number, transaction_date,
+                  source, checkout_request_id (optional), ts}
+        Returns (created: bool, transaction, recharge).
+        """
+        raise NotImplementedError
+
+    async def get_transaction_by_receipt(self, receipt):
+        raise NotImplementedError
+
+    async def list_transactions_for_user(self, user_id, limit=50):
+        """Newest first."""
+        raise NotImplementedError
+
+    async def list_transactions_for_meter(self, meter_no, limit=50):
+        """Newest first."""
+        raise NotImplementedError
+
+    # recharges --------------------------------------------------------------------------
+    async def list_recharges(self, meter_no, status=None):
+        """A meter's recharges in sequence order, optionally only those with a status."""
+        raise NotImplementedError
+
+    async def mark_recharge_sent(self, meter_no, seq, ts):
+        raise NotImplementedError
+
+    async def ack_recharge(self, meter_no, seq, status, reason, ts):
+        """The meter answered: status "applied"/"duplicate" -> delivered, "rejected" -> rejected.
+        Idempotent; returns the updated recharge or None if unknown."""
+        raise NotImplementedError
+
+    # consumption history ----------------------------------------------------------------
+    async def put_consumption_hour(self, meter_no, date, hour, wh, cost_cents):
+        """Set (not add: the meter may re-send) one hour's energy and cost; keeps the day's
+        totals equal to the sum of its hours."""
+        raise NotImplementedError
+
+    async def get_consumption(self, meter_no, date_from, date_to):
+        """Days from date_from to date_to inclusive ("YYYY-MM-DD"), oldest first."""
+        raise NotImplementedError
+
+    # tariff -----------------------------------------------------------------------------
+    async def get_tariff(self):
+        raise NotImplementedError
+
+    async def set_tariff(self, tariff):
+        """Store a tariff dict; Conflict unless its version is newer than the stored one."""
+        raise NotImplementedError
