@@ -176,3 +176,40 @@ def test_constructor_checks_limits():
     raises(ValueError, Recharger, Ledger(), 0)
     raises(ValueError, Recharger, Ledger(), True)
     raises(ValueError, Recharger, Ledger(), 100, 0)
+
+
+def test_credit_and_its_seq_persist_in_one_write_and_survive_a_power_cut():
+    from meter.storage import StateStore, encode
+    from support import tmpdir
+    root = tmpdir("rc_persist")
+    led, rc = fresh()
+    store = StateStore(root)
+    store.load()
+
+    def save():
+        return store.save({"ledger": led.to_dict(), "recharge": rc.state()})
+
+    assert rc.apply(msg(1, 5000), 10)[0] == "applied"
+    save()
+    # credit 2 is applied in RAM, but the power dies mid-save: it was never acknowledged
+    assert rc.apply(msg(2, 700), 11)[0] == "applied"
+    image = encode({"ledger": led.to_dict(), "recharge": rc.state()}, store.seq + 1)
+    with open(store.slot_paths()[1], "wb") as f:
+        f.write(image[: len(image) // 2])
+
+    def boot():
+        saved = StateStore(root).load()
+        assert saved is not None
+        led2 = Ledger.from_dict(saved["ledger"])
+        return led2, Recharger(led2, state=saved["recharge"])
+
+    led, rc = boot()
+    assert led.balance == 5000  # neither the credit nor its seq was kept
+    assert rc.apply(msg(1, 5000), 12)[0] == "duplicate"
+    assert rc.apply(msg(2, 700), 12)[0] == "applied"  # the cloud's re-send applies once
+    store = StateStore(root)
+    store.load()
+    save()
+    led, rc = boot()
+    assert rc.apply(msg(2, 700), 13)[0] == "duplicate"
+    assert led.balance == 5700

@@ -1,0 +1,169 @@
+"""Power-safe persistence of the meter's state dict in two alternating slot files.
+
+Slot image: header (b"MITA", u16 format version, u32 sequence, u32 payload length), the JSON
+payload, then a u32 CRC32 over header + payload; all little-endian. save() always writes the
+slot that does NOT hold the newest good state, so a write cut at any byte leaves the previous
+good state intact; load() takes the valid slot with the newest sequence.
+"""
+import binascii
+import json
+import os
+import struct
+
+from micropython import const
+
+MAGIC = b"MITA"
+VERSION = const(1)
+_HEADER = "<4sHII"
+_HEADER_LEN = const(14)
+_CRC_LEN = const(4)
+# A state is a few hundred bytes. The cap keeps a garbage file from exhausting the heap on
+# boot, and save() briefly holds about three copies of an image (str, bytes, joined).
+MAX_IMAGE = const(4096)
+_SEQ_MASK = const(0xFFFFFFFF)
+_HALF = const(0x80000000)
+
+
+class StorageError(Exception):
+    """The state could not be written (or is too big to write)."""
+
+
+def encode(state, seq):
+    """The complete slot image for `state` with sequence number `seq`."""
+    payload = json.dumps(state).encode()
+    header = struct.pack(_HEADER, MAGIC, VERSION, seq & _SEQ_MASK, len(payload))
+    crc = binascii.crc32(payload, binascii.crc32(header)) & _SEQ_MASK
+    return b"".join((header, payload, struct.pack("<I", crc)))
+
+
+def decode(image):
+    """(seq, state dict) from a slot image, or None if it is torn, corrupt or not ours.
+
+    Bytes after the CRC are ignored: a filesystem that tears a rewrite can leave the old
+    file's tail behind a complete new image, and the CRC already vouches for what counts.
+    """
+    if len(image) < _HEADER_LEN + _CRC_LEN:
+        return None
+    magic, version, seq, length = struct.unpack(_HEADER, image[:_HEADER_LEN])
+    if magic != MAGIC or version != VERSION:
+        return None
+    end = _HEADER_LEN + length
+    if end + _CRC_LEN > len(image):
+        return None
+    mv = memoryview(image)
+    crc = binascii.crc32(mv[_HEADER_LEN:end], binascii.crc32(mv[:_HEADER_LEN])) & _SEQ_MASK
+    if struct.unpack("<I", image[end:end + _CRC_LEN])[0] != crc:
+        return None
+    try:
+        state = json.loads(bytes(mv[_HEADER_LEN:end]).decode())
+    except ValueError:  # includes UnicodeError on both interpreters
+        return None
+    if not isinstance(state, dict):
+        return None
+    return seq, state
+
+
+def newer(a, b):
+    """True if sequence a is newer than b, in serial-number arithmetic, so the u32 wrap from
+    0xFFFFFFFF to 0 (thousands of years away at one save a minute) still orders correctly."""
+    diff = (a - b) & _SEQ_MASK
+    if diff == _HALF:
+        return a > b
+    return 0 < diff < _HALF
+
+
+class StateStore:
+    def __init__(self, root, name="state", log=None, max_bytes=MAX_IMAGE):
+        self.root = root
+        self.max_bytes = max_bytes
+        self.name = name
+        self.log = log
+        self.status = None
+        self.fallback = False
+        self.seq = None  # sequence of the newest good state, None if there is none
+        self.writes = 0
+        self._newest = None  # index (0 = a, 1 = b) of the slot holding the newest good state
+        self._scanned = False
+
+    def slot_paths(self):
+        base = self.root + "/" + self.name
+        return base + ".a", base + ".b"
+
+    def _read_slot(self, path):
+        """(exists, decoded or None) for one slot file."""
+        try:
+            size = os.stat(path)[6]
+        except OSError:
+            return False, None
+        if size > self.max_bytes:
+            return True, None
+        try:
+            with open(path, "rb") as f:
+                image = f.read()
+        except OSError:
+            return True, None
+        return True, decode(image)
+
+    def load(self):
+        """The newest valid state dict, or None (status "fresh" or "corrupt").
+
+        On "corrupt" the app must start safe: zero credit, relay open, an alert. Never
+        treat unreadable state as a reason to grant credit.
+        """
+        existing = 0
+        valid = 0
+        best = None  # (slot index, seq, state) of the newest valid slot
+        for i, path in enumerate(self.slot_paths()):
+            exists, got = self._read_slot(path)
+            if exists:
+                existing += 1
+            if got is None:
+                continue
+            valid += 1
+            if best is None or newer(got[0], best[1]):
+                best = (i, got[0], got[1])
+        self._scanned = True
+        self.fallback = False
+        if best is None:
+            self._newest = None
+            self.seq = None
+            self.status = "corrupt" if existing else "fresh"
+            if existing and self.log:
+                self.log.error("both state slots corrupt: starting without credit")
+            return None
+        self._newest, self.seq, state = best
+        if valid < existing:
+            self.status = "fallback"
+            self.fallback = True
+            if self.log:
+                self.log.warn("one state slot corrupt: using seq %d", self.seq)
+        else:
+            self.status = "ok"
+        return state
+
+    def save(self, state):
+        """Write state into the slot not holding the newest good state; return its seq."""
+        if not self._scanned:
+            # find out which slot must be spared, without disturbing the app's status
+            status, fallback = self.status, self.fallback
+            self.load()
+            self.status, self.fallback = status, fallback
+        seq = 1 if self.seq is None else (self.seq + 1) & _SEQ_MASK
+        image = encode(state, seq)
+        if len(image) > self.max_bytes:
+            raise StorageError("state of %d bytes is over %d" % (len(image), self.max_bytes))
+        target = 1 if self._newest == 0 else 0
+        path = self.slot_paths()[target]
+        try:
+            with open(path, "wb") as f:
+                written = f.write(image)
+                f.flush()
+        except OSError as exc:
+            # the newest good slot was not touched; it is still what load() will find
+            raise StorageError("writing %s failed: %s" % (path, exc))
+        if written != len(image):
+            raise StorageError("short write to %s: %s of %d bytes" % (path, written, len(image)))
+        self.writes += 1
+        self._newest = target
+        self.seq = seq
+        return seq
