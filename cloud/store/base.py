@@ -46,6 +46,56 @@ class Conflict(StoreError):
     """The write would break a uniqueness or ordering rule (duplicate meter, older tariff)."""
 
 
+class InvalidRecord(StoreError, ValueError):
+    """The record given breaks the shape (money not integer cents, bad date, unknown status)."""
+
+
+# Helpers both backends share, so they name and validate things identically.
+
+_KEY_ESCAPES = {c: "!%02X" % ord(c) for c in "!%.$#[]/?"}
+
+
+def safe_key(text):
+    """text as a Firebase key: . $ # [ ] / (and % ? that URLs would eat) escaped as !XX.
+    Injective, and the identity on ordinary receipts and ids."""
+    if not isinstance(text, str) or not text:
+        raise InvalidRecord("a key must be a non-empty string, not %r" % (text,))
+    out = []
+    for ch in text:
+        if ch in _KEY_ESCAPES:
+            out.append(_KEY_ESCAPES[ch])
+        elif ord(ch) < 32 or ord(ch) == 127:
+            out.append("!%02X" % ord(ch))
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def transaction_id_for(receipt, ts):
+    """The reference's TXN_<ms>_<receipt>, the time zero-padded so ids sort by time."""
+    return "TXN_%013d_%s" % (ts, safe_key(receipt))
+
+
+def cents(value, name="amount_cents"):
+    """Money is integer cents: refuse floats, bools and strings instead of rounding them."""
+    if type(value) is not int:
+        raise InvalidRecord("%s must be integer cents, not %r" % (name, value))
+    return value
+
+
+ACK_OUTCOMES = {"applied": "delivered", "duplicate": "delivered", "rejected": "rejected"}
+
+
+def next_recharge_status(current, ack_status):
+    """Where an ack moves a recharge. Delivered is final: a late "rejected" or a repeated
+    ack must not undo credit the meter already holds."""
+    if ack_status not in ACK_OUTCOMES:
+        raise InvalidRecord("unknown ack status %r" % (ack_status,))
+    if current == "delivered":
+        return "delivered"
+    return ACK_OUTCOMES[ack_status]
+
+
 class Store:
     """Async interface; backends run blocking I/O off the event loop."""
 

@@ -1,0 +1,499 @@
+"""The production store: Firebase Realtime Database through firebase-admin, calls off the loop.
+
+Nodes: the reference schema's `users`, `meters`, `transactions`, `consumption_history`, plus
+`stk_requests`, `recharges/<meter>/<seq>`, `receipts/<receipt>` (the exactly-once index),
+`device_keys/<meter>` and `api_keys/<hash>` (server-only secrets kept out of readable nodes),
+`user_api_keys/<user>` and `tariff`. Ids used as keys go through base.safe_key.
+
+Exactly once without multi-node transactions: a payment first claims `receipts/<receipt>` with
+an ETag transaction (the claim carries the whole payment and its transaction id), then takes
+the meter's next `recharge_seq` with another, then commits by writing that seq into the claim
+(only one writer can), and finally writes transaction, recharge, STK settlement, user and
+`receipts/<receipt>/state = "recorded"` in one atomic multi-path update built only from the
+claim, so anyone may safely repeat it. A duplicate that finds the claim unfinished waits for
+it; a claim abandoned longer than `claim_wait_s` (its writer crashed) is taken over. The only
+trace a crash can leave is a skipped sequence number.
+"""
+
+import asyncio
+import base64
+import functools
+import json
+import os
+import time
+import uuid
+
+import firebase_admin
+from firebase_admin import credentials, db, exceptions
+
+from .base import (Conflict, InvalidRecord, NotFound, Store, StoreError, cents,
+                   next_recharge_status, safe_key, transaction_id_for)
+from .sqlite import check_date, check_hour
+
+_USER_FIELDS = ("user_id", "name", "email", "phone_number", "meter_no", "role", "created_at",
+                "latest_transaction_id", "last_payment_amount_cents",
+                "last_payment_timestamp")
+_STK_FIELDS = ("checkout_request_id", "merchant_request_id", "meter_no", "user_id",
+               "phone_number", "amount_cents", "status", "result_code", "result_desc",
+               "created_at", "settled_at", "transaction_id")
+_TX_FIELDS = ("transaction_id", "user_id", "meter_no", "amount_cents", "mpesa_receipt",
+              "phone_number", "transaction_date", "status", "source", "checkout_request_id",
+              "timestamp", "recharge_seq")
+_RECHARGE_FIELDS = ("meter_no", "seq", "id", "amount_cents", "source", "transaction_id",
+                    "status", "reason", "created_at", "sent_at", "acked_at")
+_PAYMENT_FIELDS = ("receipt", "meter_no", "user_id", "amount_cents", "phone_number",
+                   "transaction_date", "source", "checkout_request_id", "ts")
+_EMULATOR_ENV = "FIREBASE_DATABASE_EMULATOR_HOST"
+
+
+class _Abort(Exception):
+    """Raised inside an ETag transaction to leave the node untouched; carries the answer."""
+
+    def __init__(self, value=None):
+        super().__init__()
+        self.value = value
+
+
+def _now_ms():
+    return int(time.time() * 1000)
+
+
+def _children(value):
+    """A node's children as a dict: the database serves dense int-keyed objects as arrays."""
+    if isinstance(value, list):
+        return {str(i): v for i, v in enumerate(value) if v is not None}
+    return dict(value) if isinstance(value, dict) else {}
+
+
+def _full(record, fields):
+    """The database drops nulls; callers get every field of the shape."""
+    if record is None:
+        return None
+    return {f: record.get(f) for f in fields}
+
+
+def _meter(record):
+    if record is None:
+        return None
+    meter = dict(record)
+    meter.setdefault("current_balance_cents", 0)
+    meter.setdefault("recharge_seq", 0)
+    meter.setdefault("last_update", None)
+    meter["status"] = _children(meter.get("status"))
+    meter["alerts"] = _children(meter.get("alerts"))
+    return meter
+
+
+def _check_keys(fields):
+    for key in fields:
+        if not isinstance(key, str) or safe_key(key) != key:
+            raise InvalidRecord("field name %r cannot be a database key" % (key,))
+
+
+def _credential_from(sa_base64="", credentials_path=""):
+    """A service account from base64 JSON or a file (the reference's two ways), else None."""
+    sa_base64 = sa_base64 or os.environ.get("FIREBASE_SA_BASE64", "")
+    credentials_path = credentials_path or os.environ.get("GOOGLE_APPLICATION_CREDENTIALS", "")
+    try:
+        if sa_base64:
+            return credentials.Certificate(json.loads(base64.b64decode(sa_base64)))
+        if credentials_path:
+            return credentials.Certificate(credentials_path)
+    except (ValueError, OSError) as error:
+        raise StoreError("bad Firebase service account: %s" % error) from error
+    return None
+
+
+def _default_app_exists():
+    try:
+        firebase_admin.get_app()
+    except ValueError:
+        return False
+    return True
+
+
+class FirebaseStore(Store):
+    """One firebase-admin App per store, so tests (and tools) can open several at once."""
+
+    def __init__(self, database_url=None, credential=None, claim_wait_s=10.0,
+                 sa_base64="", credentials_path="", app_name=None):
+        database_url = database_url or os.environ.get("FIREBASE_DATABASE_URL")
+        if not database_url:
+            raise StoreError("FIREBASE_DATABASE_URL is not set")
+        emulated = bool(os.environ.get(_EMULATOR_ENV)) or database_url.startswith("http:")
+        if credential is None and not emulated:
+            credential = _credential_from(sa_base64, credentials_path)
+            if credential is None:
+                raise StoreError("no Firebase credentials: set FIREBASE_SA_BASE64 or "
+                                 "GOOGLE_APPLICATION_CREDENTIALS")
+        # In emulator mode the SDK authenticates as "owner" and never asks the credential.
+        try:
+            self._app = firebase_admin.initialize_app(
+                credential, {"databaseURL": database_url},
+                name=app_name or "mita-store-" + uuid.uuid4().hex)
+        except ValueError as error:
+            raise StoreError("firebase: %s" % error) from error
+        self.claim_wait_s = claim_wait_s
+
+    @classmethod
+    async def open(cls, source=None, **options):
+        """open(database_url, **options) or open(config): a Config-like object with
+        firebase_database_url, firebase_sa_base64, google_application_credentials. Opened from
+        a config, the store initialises firebase-admin's default app when there is none yet,
+        so firebase_admin.auth.verify_id_token() works without further setup."""
+        if source is not None and not isinstance(source, str):
+            options.setdefault("sa_base64", getattr(source, "firebase_sa_base64", ""))
+            options.setdefault("credentials_path",
+                               getattr(source, "google_application_credentials", ""))
+            if not _default_app_exists():
+                options.setdefault("app_name", "[DEFAULT]")
+            source = getattr(source, "firebase_database_url", None)
+        return await asyncio.to_thread(lambda: cls(source, **options))
+
+    def _ref(self, *parts):
+        return db.reference("/".join(parts), app=self._app)
+
+    async def _call(self, fn, *args):
+        try:
+            return await asyncio.to_thread(fn, *args)
+        except exceptions.FirebaseError as error:
+            raise StoreError("firebase: %s" % error) from error
+
+    def _transaction(self, ref, fn):
+        """ref.transaction(fn) where fn may raise _Abort(answer) to write nothing."""
+        try:
+            return ref.transaction(fn)
+        except _Abort as abort:
+            return abort.value
+
+    async def close(self):
+        await asyncio.to_thread(firebase_admin.delete_app, self._app)
+
+    # users and meters -------------------------------------------------------------------
+    async def create_user(self, user):
+        record = {k: v for k, v in user.items() if k in _USER_FIELDS and v is not None}
+        record.setdefault("user_id", uuid.uuid4().hex)
+        record.setdefault("role", "customer")
+        record.setdefault("created_at", _now_ms())
+
+        def create(current):
+            if current is not None:
+                raise Conflict("user %s exists" % record["user_id"])
+            return record
+        ref = self._ref("users", safe_key(record["user_id"]))
+        await self._call(ref.transaction, create)
+        return _full(record, _USER_FIELDS)
+
+    async def get_user(self, user_id):
+        value = await self._call(self._ref("users", safe_key(user_id)).get)
+        return _full(value, _USER_FIELDS)
+
+    async def find_user_by_api_key_hash(self, key_hash):
+        user_id = await self._call(self._ref("api_keys", safe_key(key_hash)).get)
+        return await self.get_user(user_id) if isinstance(user_id, str) else None
+
+    async def set_user_api_key_hash(self, user_id, key_hash):
+        if await self.get_user(user_id) is None:
+            raise NotFound("user %s" % user_id)
+        uid, new = safe_key(user_id), safe_key(key_hash)
+        owner = await self._call(self._ref("api_keys", new).get)
+        if owner is not None and owner != user_id:
+            raise Conflict("API key hash already in use")
+        old = await self._call(self._ref("user_api_keys", uid).get)
+        update = {"api_keys/" + new: user_id, "user_api_keys/" + uid: new}
+        if old and old != new:
+            update["api_keys/" + old] = None  # rotating a key revokes the old one
+        await self._call(self._ref().update, update)
+
+    async def create_meter(self, meter_no, user_id, device_key):
+        user = await self.get_user(user_id)
+        if user is None:
+            raise NotFound("user %s" % user_id)
+        now = _now_ms()
+        record = {"meter_no": meter_no, "user_id": user_id, "current_balance_cents": 0,
+                  "last_update": now, "created_at": now, "recharge_seq": 0}
+
+        def create(current):
+            if current is not None:
+                raise Conflict("meter %s exists" % meter_no)
+            return record
+        key = safe_key(meter_no)
+        await self._call(self._ref("meters", key).transaction, create)
+        update = {"device_keys/" + key: device_key}
+        if not user.get("meter_no"):
+            update["users/%s/meter_no" % safe_key(user_id)] = meter_no
+        await self._call(self._ref().update, update)
+        return _meter(record)
+
+    async def get_meter(self, meter_no):
+        return _meter(await self._call(self._ref("meters", safe_key(meter_no)).get))
+
+    async def list_meters(self, user_id=None):
+        ref = self._ref("meters")
+        if user_id is None:
+            found = await self._call(ref.get)
+        else:
+            found = await self._call(ref.order_by_child("user_id").equal_to(user_id).get)
+        meters = [_meter(m) for m in _children(found).values()]
+        return sorted(meters, key=lambda m: m["meter_no"])
+
+    async def get_device_key(self, meter_no):
+        return await self._call(self._ref("device_keys", safe_key(meter_no)).get)
+
+    async def _existing_meter_ref(self, meter_no):
+        ref = self._ref("meters", safe_key(meter_no))
+        # a write to a missing meter would create a stray partial node
+        if await self._call(ref.child("meter_no").get) is None:
+            raise NotFound("meter %s" % meter_no)
+        return ref
+
+    async def update_meter_balance(self, meter_no, balance_cents, ts):
+        cents(balance_cents, "balance_cents")
+        ref = await self._existing_meter_ref(meter_no)
+        await self._call(ref.update, {"current_balance_cents": balance_cents, "last_update": ts})
+        return await self.get_meter(meter_no)
+
+    async def update_meter_status(self, meter_no, status, ts):
+        _check_keys(status)
+        ref = await self._existing_meter_ref(meter_no)
+        await self._call(ref.child("status").update, dict(status, last_seen=ts))
+        return await self.get_meter(meter_no)
+
+    async def update_meter_alerts(self, meter_no, alerts):
+        _check_keys(alerts)
+        ref = await self._existing_meter_ref(meter_no)
+        if alerts:
+            await self._call(ref.child("alerts").update, dict(alerts))
+        return await self.get_meter(meter_no)
+
+    # STK requests -----------------------------------------------------------------------
+    async def create_stk_request(self, request):
+        record = {k: v for k, v in request.items() if k in _STK_FIELDS and v is not None}
+        record.setdefault("status", "pending")
+        record.setdefault("created_at", _now_ms())
+        if "amount_cents" in record:
+            cents(record["amount_cents"])
+        cid = record.get("checkout_request_id")
+
+        def create(current):
+            if current is not None:
+                raise Conflict("STK request %s exists" % cid)
+            return record
+        await self._call(self._ref("stk_requests", safe_key(cid)).transaction, create)
+        return _full(record, _STK_FIELDS)
+
+    async def get_stk_request(self, checkout_request_id):
+        ref = self._ref("stk_requests", safe_key(checkout_request_id))
+        return _full(await self._call(ref.get), _STK_FIELDS)
+
+    async def list_pending_stk_requests(self, created_before):
+        query = self._ref("stk_requests").order_by_child("status").equal_to("pending")
+        found = _children(await self._call(query.get)).values()
+        pending = [_full(r, _STK_FIELDS) for r in found
+                   if isinstance(r.get("created_at"), int) and r["created_at"] < created_before]
+        return sorted(pending, key=lambda r: (r["created_at"], r["checkout_request_id"]))
+
+    async def fail_stk_request(self, checkout_request_id, result_code, result_desc, ts):
+        def fail(current):
+            if current is None:
+                raise NotFound("STK request %s" % checkout_request_id)
+            if current.get("status") != "pending":
+                raise _Abort(False)
+            return dict(current, status="failed", result_code=result_code,
+                        result_desc=result_desc, settled_at=ts)
+        ref = self._ref("stk_requests", safe_key(checkout_request_id))
+        return await self._call(lambda: self._transaction(ref, fail) is not False)
+
+    # the credit path --------------------------------------------------------------------
+    async def record_payment(self, payment):
+        cents(payment.get("amount_cents"))
+        claim = {k: payment[k] for k in _PAYMENT_FIELDS if payment.get(k) is not None}
+        claim["transaction_id"] = transaction_id_for(payment.get("receipt"), payment["ts"])
+        if await self.get_meter(payment["meter_no"]) is None:
+            raise NotFound("meter %s" % payment["meter_no"])
+        created, tx_id, meter_no, seq = await self._call(self._record_payment, claim)
+        tx = await self._call(self._ref("transactions", tx_id).get)
+        recharge = await self._call(self._ref("recharges", safe_key(meter_no), str(seq)).get)
+        return created, _full(tx, _TX_FIELDS), _full(recharge, _RECHARGE_FIELDS)
+
+    def _record_payment(self, claim):
+        """Runs on a worker thread: claim, take a seq, commit, write; see the module doc."""
+        token = uuid.uuid4().hex
+        ref = self._ref("receipts", safe_key(claim["receipt"]))
+
+        def take(cur):
+            if cur:
+                raise _Abort(cur)
+            return dict(claim, owner=token, state="claimed")
+        held = self._transaction(ref, take)
+        deadline = time.monotonic() + self.claim_wait_s
+        while True:
+            if held.get("seq") is not None:
+                if held.get("state") != "recorded":
+                    self._write_payment(ref, held)
+                created = held.get("committed_by") == token
+                return created, held["transaction_id"], held["meter_no"], held["seq"]
+            if held.get("owner") == token:
+                held = self._commit(ref, held, token)
+                continue
+            if time.monotonic() < deadline:
+                time.sleep(0.01)  # another call holds the claim and is finishing it
+                held = ref.get() or held
+                continue
+            held = self._transaction(ref, functools.partial(_take_over, token))
+
+    def _commit(self, ref, held, token):
+        meter_seq = self._ref("meters", safe_key(held["meter_no"]), "recharge_seq")
+        seq = meter_seq.transaction(lambda cur: (cur or 0) + 1)
+
+        def commit(cur):
+            if cur.get("owner") != token or cur.get("seq") is not None:
+                raise _Abort(cur)  # taken over meanwhile: this seq stays unused
+            return dict(cur, seq=seq, state="committing", committed_by=token)
+        outcome = self._transaction(ref, commit)
+        return outcome
+
+    def _write_payment(self, ref, held):
+        """One atomic multi-path update, derived from the claim alone, so repeatable."""
+        tx_id, meter_no, seq, ts = (held["transaction_id"], held["meter_no"], held["seq"],
+                                    held["ts"])
+        tx = {"transaction_id": tx_id, "user_id": held.get("user_id"), "meter_no": meter_no,
+              "amount_cents": held["amount_cents"], "mpesa_receipt": held["receipt"],
+              "phone_number": held.get("phone_number"),
+              "transaction_date": held.get("transaction_date"), "status": "SUCCESS",
+              "source": held.get("source"),
+              "checkout_request_id": held.get("checkout_request_id"), "timestamp": ts,
+              "recharge_seq": seq}
+        recharge = {"meter_no": meter_no, "seq": seq, "id": held["receipt"],
+                    "amount_cents": held["amount_cents"], "source": "cloud",
+                    "transaction_id": tx_id, "status": "pending", "created_at": ts}
+        update = {"transactions/" + tx_id: {k: v for k, v in tx.items() if v is not None},
+                  "recharges/%s/%d" % (safe_key(meter_no), seq): recharge,
+                  "receipts/%s/state" % safe_key(held["receipt"]): "recorded"}
+        cid = held.get("checkout_request_id")
+        if cid and self._ref("stk_requests", safe_key(cid), "checkout_request_id").get():
+            stk = "stk_requests/%s/" % safe_key(cid)
+            # money has moved: a success settles the request even after an earlier failure
+            update.update({stk + "status": "success", stk + "result_code": 0,
+                           stk + "settled_at": ts, stk + "transaction_id": tx_id})
+        uid = held.get("user_id")
+        if uid and self._ref("users", safe_key(uid), "user_id").get():
+            user = "users/%s/" % safe_key(uid)
+            update.update({user + "latest_transaction_id": tx_id,
+                           user + "last_payment_amount_cents": held["amount_cents"],
+                           user + "last_payment_timestamp": ts})
+        self._ref().update(update)
+
+    async def get_transaction_by_receipt(self, receipt):
+        claim = await self._call(self._ref("receipts", safe_key(receipt)).get)
+        if not claim or claim.get("state") != "recorded":
+            return None
+        tx = await self._call(self._ref("transactions", claim["transaction_id"]).get)
+        return _full(tx, _TX_FIELDS)
+
+    async def list_transactions_for_user(self, user_id, limit=50):
+        return await self._list_transactions("user_id", user_id, limit)
+
+    async def list_transactions_for_meter(self, meter_no, limit=50):
+        return await self._list_transactions("meter_no", meter_no, limit)
+
+    async def _list_transactions(self, child, value, limit):
+        if int(limit) <= 0:
+            return []
+        query = (self._ref("transactions").order_by_child(child).equal_to(value)
+                 .limit_to_last(int(limit)))
+        found = [_full(t, _TX_FIELDS) for t in _children(await self._call(query.get)).values()]
+        return sorted(found, key=lambda t: (t["timestamp"], t["transaction_id"]), reverse=True)
+
+    # recharges --------------------------------------------------------------------------
+    async def list_recharges(self, meter_no, status=None):
+        ref = self._ref("recharges", safe_key(meter_no))
+        if status is None:
+            found = await self._call(ref.get)
+        else:
+            found = await self._call(ref.order_by_child("status").equal_to(status).get)
+        recharges = [_full(r, _RECHARGE_FIELDS) for r in _children(found).values()]
+        return sorted(recharges, key=lambda r: r["seq"])
+
+    async def mark_recharge_sent(self, meter_no, seq, ts):
+        ref = self._ref("recharges", safe_key(meter_no), str(int(seq)))
+        if await self._call(ref.child("seq").get) is None:
+            return None
+        await self._call(ref.update, {"sent_at": ts})
+        return _full(await self._call(ref.get), _RECHARGE_FIELDS)
+
+    async def ack_recharge(self, meter_no, seq, status, reason, ts):
+        next_recharge_status(None, status)  # refuse an unknown status before any I/O
+
+        def ack(current):
+            if current is None:
+                raise _Abort(None)
+            new_status = next_recharge_status(current.get("status"), status)
+            if new_status == current.get("status") and current.get("acked_at") is not None:
+                raise _Abort(current)  # a repeated ack changes nothing
+            acked = dict(current, status=new_status, acked_at=ts)
+            if reason is not None:
+                acked["reason"] = reason
+            else:
+                acked.pop("reason", None)
+            return acked
+        ref = self._ref("recharges", safe_key(meter_no), str(int(seq)))
+        return _full(await self._call(self._transaction, ref, ack), _RECHARGE_FIELDS)
+
+    # consumption history ----------------------------------------------------------------
+    async def put_consumption_hour(self, meter_no, date, hour, wh, cost_cents):
+        check_date(date)
+        hh = "%02d" % check_hour(hour)
+        cents(wh, "wh")
+        cents(cost_cents, "cost_cents")
+
+        def put(current):
+            day = _day(current, date)
+            day["readings"][hh] = wh
+            day["costs"][hh] = cost_cents
+            day["total_consumption_wh"] = sum(day["readings"].values())
+            day["cost_cents"] = sum(day["costs"].values())
+            return day
+        ref = self._ref("consumption_history", safe_key(meter_no), date)
+        return _day(await self._call(ref.transaction, put), date)
+
+    async def get_consumption(self, meter_no, date_from, date_to):
+        check_date(date_from)
+        check_date(date_to)
+        query = (self._ref("consumption_history", safe_key(meter_no)).order_by_key()
+                 .start_at(date_from).end_at(date_to))
+        found = _children(await self._call(query.get))
+        return [_day(found[d], d) for d in sorted(found)]
+
+    # tariff -----------------------------------------------------------------------------
+    async def get_tariff(self):
+        return await self._call(self._ref("tariff").get)
+
+    async def set_tariff(self, tariff):
+        version = tariff.get("version")
+        if type(version) is not int:
+            raise InvalidRecord("tariff version must be an integer")
+
+        def put(current):
+            if current is not None and version <= current.get("version", -1):
+                raise Conflict("tariff version %d is not newer than %d"
+                               % (version, current["version"]))
+            return dict(tariff)
+        await self._call(self._ref("tariff").transaction, put)
+        return dict(tariff)
+
+
+def _take_over(token, cur):
+    """The claim's writer seems gone: become its owner unless it committed meanwhile."""
+    if cur.get("seq") is not None:
+        raise _Abort(cur)
+    return dict(cur, owner=token)
+
+
+def _day(value, date):
+    """A history day in full shape; hour keys may come back as an array index."""
+    value = value if isinstance(value, dict) else {}
+    readings = {"%02d" % int(k): v for k, v in _children(value.get("readings")).items()}
+    costs = {"%02d" % int(k): v for k, v in _children(value.get("costs")).items()}
+    return {"date": date, "total_consumption_wh": sum(readings.values()),
+            "cost_cents": sum(costs.values()), "readings": readings, "costs": costs}

@@ -1,0 +1,489 @@
+"""The embedded store: one SQLite file (WAL), one worker thread, every credit in one transaction."""
+
+import asyncio
+import concurrent.futures
+import json
+import sqlite3
+import time
+import uuid
+
+from .base import (Conflict, InvalidRecord, NotFound, Store, StoreError, cents,
+                   next_recharge_status, transaction_id_for)
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS users (
+    user_id TEXT PRIMARY KEY, name TEXT, email TEXT, phone_number TEXT, meter_no TEXT,
+    role TEXT NOT NULL, created_at INTEGER, latest_transaction_id TEXT,
+    last_payment_amount_cents INTEGER, last_payment_timestamp INTEGER,
+    api_key_hash TEXT UNIQUE);
+CREATE INDEX IF NOT EXISTS users_by_phone ON users (phone_number);
+CREATE TABLE IF NOT EXISTS meters (
+    meter_no TEXT PRIMARY KEY, user_id TEXT NOT NULL REFERENCES users (user_id),
+    device_key TEXT, current_balance_cents INTEGER NOT NULL DEFAULT 0, last_update INTEGER,
+    created_at INTEGER, status TEXT NOT NULL DEFAULT '{}', alerts TEXT NOT NULL DEFAULT '{}',
+    recharge_seq INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS meters_by_user ON meters (user_id);
+CREATE TABLE IF NOT EXISTS stk_requests (
+    checkout_request_id TEXT PRIMARY KEY, merchant_request_id TEXT, meter_no TEXT,
+    user_id TEXT, phone_number TEXT, amount_cents INTEGER, status TEXT NOT NULL,
+    result_code INTEGER, result_desc TEXT, created_at INTEGER, settled_at INTEGER,
+    transaction_id TEXT);
+CREATE INDEX IF NOT EXISTS stk_by_status ON stk_requests (status, created_at);
+CREATE TABLE IF NOT EXISTS transactions (
+    transaction_id TEXT PRIMARY KEY, user_id TEXT, meter_no TEXT NOT NULL,
+    amount_cents INTEGER NOT NULL, mpesa_receipt TEXT NOT NULL, phone_number TEXT,
+    transaction_date TEXT, status TEXT NOT NULL, source TEXT, checkout_request_id TEXT,
+    timestamp INTEGER NOT NULL, recharge_seq INTEGER NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS transactions_by_receipt ON transactions (mpesa_receipt);
+CREATE INDEX IF NOT EXISTS transactions_by_user ON transactions (user_id, timestamp);
+CREATE INDEX IF NOT EXISTS transactions_by_meter ON transactions (meter_no, timestamp);
+CREATE TABLE IF NOT EXISTS recharges (
+    meter_no TEXT NOT NULL, seq INTEGER NOT NULL, id TEXT NOT NULL,
+    amount_cents INTEGER NOT NULL, source TEXT NOT NULL, transaction_id TEXT,
+    status TEXT NOT NULL, reason TEXT, created_at INTEGER, sent_at INTEGER, acked_at INTEGER,
+    PRIMARY KEY (meter_no, seq));
+CREATE UNIQUE INDEX IF NOT EXISTS recharges_by_id ON recharges (meter_no, id);
+CREATE TABLE IF NOT EXISTS consumption (
+    meter_no TEXT NOT NULL, date TEXT NOT NULL, hour INTEGER NOT NULL,
+    wh INTEGER NOT NULL, cost_cents INTEGER NOT NULL, PRIMARY KEY (meter_no, date, hour));
+CREATE TABLE IF NOT EXISTS tariff (id INTEGER PRIMARY KEY CHECK (id = 1),
+    version INTEGER NOT NULL, body TEXT NOT NULL);
+"""
+
+_USER_FIELDS = ("user_id", "name", "email", "phone_number", "meter_no", "role", "created_at",
+                "latest_transaction_id", "last_payment_amount_cents",
+                "last_payment_timestamp")
+_METER_FIELDS = ("meter_no", "user_id", "current_balance_cents", "last_update", "created_at",
+                 "status", "alerts", "recharge_seq")
+_STK_FIELDS = ("checkout_request_id", "merchant_request_id", "meter_no", "user_id",
+               "phone_number", "amount_cents", "status", "result_code", "result_desc",
+               "created_at", "settled_at", "transaction_id")
+_TX_FIELDS = ("transaction_id", "user_id", "meter_no", "amount_cents", "mpesa_receipt",
+              "phone_number", "transaction_date", "status", "source", "checkout_request_id",
+              "timestamp", "recharge_seq")
+_RECHARGE_FIELDS = ("meter_no", "seq", "id", "amount_cents", "source", "transaction_id",
+                    "status", "reason", "created_at", "sent_at", "acked_at")
+
+
+def _now_ms():
+    return int(time.time() * 1000)
+
+
+def _select(fields, table):
+    return "SELECT %s FROM %s " % (", ".join(fields), table)
+
+
+def _insert(db, table, record, fields):
+    db.execute("INSERT INTO %s (%s) VALUES (%s)" % (table, ", ".join(fields),
+                                                    ", ".join("?" * len(fields))),
+               [record.get(f) for f in fields])
+
+
+def _meter_record(row):
+    meter = dict(row)
+    meter["status"] = json.loads(meter["status"])
+    meter["alerts"] = json.loads(meter["alerts"])
+    return meter
+
+
+def check_date(date):
+    if not (isinstance(date, str) and len(date) == 10 and date[4] == date[7] == "-"
+            and (date[:4] + date[5:7] + date[8:]).isdigit()):
+        raise InvalidRecord("date must be YYYY-MM-DD, not %r" % (date,))
+    return date
+
+
+def check_hour(hour):
+    if type(hour) is not int or not 0 <= hour <= 23:
+        raise InvalidRecord("hour must be an integer 0..23, not %r" % (hour,))
+    return hour
+
+
+class SqliteStore(Store):
+    """All SQL runs on one worker thread that owns the only connection."""
+
+    def __init__(self, path):
+        self.path = str(path)
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="sqlite")
+        self._db = None
+
+    @classmethod
+    async def open(cls, path):
+        store = cls(path)
+        await store._run(store._open)
+        return store
+
+    def _open(self):
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")  # a recorded payment survives a power cut
+        db.execute("PRAGMA busy_timeout=5000")
+        db.execute("PRAGMA foreign_keys=ON")
+        db.executescript(_SCHEMA)
+        row = db.execute("SELECT version FROM schema_version").fetchone()
+        if row is None:
+            db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+        elif row[0] > SCHEMA_VERSION:
+            raise StoreError("database schema %d is newer than this code (%d)"
+                             % (row[0], SCHEMA_VERSION))
+        self._db = db
+
+    async def _run(self, fn, *args):
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, fn, *args)
+
+    async def _write(self, fn, *args):
+        """fn(db, *args) inside BEGIN IMMEDIATE ... COMMIT: all of it or none of it."""
+        def work():
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(db, *args)
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+            return result
+        try:
+            return await self._run(work)
+        except sqlite3.Error as error:
+            raise StoreError("sqlite: %s" % error) from error
+
+    async def _read(self, fn, *args):
+        try:
+            return await self._run(lambda: fn(self._db, *args))
+        except sqlite3.Error as error:
+            raise StoreError("sqlite: %s" % error) from error
+
+    async def close(self):
+        if self._db is not None:
+            await self._run(self._db.close)
+            self._db = None
+        self._pool.shutdown(wait=True)
+
+    # users and meters -------------------------------------------------------------------
+    async def create_user(self, user):
+        record = {f: user.get(f) for f in _USER_FIELDS}
+        record["user_id"] = record["user_id"] or uuid.uuid4().hex
+        record["role"] = record["role"] or "customer"
+        if record["created_at"] is None:
+            record["created_at"] = _now_ms()
+
+        def insert(db):
+            if db.execute("SELECT 1 FROM users WHERE user_id = ?",
+                          (record["user_id"],)).fetchone():
+                raise Conflict("user %s exists" % record["user_id"])
+            _insert(db, "users", record, _USER_FIELDS)
+            return record
+        return await self._write(insert)
+
+    async def get_user(self, user_id):
+        return await self._read(_get_user, user_id)
+
+    async def find_user_by_api_key_hash(self, key_hash):
+        def find(db):
+            row = db.execute(_select(_USER_FIELDS, "users") + "WHERE api_key_hash = ?",
+                             (key_hash,)).fetchone()
+            return dict(row) if row else None
+        return await self._read(find)
+
+    async def set_user_api_key_hash(self, user_id, key_hash):
+        def update(db):
+            if db.execute("UPDATE users SET api_key_hash = ? WHERE user_id = ?",
+                          (key_hash, user_id)).rowcount == 0:
+                raise NotFound("user %s" % user_id)
+        try:
+            await self._write(update)
+        except StoreError as error:
+            if isinstance(error.__cause__, sqlite3.IntegrityError):
+                raise Conflict("API key hash already in use") from error
+            raise
+
+    async def create_meter(self, meter_no, user_id, device_key):
+        now = _now_ms()
+
+        def insert(db):
+            if _get_user(db, user_id) is None:
+                raise NotFound("user %s" % user_id)
+            if db.execute("SELECT 1 FROM meters WHERE meter_no = ?", (meter_no,)).fetchone():
+                raise Conflict("meter %s exists" % meter_no)
+            db.execute("INSERT INTO meters (meter_no, user_id, device_key, created_at, "
+                       "last_update) VALUES (?, ?, ?, ?, ?)",
+                       (meter_no, user_id, device_key, now, now))
+            # the reference schema keeps the user's meter on the user record
+            db.execute("UPDATE users SET meter_no = ? WHERE user_id = ? AND meter_no IS NULL",
+                       (meter_no, user_id))
+            return _get_meter(db, meter_no)
+        return await self._write(insert)
+
+    async def get_meter(self, meter_no):
+        return await self._read(_get_meter, meter_no)
+
+    async def list_meters(self, user_id=None):
+        def find(db):
+            sql = _select(_METER_FIELDS, "meters")
+            rows = (db.execute(sql + "WHERE user_id = ? ORDER BY meter_no", (user_id,))
+                    if user_id is not None else db.execute(sql + "ORDER BY meter_no"))
+            return [_meter_record(r) for r in rows]
+        return await self._read(find)
+
+    async def get_device_key(self, meter_no):
+        def find(db):
+            row = db.execute("SELECT device_key FROM meters WHERE meter_no = ?",
+                             (meter_no,)).fetchone()
+            return row[0] if row else None
+        return await self._read(find)
+
+    async def update_meter_balance(self, meter_no, balance_cents, ts):
+        cents(balance_cents, "balance_cents")
+
+        def update(db):
+            if db.execute("UPDATE meters SET current_balance_cents = ?, last_update = ? "
+                          "WHERE meter_no = ?", (balance_cents, ts, meter_no)).rowcount == 0:
+                raise NotFound("meter %s" % meter_no)
+            return _get_meter(db, meter_no)
+        return await self._write(update)
+
+    async def update_meter_status(self, meter_no, status, ts):
+        return await self._merge_json(meter_no, "status", dict(status, last_seen=ts))
+
+    async def update_meter_alerts(self, meter_no, alerts):
+        return await self._merge_json(meter_no, "alerts", dict(alerts))
+
+    async def _merge_json(self, meter_no, column, fields):
+        def merge(db):
+            meter = _get_meter(db, meter_no)
+            if meter is None:
+                raise NotFound("meter %s" % meter_no)
+            merged = dict(meter[column], **fields)
+            db.execute("UPDATE meters SET %s = ? WHERE meter_no = ?" % column,
+                       (json.dumps(merged, sort_keys=True), meter_no))
+            meter[column] = merged
+            return meter
+        return await self._write(merge)
+
+    # STK requests -----------------------------------------------------------------------
+    async def create_stk_request(self, request):
+        record = {f: request.get(f) for f in _STK_FIELDS}
+        record["status"] = record["status"] or "pending"
+        if record["amount_cents"] is not None:
+            cents(record["amount_cents"])
+        if record["created_at"] is None:
+            record["created_at"] = _now_ms()
+
+        def insert(db):
+            if _get_stk(db, record["checkout_request_id"]):
+                raise Conflict("STK request %s exists" % record["checkout_request_id"])
+            _insert(db, "stk_requests", record, _STK_FIELDS)
+            return record
+        return await self._write(insert)
+
+    async def get_stk_request(self, checkout_request_id):
+        return await self._read(_get_stk, checkout_request_id)
+
+    async def list_pending_stk_requests(self, created_before):
+        def find(db):
+            rows = db.execute(_select(_STK_FIELDS, "stk_requests") + "WHERE status = 'pending'"
+                              " AND created_at < ? ORDER BY created_at, checkout_request_id",
+                              (created_before,))
+            return [dict(r) for r in rows]
+        return await self._read(find)
+
+    async def fail_stk_request(self, checkout_request_id, result_code, result_desc, ts):
+        def fail(db):
+            stk = _get_stk(db, checkout_request_id)
+            if stk is None:
+                raise NotFound("STK request %s" % checkout_request_id)
+            if stk["status"] != "pending":
+                return False
+            db.execute("UPDATE stk_requests SET status = 'failed', result_code = ?, "
+                       "result_desc = ?, settled_at = ? WHERE checkout_request_id = ?",
+                       (result_code, result_desc, ts, checkout_request_id))
+            return True
+        return await self._write(fail)
+
+    # the credit path --------------------------------------------------------------------
+    async def record_payment(self, payment):
+        cents(payment.get("amount_cents"))
+        receipt = payment.get("receipt")
+        tx_id = transaction_id_for(receipt, payment["ts"])
+        return await self._write(_record_payment, payment, tx_id)
+
+    async def get_transaction_by_receipt(self, receipt):
+        return await self._read(_get_tx_by_receipt, receipt)
+
+    async def list_transactions_for_user(self, user_id, limit=50):
+        return await self._list_transactions("user_id", user_id, limit)
+
+    async def list_transactions_for_meter(self, meter_no, limit=50):
+        return await self._list_transactions("meter_no", meter_no, limit)
+
+    async def _list_transactions(self, column, value, limit):
+        def find(db):
+            rows = db.execute(_select(_TX_FIELDS, "transactions") + "WHERE %s = ? ORDER BY "
+                              "timestamp DESC, transaction_id DESC LIMIT ?" % column,
+                              (value, int(limit)))
+            return [dict(r) for r in rows]
+        return await self._read(find)
+
+    # recharges --------------------------------------------------------------------------
+    async def list_recharges(self, meter_no, status=None):
+        def find(db):
+            sql = _select(_RECHARGE_FIELDS, "recharges") + "WHERE meter_no = ? "
+            if status is None:
+                rows = db.execute(sql + "ORDER BY seq", (meter_no,))
+            else:
+                rows = db.execute(sql + "AND status = ? ORDER BY seq", (meter_no, status))
+            return [dict(r) for r in rows]
+        return await self._read(find)
+
+    async def mark_recharge_sent(self, meter_no, seq, ts):
+        def update(db):
+            db.execute("UPDATE recharges SET sent_at = ? WHERE meter_no = ? AND seq = ?",
+                       (ts, meter_no, seq))
+            return _get_recharge(db, meter_no, seq)
+        return await self._write(update)
+
+    async def ack_recharge(self, meter_no, seq, status, reason, ts):
+        def ack(db):
+            recharge = _get_recharge(db, meter_no, seq)
+            if recharge is None:
+                return None
+            new_status = next_recharge_status(recharge["status"], status)
+            if new_status == recharge["status"] and recharge["acked_at"] is not None:
+                return recharge  # a repeated ack changes nothing
+            db.execute("UPDATE recharges SET status = ?, reason = ?, acked_at = ? "
+                       "WHERE meter_no = ? AND seq = ?", (new_status, reason, ts, meter_no, seq))
+            return _get_recharge(db, meter_no, seq)
+        return await self._write(ack)
+
+    # consumption history ----------------------------------------------------------------
+    async def put_consumption_hour(self, meter_no, date, hour, wh, cost_cents):
+        check_date(date)
+        check_hour(hour)
+        cents(wh, "wh")
+        cents(cost_cents, "cost_cents")
+
+        def put(db):
+            db.execute("INSERT INTO consumption (meter_no, date, hour, wh, cost_cents) "
+                       "VALUES (?, ?, ?, ?, ?) ON CONFLICT (meter_no, date, hour) DO UPDATE "
+                       "SET wh = excluded.wh, cost_cents = excluded.cost_cents",
+                       (meter_no, date, hour, wh, cost_cents))
+            return _days(db, meter_no, date, date)[0]
+        return await self._write(put)
+
+    async def get_consumption(self, meter_no, date_from, date_to):
+        check_date(date_from)
+        check_date(date_to)
+        return await self._read(_days, meter_no, date_from, date_to)
+
+    # tariff -----------------------------------------------------------------------------
+    async def get_tariff(self):
+        def find(db):
+            row = db.execute("SELECT body FROM tariff WHERE id = 1").fetchone()
+            return json.loads(row[0]) if row else None
+        return await self._read(find)
+
+    async def set_tariff(self, tariff):
+        version = tariff.get("version")
+        if type(version) is not int:
+            raise InvalidRecord("tariff version must be an integer")
+
+        def put(db):
+            row = db.execute("SELECT version FROM tariff WHERE id = 1").fetchone()
+            if row is not None and version <= row[0]:
+                raise Conflict("tariff version %d is not newer than %d" % (version, row[0]))
+            db.execute("INSERT OR REPLACE INTO tariff (id, version, body) VALUES (1, ?, ?)",
+                       (version, json.dumps(tariff, sort_keys=True)))
+            return dict(tariff)
+        return await self._write(put)
+
+
+# queries shared by several methods (run on the worker thread) ------------------------------
+
+def _get_user(db, user_id):
+    row = db.execute(_select(_USER_FIELDS, "users") + "WHERE user_id = ?",
+                     (user_id,)).fetchone()
+    return dict(row) if row else None
+
+
+def _get_meter(db, meter_no):
+    row = db.execute(_select(_METER_FIELDS, "meters") + "WHERE meter_no = ?",
+                     (meter_no,)).fetchone()
+    return _meter_record(row) if row else None
+
+
+def _get_stk(db, checkout_request_id):
+    row = db.execute(_select(_STK_FIELDS, "stk_requests") + "WHERE checkout_request_id = ?",
+                     (checkout_request_id,)).fetchone()
+    return dict(row) if row else None
+
+
+def _get_tx_by_receipt(db, receipt):
+    row = db.execute(_select(_TX_FIELDS, "transactions") + "WHERE mpesa_receipt = ?",
+                     (receipt,)).fetchone()
+    return dict(row) if row else None
+
+
+def _get_recharge(db, meter_no, seq):
+    row = db.execute(_select(_RECHARGE_FIELDS, "recharges") + "WHERE meter_no = ? AND seq = ?",
+                     (meter_no, seq)).fetchone()
+    return dict(row) if row else None
+
+
+def _record_payment(db, payment, tx_id):
+    """The whole credit in the caller's transaction: transaction, recharge, seq, STK, user."""
+    receipt = payment["receipt"]
+    existing = _get_tx_by_receipt(db, receipt)
+    if existing is not None:
+        return False, existing, _get_recharge(db, existing["meter_no"],
+                                              existing["recharge_seq"])
+    meter_no, ts = payment["meter_no"], payment["ts"]
+    row = db.execute("SELECT recharge_seq FROM meters WHERE meter_no = ?",
+                     (meter_no,)).fetchone()
+    if row is None:
+        raise NotFound("meter %s" % meter_no)
+    seq = row[0] + 1
+    db.execute("UPDATE meters SET recharge_seq = ? WHERE meter_no = ?", (seq, meter_no))
+    tx = {"transaction_id": tx_id, "user_id": payment.get("user_id"), "meter_no": meter_no,
+          "amount_cents": payment["amount_cents"], "mpesa_receipt": receipt,
+          "phone_number": payment.get("phone_number"),
+          "transaction_date": payment.get("transaction_date"), "status": "SUCCESS",
+          "source": payment.get("source"),
+          "checkout_request_id": payment.get("checkout_request_id"), "timestamp": ts,
+          "recharge_seq": seq}
+    _insert(db, "transactions", tx, _TX_FIELDS)
+    recharge = {"meter_no": meter_no, "seq": seq, "id": receipt,
+                "amount_cents": payment["amount_cents"], "source": "cloud",
+                "transaction_id": tx_id, "status": "pending", "reason": None,
+                "created_at": ts, "sent_at": None, "acked_at": None}
+    _insert(db, "recharges", recharge, _RECHARGE_FIELDS)
+    if payment.get("checkout_request_id"):
+        # money has moved: a success settles the request even after an earlier failure
+        db.execute("UPDATE stk_requests SET status = 'success', result_code = 0, "
+                   "settled_at = ?, transaction_id = ? WHERE checkout_request_id = ?",
+                   (ts, tx_id, payment["checkout_request_id"]))
+    if payment.get("user_id"):
+        db.execute("UPDATE users SET latest_transaction_id = ?, last_payment_amount_cents = ?,"
+                   " last_payment_timestamp = ? WHERE user_id = ?",
+                   (tx_id, payment["amount_cents"], ts, payment["user_id"]))
+    return True, tx, recharge
+
+
+def _days(db, meter_no, date_from, date_to):
+    days = {}
+    for row in db.execute("SELECT date, hour, wh, cost_cents FROM consumption WHERE "
+                          "meter_no = ? AND date BETWEEN ? AND ? ORDER BY date, hour",
+                          (meter_no, date_from, date_to)):
+        day = days.setdefault(row["date"], {"date": row["date"], "total_consumption_wh": 0,
+                                            "cost_cents": 0, "readings": {}, "costs": {}})
+        hh = "%02d" % row["hour"]
+        day["readings"][hh] = row["wh"]
+        day["costs"][hh] = row["cost_cents"]
+        day["total_consumption_wh"] += row["wh"]
+        day["cost_cents"] += row["cost_cents"]
+    return list(days.values())
