@@ -31,3 +31,23 @@ def mem_info(*args):
 
 def opt_level(*args):
     return 0
+
+
+def heap_lock():
+    return 0
+
+
+def heap_unlock():
+    return 0
+
+
+def kbd_intr(chr):
+    return None
+
+
+def stack_use():
+    return 0
+
+
+def qstr_info(*args):
+    return None

@@ -1,0 +1,1 @@
+"""mita simulator: fake MicroPython hardware, the physical world and a virtual clock."""

@@ -1,0 +1,1 @@
+# Pure models of the meter's devices (PZEM, LCD, S0, flash, keypad); MicroPython-compatible.
