@@ -24,8 +24,9 @@ _SEQ_MASK = const(0xFFFFFFFF)
 _HALF = const(0x80000000)
 
 
-class StorageError(Exception):
-    """The state could not be written (or is too big to write)."""
+class StorageError(OSError):
+    """The state could not be written (or is too big to write). An OSError, so callers that
+    already guard flash access with `except OSError` catch it too."""
 
 
 def encode(state, seq):
