@@ -1,0 +1,105 @@
+"""Every failure leaves the service as JSON {error, message} with a 4xx/5xx status; never a
+traceback. Domain exceptions map to statuses here, so views stay thin."""
+
+import json
+import logging
+
+from aiohttp import web
+
+from cloud.auth import AuthError, Forbidden
+from cloud.callbacks import InvalidMeterNumber, ParseError
+from cloud.payments import GatewayError, InvalidAmount, UnknownMeter
+from cloud.phone import InvalidPhone
+from cloud.store.base import Conflict, InvalidRecord, NotFound
+
+log = logging.getLogger("mita.http")
+
+
+class BadRequest(Exception):
+    """The request body or query is not what the endpoint expects."""
+
+
+class CallbackRejected(Exception):
+    """A Daraja URL was called without the right secret or from outside the allow-list."""
+
+
+# (exception class, HTTP status, error code); the first match wins.
+_MAPPING = (
+    (BadRequest, 400, "bad_request"),
+    (ParseError, 400, "bad_request"),
+    (InvalidPhone, 400, "invalid_phone"),
+    (InvalidAmount, 400, "invalid_amount"),
+    (InvalidMeterNumber, 400, "invalid_meter_no"),
+    (InvalidRecord, 400, "bad_request"),
+    (AuthError, 401, "unauthorized"),
+    (Forbidden, 403, "forbidden"),
+    (CallbackRejected, 403, "forbidden"),
+    (UnknownMeter, 404, "meter_not_found"),
+    (NotFound, 404, "not_found"),
+    (Conflict, 409, "conflict"),
+)
+
+
+def json_error(status, error, message, headers=None):
+    return web.json_response({"error": error, "message": message}, status=status,
+                             headers=headers)
+
+
+def _http_error_code(exc):
+    return {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
+            415: "unsupported_media_type"}.get(exc.status, "http_error")
+
+
+@web.middleware
+async def error_middleware(request, handler):
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        message = exc.reason if exc.status != 413 else "request body too large"
+        headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        return json_error(exc.status, _http_error_code(exc), message, headers)
+    except GatewayError as exc:
+        status = 504 if exc.timeout else 502
+        return json_error(status, "payment_gateway", str(exc))
+    except Exception as exc:
+        for cls, status, code in _MAPPING:
+            if isinstance(exc, cls):
+                return json_error(status, code, str(exc) or code)
+        log.exception("unhandled error", extra={"method": request.method, "path": request.path})
+        return json_error(500, "internal", "internal server error")
+
+
+def _reject_constant(name):
+    raise ValueError(f"{name} is not JSON")
+
+
+async def read_json_object(request):
+    """The body as a JSON object, or BadRequest. Oversized bodies raise 413 from aiohttp."""
+    raw = await request.read()
+    try:
+        body = json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise BadRequest("body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise BadRequest("body must be a JSON object")
+    return body
+
+
+def field(body, name, kind, required=True, default=None):
+    """body[name] checked against a type (bool is never an int here)."""
+    if name not in body or body[name] is None:
+        if required:
+            raise BadRequest(f"missing field {name!r}")
+        return default
+    value = body[name]
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
+        names = " or ".join(_JSON_NAMES.get(k, k.__name__) for k in kinds)
+        raise BadRequest(f"field {name!r} must be {names}")
+    return value
+
+
+_JSON_NAMES = {str: "a string", int: "a whole number", bool: "true/false", dict: "an object",
+               list: "a list"}

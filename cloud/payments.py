@@ -1,0 +1,322 @@
+"""The payment domain: start STK pushes, turn Daraja notifications into exactly-once credit,
+settle requests whose callback never came. Views and the settle task only call in here."""
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+
+from cloud.callbacks import normalise_meter_no, InvalidMeterNumber
+from cloud.daraja import DarajaError, DarajaPending, DarajaTimeout
+from cloud.phone import normalise_msisdn
+from cloud.store.base import NotFound
+
+log = logging.getLogger("mita.payments")
+
+_MAX_ORPHANS = 1000
+_ACCOUNT_REF_MAX = 12
+_DESCRIPTION = "Electricity"  # Daraja allows at most 13 characters
+GAVE_UP_CODE = -1  # our own result code: no outcome from M-Pesa within the give-up age
+
+# What a customer is told when a payment did not go through (Daraja ResultCodes).
+FAILURE_REASONS = {
+    1: "insufficient M-Pesa balance",
+    1001: "subscriber busy, try again shortly",
+    1019: "the prompt expired before it was answered",
+    1025: "M-Pesa could not send the prompt",
+    9999: "M-Pesa could not send the prompt",
+    1032: "cancelled on the phone",
+    1036: "the phone did not answer the prompt",
+    1037: "the phone could not be reached",
+    2001: "wrong M-Pesa PIN",
+    17: "M-Pesa is busy, try again",
+    26: "M-Pesa is busy, try again",
+    GAVE_UP_CODE: "no result from M-Pesa in time",
+}
+
+
+class PaymentError(Exception):
+    """Base of the payment domain's refusals."""
+
+
+class InvalidAmount(PaymentError):
+    pass
+
+
+class UnknownMeter(PaymentError):
+    pass
+
+
+class GatewayError(PaymentError):
+    """Daraja refused or failed the request; nothing was stored."""
+
+    def __init__(self, message, timeout=False):
+        super().__init__(message)
+        self.timeout = timeout
+
+
+def failure_reason(code):
+    if code in (None, 0):
+        return None
+    return FAILURE_REASONS.get(code, "payment failed")
+
+
+def _now_ms(clock):
+    return int(clock() * 1000)
+
+
+class Payments:
+    """Holds the store and Daraja client; every credit goes through store.record_payment."""
+
+    def __init__(self, store, daraja, config, recharges=None, clock=time.time):
+        self.store = store
+        self.daraja = daraja
+        self.config = config
+        self.recharges = recharges  # asyncio.Queue the MQTT bridge drains; may be None
+        self.clock = clock
+        self.counters = dict.fromkeys((
+            "credited", "duplicates", "failed", "unknown_callbacks", "orphans_claimed",
+            "orphans_dropped", "amount_mismatch", "c2b_unmatched", "recharges_dropped",
+            "settled_by_query", "gave_up", "unconfirmed_success"), 0)
+        # STK callbacks that beat our own create_stk_request (the reply/store race).
+        self._orphans = OrderedDict()
+        self._locks = {}
+
+    # -- amounts ------------------------------------------------------------------------
+    def check_amount_kes(self, amount):
+        if isinstance(amount, bool) or not isinstance(amount, int):
+            raise InvalidAmount("amount must be a whole number of KES")
+        low, high = self.config.min_amount_kes, self.config.max_amount_kes
+        if not low <= amount <= high:
+            raise InvalidAmount(f"amount must be between {low} and {high} KES")
+        return amount
+
+    def _amount_cents_in_range(self, cents):
+        return self.config.min_amount_kes * 100 <= cents <= self.config.max_amount_kes * 100
+
+    # -- STK push -----------------------------------------------------------------------
+    async def find_meter(self, meter_no):
+        try:
+            canonical = normalise_meter_no(meter_no)
+        except InvalidMeterNumber as e:
+            raise UnknownMeter(str(e)) from None
+        meter = await self.store.get_meter(canonical)
+        if meter is None:
+            raise UnknownMeter(f"no meter {canonical}")
+        return meter
+
+    async def start_stk_push(self, meter, phone, amount_kes):
+        """Prompt the phone; the request is stored (pending) before this returns."""
+        phone = normalise_msisdn(phone)
+        amount_kes = self.check_amount_kes(amount_kes)
+        meter_no = meter["meter_no"]
+        try:
+            reply = await self.daraja.stk_push(phone, amount_kes, meter_no[:_ACCOUNT_REF_MAX],
+                                               _DESCRIPTION)
+        except DarajaTimeout as e:
+            raise GatewayError(f"M-Pesa did not answer: {e}", timeout=True) from None
+        except DarajaError as e:
+            raise GatewayError(f"M-Pesa refused the request: {e}") from None
+        checkout = reply.get("CheckoutRequestID") if isinstance(reply, dict) else None
+        if not isinstance(checkout, str) or not checkout:
+            raise GatewayError("M-Pesa accepted the request without a CheckoutRequestID")
+        request = {
+            "checkout_request_id": checkout,
+            "merchant_request_id": reply.get("MerchantRequestID"),
+            "meter_no": meter_no, "user_id": meter.get("user_id"), "phone_number": phone,
+            "amount_cents": amount_kes * 100, "status": "pending", "result_code": None,
+            "result_desc": None, "created_at": _now_ms(self.clock), "settled_at": None,
+            "transaction_id": None,
+        }
+        stored = await self.store.create_stk_request(request) or request
+        orphan = self._orphans.pop(checkout, None)
+        if orphan is not None:
+            self.counters["orphans_claimed"] += 1
+            await self.apply_stk_result(orphan)
+            stored = await self.store.get_stk_request(checkout) or stored
+        return stored
+
+    async def stk_status(self, checkout_request_id):
+        request = await self.store.get_stk_request(checkout_request_id)
+        if request is None:
+            raise NotFound(f"no STK request {checkout_request_id}")
+        return request
+
+    # -- STK callback -------------------------------------------------------------------
+    def _lock(self, checkout):
+        lock = self._locks.get(checkout)
+        if lock is None:
+            lock = self._locks[checkout] = asyncio.Lock()
+        return lock
+
+    async def apply_stk_result(self, result):
+        """Act on a parsed STK callback. Returns what happened, for logs and tests."""
+        checkout = result.checkout_request_id
+        if await self.store.get_stk_request(checkout) is None:
+            return self._park_orphan(result)
+        lock = self._lock(checkout)
+        try:
+            async with lock:
+                return await self._apply_locked(result)
+        finally:
+            if not lock.locked() and self._locks.get(checkout) is lock:
+                del self._locks[checkout]
+
+    def _park_orphan(self, result):
+        # Unknown to us: maybe our own push whose reply is still being stored, maybe forged.
+        # Nothing is credited; if the push lands, start_stk_push claims it.
+        self.counters["unknown_callbacks"] += 1
+        log.warning("stk callback for unknown request", extra={
+            "checkout_request_id": result.checkout_request_id, "result_code": result.result_code})
+        self._orphans[result.checkout_request_id] = result
+        while len(self._orphans) > _MAX_ORPHANS:
+            self._orphans.popitem(last=False)
+            self.counters["orphans_dropped"] += 1
+        return "unknown"
+
+    async def _apply_locked(self, result):
+        request = await self.store.get_stk_request(result.checkout_request_id)
+        now = _now_ms(self.clock)
+        if request["status"] == "success":
+            self.counters["duplicates"] += 1
+            return "duplicate"
+        if not result.paid:
+            if request["status"] != "pending":
+                self.counters["duplicates"] += 1
+                return "duplicate"
+            await self.store.fail_stk_request(request["checkout_request_id"], result.result_code,
+                                              result.result_desc, now)
+            self.counters["failed"] += 1
+            return "failed"
+        if request["status"] == "failed" and not await self._confirmed_by_query(request):
+            # A success after a recorded failure is unexpected: only M-Pesa's own word counts.
+            self.counters["unconfirmed_success"] += 1
+            return "unconfirmed"
+        amount = result.amount_cents
+        if amount != request["amount_cents"]:
+            # A push cannot collect more than it asked for: never credit above the request,
+            # never credit more than was paid.
+            self.counters["amount_mismatch"] += 1
+            log.warning("stk amount mismatch", extra={
+                "checkout_request_id": request["checkout_request_id"],
+                "requested_cents": request["amount_cents"], "paid_cents": amount})
+            amount = min(amount, request["amount_cents"])
+        return await self._credit(request, result.receipt, amount, "stk",
+                                  result.phone_number, result.transaction_date, now)
+
+    async def _confirmed_by_query(self, request):
+        try:
+            reply = await self.daraja.stk_query(request["checkout_request_id"])
+        except DarajaError:
+            return False
+        return str(reply.get("ResultCode")) == "0"
+
+    async def _credit(self, request, receipt, amount_cents, source, phone, date, now):
+        created, transaction, recharge = await self.store.record_payment({
+            "receipt": receipt, "meter_no": request["meter_no"], "user_id": request["user_id"],
+            "amount_cents": amount_cents, "phone_number": phone or request.get("phone_number"),
+            "transaction_date": date, "source": source,
+            "checkout_request_id": request.get("checkout_request_id"), "ts": now,
+        })
+        if not created:
+            self.counters["duplicates"] += 1
+            return "duplicate"
+        self.counters["credited"] += 1
+        log.info("payment credited", extra={
+            "receipt": receipt, "meter_no": request["meter_no"], "amount_cents": amount_cents,
+            "source": source})
+        self._offer_recharge(recharge)
+        return "credited"
+
+    def _offer_recharge(self, recharge):
+        # The store keeps every recharge pending until acknowledged, so a full queue loses
+        # nothing: the bridge re-sends pending recharges when it (re)connects.
+        if self.recharges is None or recharge is None:
+            return
+        try:
+            self.recharges.put_nowait(recharge)
+        except asyncio.QueueFull:
+            self.counters["recharges_dropped"] += 1
+
+    # -- C2B ----------------------------------------------------------------------------
+    async def validate_c2b(self, payment):
+        """(ResultCode, ResultDesc) for the validation URL."""
+        if payment.meter_no is None or await self.store.get_meter(payment.meter_no) is None:
+            return "C2B00012", "Rejected: unknown account number"
+        if not self._amount_cents_in_range(payment.amount_cents) or payment.amount_cents % 100:
+            return "C2B00013", "Rejected: invalid amount"
+        return "0", "Accepted"
+
+    async def confirm_c2b(self, payment):
+        """M-Pesa has taken the money: credit the meter named by the account number."""
+        meter = None
+        if payment.meter_no is not None:
+            meter = await self.store.get_meter(payment.meter_no)
+        if meter is None:
+            # Validation may be off on the shortcode; this needs a person (refund or re-route).
+            self.counters["c2b_unmatched"] += 1
+            log.error("c2b payment for unknown account", extra={
+                "receipt": payment.trans_id, "bill_ref": payment.bill_ref,
+                "amount_cents": payment.amount_cents})
+            return "unmatched"
+        request = {"meter_no": meter["meter_no"], "user_id": meter.get("user_id"),
+                   "checkout_request_id": None}
+        return await self._credit(request, payment.trans_id, payment.amount_cents, "c2b",
+                                  payment.msisdn, payment.trans_time, _now_ms(self.clock))
+
+    # -- settlement by query ------------------------------------------------------------
+    async def settle_pending(self):
+        """Query every request pending longer than settle_after_s. Returns outcome counts."""
+        now = _now_ms(self.clock)
+        cutoff = now - int(self.config.settle_after_s * 1000)
+        outcomes = {}
+        for request in await self.store.list_pending_stk_requests(cutoff):
+            lock = self._lock(request["checkout_request_id"])
+            async with lock:
+                outcome = await self._settle_one(request, now)
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        return outcomes
+
+    async def _settle_one(self, request, now):
+        checkout = request["checkout_request_id"]
+        current = await self.store.get_stk_request(checkout)
+        if current is None or current["status"] != "pending":
+            return "already_settled"  # a callback won the race
+        try:
+            reply = await self.daraja.stk_query(checkout)
+        except DarajaPending:
+            return await self._maybe_give_up(current, now) or "pending"
+        except DarajaError as e:
+            log.warning("stk query failed", extra={"checkout_request_id": checkout, "error": str(e)})
+            return await self._maybe_give_up(current, now) or "query_error"
+        code = _query_code(reply)
+        if code is None:
+            return "query_error"
+        if code == 0:
+            self.counters["settled_by_query"] += 1
+            # The query carries no receipt: the CheckoutRequestID stands in for it.
+            return await self._credit(current, checkout, current["amount_cents"], "stk_query",
+                                      None, None, now)
+        await self.store.fail_stk_request(checkout, code, _text(reply.get("ResultDesc")), now)
+        self.counters["failed"] += 1
+        return "failed"
+
+    async def _maybe_give_up(self, request, now):
+        if now - request["created_at"] < self.config.settle_give_up_s * 1000:
+            return None
+        desc = f"timeout: no result from M-Pesa after {int(self.config.settle_give_up_s)} s"
+        if await self.store.fail_stk_request(request["checkout_request_id"], GAVE_UP_CODE,
+                                             desc, now):
+            self.counters["gave_up"] += 1
+        return "gave_up"
+
+
+def _query_code(reply):
+    if not isinstance(reply, dict):
+        return None
+    code = str(reply.get("ResultCode", "")).strip()
+    return int(code) if code.lstrip("-").isdigit() else None
+
+
+def _text(value):
+    return value if isinstance(value, str) else ""

@@ -1,0 +1,26 @@
+"""HTTP views, thin: parse the request, call the domain, shape the reply."""
+
+import datetime
+import time
+
+from aiohttp import web
+
+from cloud.views import admin, daraja, meters, payments, transactions
+from cloud.views.keys import STARTED_AT
+
+health_routes = web.RouteTableDef()
+
+
+@health_routes.get("/health")
+async def health(request):
+    return web.json_response({
+        "status": "ok",
+        "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        "uptime": round(time.monotonic() - request.app[STARTED_AT], 3),
+    })
+
+
+def setup_routes(app):
+    for table in (health_routes, transactions.routes, payments.routes, meters.routes,
+                  admin.routes, daraja.routes):
+        app.router.add_routes(table)

@@ -1,0 +1,64 @@
+"""The URLs Safaricom calls: STK results and C2B validation/confirmation.
+
+Each checks the secret in the URL (and the optional source allow-list) first, acknowledges only
+once the outcome is recorded, and answers 4xx JSON to bodies that are not Daraja notifications.
+"""
+
+import hmac
+import ipaddress
+import logging
+
+from aiohttp import web
+
+from cloud.callbacks import parse_c2b, parse_stk_callback
+from cloud.errors import CallbackRejected, read_json_object
+from cloud.views.keys import CONFIG, PAYMENTS
+
+log = logging.getLogger("mita.daraja")
+routes = web.RouteTableDef()
+ACCEPTED = {"ResultCode": 0, "ResultDesc": "Accepted"}
+
+
+def check_caller(request):
+    config = request.app[CONFIG]
+    given = request.match_info.get("secret") or request.query.get("secret", "")
+    if not hmac.compare_digest(given.encode(), config.callback_secret.encode()):
+        raise CallbackRejected("callback secret missing or wrong")
+    if config.callback_allowlist:
+        try:
+            source = ipaddress.ip_address(request.remote or "")
+        except ValueError:
+            raise CallbackRejected("callback source address unknown") from None
+        if not any(source in net for net in config.callback_allowlist):
+            log.warning("callback from outside the allow-list", extra={"remote": str(source)})
+            raise CallbackRejected("callback source not allowed")
+
+
+async def stk_callback(request):
+    check_caller(request)
+    result = parse_stk_callback(await read_json_object(request))
+    outcome = await request.app[PAYMENTS].apply_stk_result(result)
+    log.info("stk callback", extra={"checkout_request_id": result.checkout_request_id,
+                                    "result_code": result.result_code, "outcome": outcome})
+    return web.json_response(ACCEPTED)
+
+
+async def c2b_validation(request):
+    check_caller(request)
+    payment = parse_c2b(await read_json_object(request))
+    code, desc = await request.app[PAYMENTS].validate_c2b(payment)
+    return web.json_response({"ResultCode": code, "ResultDesc": desc})
+
+
+async def c2b_confirmation(request):
+    check_caller(request)
+    payment = parse_c2b(await read_json_object(request))
+    outcome = await request.app[PAYMENTS].confirm_c2b(payment)
+    log.info("c2b confirmation", extra={"receipt": payment.trans_id, "outcome": outcome})
+    return web.json_response({"ResultCode": 0, "ResultDesc": "Success"})
+
+
+routes.post("/daraja/callback")(stk_callback)
+routes.post("/daraja/callback/{secret}")(stk_callback)
+routes.post("/daraja/c2b/validation/{secret}")(c2b_validation)
+routes.post("/daraja/c2b/confirmation/{secret}")(c2b_confirmation)

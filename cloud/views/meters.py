@@ -1,0 +1,102 @@
+"""Meter endpoints: details for owners and operators, telemetry from the meter itself,
+registration by operators, consumption history."""
+
+import datetime
+import time
+
+from aiohttp import web
+
+from cloud.auth import new_secret, require_meter_access, require_operator
+from cloud.callbacks import normalise_meter_no
+from cloud.errors import BadRequest, field, read_json_object
+from cloud.views.common import meter_from_path, principal, public_meter
+from cloud.views.keys import METER_AUTH, STORE
+
+routes = web.RouteTableDef()
+_STATUS_FIELDS = {"load_connected": bool, "wifi_status": str, "mqtt_status": str}
+_MAX_BALANCE_CENTS = 10**11
+_MAX_HISTORY_DAYS = 366
+
+
+@routes.get("/api/meters/{meterId}")
+async def get_meter(request):
+    who = await principal(request)
+    meter = await meter_from_path(request)
+    require_meter_access(who, meter)
+    return web.json_response(public_meter(meter))
+
+
+async def _signed_body(request, meter):
+    """The raw body, once the meter's signature over it has been checked."""
+    raw = await request.read()
+    await request.app[METER_AUTH].verify(meter["meter_no"], request.method, request.raw_path,
+                                         request.headers, raw)
+    return await read_json_object(request)
+
+
+@routes.post("/api/meters/{meterId}/balance")
+async def report_balance(request):
+    meter = await meter_from_path(request)
+    body = await _signed_body(request, meter)
+    # Telemetry only: the meter reports what it holds; credit comes from payments alone.
+    balance = field(body, "balance_cents", int)
+    if abs(balance) > _MAX_BALANCE_CENTS:
+        raise BadRequest("balance_cents is out of range")
+    now = int(time.time() * 1000)
+    await request.app[STORE].update_meter_balance(meter["meter_no"], balance, now)
+    return web.json_response({"success": True, "balance_cents": balance})
+
+
+@routes.post("/api/meters/{meterId}/status")
+async def report_status(request):
+    meter = await meter_from_path(request)
+    body = await _signed_body(request, meter)
+    status = {}
+    for name, kind in _STATUS_FIELDS.items():
+        value = field(body, name, kind, required=False)
+        if value is not None:
+            if isinstance(value, str) and len(value) > 32:
+                raise BadRequest(f"{name} is too long")
+            status[name] = value
+    if not status:
+        raise BadRequest("expected at least one of " + ", ".join(_STATUS_FIELDS))
+    now = int(time.time() * 1000)
+    await request.app[STORE].update_meter_status(meter["meter_no"], status, now)
+    return web.json_response({"success": True})
+
+
+@routes.post("/api/meters")
+async def register_meter(request):
+    require_operator(await principal(request))
+    body = await read_json_object(request)
+    meter_no = normalise_meter_no(field(body, "meter_no", str))
+    user_id = field(body, "user_id", str)
+    device_key = new_secret("dk_")
+    meter = await request.app[STORE].create_meter(meter_no, user_id, device_key)
+    # The only time the device key is shown: it goes into the meter's config at provisioning.
+    return web.json_response(dict(public_meter(meter), device_key=device_key), status=201)
+
+
+def _date(text, name):
+    try:
+        return datetime.date.fromisoformat(text)
+    except (TypeError, ValueError):
+        raise BadRequest(f"{name} must be a date YYYY-MM-DD") from None
+
+
+@routes.get("/api/meters/{meterId}/consumption")
+async def consumption(request):
+    who = await principal(request)
+    meter = await meter_from_path(request)
+    require_meter_access(who, meter)
+    today = datetime.datetime.now(datetime.timezone.utc).date()
+    date_to = _date(request.query.get("to", today.isoformat()), "to")
+    default_from = (date_to - datetime.timedelta(days=29)).isoformat()
+    date_from = _date(request.query.get("from", default_from), "from")
+    if date_from > date_to:
+        raise BadRequest("from is after to")
+    if (date_to - date_from).days >= _MAX_HISTORY_DAYS:
+        raise BadRequest(f"at most {_MAX_HISTORY_DAYS} days at a time")
+    days = await request.app[STORE].get_consumption(meter["meter_no"], date_from.isoformat(),
+                                                    date_to.isoformat())
+    return web.json_response(days)

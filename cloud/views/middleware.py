@@ -1,0 +1,72 @@
+"""Cross-cutting HTTP layers: security headers, CORS for the dashboard, a structured access log."""
+
+import logging
+import time
+
+from aiohttp import web
+
+access_log = logging.getLogger("mita.access")
+
+_SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    # The API only ever returns JSON: nothing may load, run or frame it.
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+    "Cache-Control": "no-store",
+}
+_CORS_METHODS = "GET, POST, PUT, OPTIONS"
+_CORS_HEADERS = "Authorization, Content-Type"
+
+
+@web.middleware
+async def security_headers_middleware(request, handler):
+    response = await handler(request)
+    for name, value in _SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
+def cors_middleware(allowed_origin):
+    """Answer preflights and tag responses for one configured origin ("*": any origin).
+
+    Credentials are sent as a bearer header, never cookies, so "*" stays safe to allow.
+    """
+
+    @web.middleware
+    async def middleware(request, handler):
+        origin = request.headers.get("Origin")
+        allowed = origin is not None and allowed_origin in ("*", origin)
+        if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+            response = web.Response(status=204 if allowed else 403)
+            if allowed:
+                response.headers["Access-Control-Allow-Methods"] = _CORS_METHODS
+                response.headers["Access-Control-Allow-Headers"] = _CORS_HEADERS
+                response.headers["Access-Control-Max-Age"] = "600"
+        else:
+            response = await handler(request)
+        if allowed:
+            response.headers["Access-Control-Allow-Origin"] = allowed_origin
+            if allowed_origin != "*":
+                response.headers["Vary"] = "Origin"
+        return response
+
+    return middleware
+
+
+@web.middleware
+async def access_log_middleware(request, handler):
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    finally:
+        # Daraja callback paths carry the secret: log the route, never the raw URL.
+        route = request.match_info.route.resource
+        path = route.canonical if route is not None else request.path
+        access_log.info("%s %s %s", request.method, path, status, extra={
+            "method": request.method, "path": path, "status": status,
+            "ms": round((time.perf_counter() - started) * 1000, 2),
+            "remote": request.remote})

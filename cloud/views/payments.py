@@ -1,0 +1,50 @@
+"""Starting STK pushes and asking how they went."""
+
+from aiohttp import web
+
+from cloud.auth import require_meter_access
+from cloud.errors import field, read_json_object
+from cloud.payments import failure_reason
+from cloud.views.common import principal
+from cloud.views.keys import PAYMENTS
+
+routes = web.RouteTableDef()
+
+
+def _stk_view(request):
+    return {
+        "checkout_request_id": request["checkout_request_id"],
+        "merchant_request_id": request.get("merchant_request_id"),
+        "meter_no": request["meter_no"],
+        "amount_cents": request["amount_cents"],
+        "status": request["status"],
+        "result_code": request.get("result_code"),
+        "result_desc": request.get("result_desc"),
+        "reason": failure_reason(request.get("result_code")),
+        "transaction_id": request.get("transaction_id"),
+        "created_at": request.get("created_at"),
+        "settled_at": request.get("settled_at"),
+    }
+
+
+@routes.post("/api/payments/stkpush")
+async def stk_push(request):
+    who = await principal(request)
+    body = await read_json_object(request)
+    payments = request.app[PAYMENTS]
+    meter_no = field(body, "meter_no", str)
+    phone = field(body, "phone", (str, int))
+    amount = field(body, "amount", int)
+    payments.check_amount_kes(amount)
+    meter = await payments.find_meter(meter_no)
+    require_meter_access(who, meter)
+    stored = await payments.start_stk_push(meter, phone, amount)
+    return web.json_response(_stk_view(stored), status=201)
+
+
+@routes.get("/api/payments/stk/{checkoutRequestId}")
+async def stk_status(request):
+    who = await principal(request)
+    stk = await request.app[PAYMENTS].stk_status(request.match_info["checkoutRequestId"])
+    require_meter_access(who, stk)
+    return web.json_response(_stk_view(stk))
