@@ -71,6 +71,14 @@ def safe_key(text):
     return "".join(out)
 
 
+def check_field_names(fields):
+    """Merged field names become database keys: refuse those Firebase could not store."""
+    for key in fields:
+        if not isinstance(key, str) or not key or safe_key(key) != key:
+            raise InvalidRecord("field name %r cannot be a database key" % (key,))
+    return fields
+
+
 def transaction_id_for(receipt, ts):
     """The reference's TXN_<ms>_<receipt>, the time zero-padded so ids sort by time."""
     return "TXN_%013d_%s" % (ts, safe_key(receipt))

@@ -8,6 +8,7 @@ import time
 import uuid
 
 from .base import (Conflict, InvalidRecord, NotFound, Store, StoreError, cents,
+                   check_field_names,
                    next_recharge_status, transaction_id_for)
 
 SCHEMA_VERSION = 1
@@ -255,6 +256,7 @@ class SqliteStore(Store):
         return await self._merge_json(meter_no, "alerts", dict(alerts))
 
     async def _merge_json(self, meter_no, column, fields):
+        check_field_names(fields)
         def merge(db):
             meter = _get_meter(db, meter_no)
             if meter is None:

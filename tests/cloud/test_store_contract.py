@@ -1,0 +1,494 @@
+"""The store contract: every test runs against SQLite and against Firebase (firebase-admin to
+the local RTDB stand-in; also Firebase's own emulator when MITA_FIREBASE_EMULATOR_HOST is set)."""
+
+import asyncio
+import json
+import sqlite3
+
+import pytest
+
+from cloud.store import Conflict, InvalidRecord, NotFound, StoreError, open_store
+from cloud.store.sqlite import SCHEMA_VERSION, SqliteStore
+
+T0 = 1_700_000_000_000
+
+
+def payment(receipt, meter_no="M1", user_id="u1", amount_cents=50_000, ts=T0, **extra):
+    return dict(receipt=receipt, meter_no=meter_no, user_id=user_id, amount_cents=amount_cents,
+                phone_number="254712345678", transaction_date="20231115120000",
+                source="stk", ts=ts, **extra)
+
+
+async def given_meters(store, *meters, user_id="u1"):
+    if await store.get_user(user_id) is None:
+        await store.create_user({"user_id": user_id, "name": "Wanjiru",
+                                 "phone_number": "254712345678"})
+    for meter_no in meters:
+        await store.create_meter(meter_no, user_id, "key-" + meter_no)
+
+
+# users ------------------------------------------------------------------------------------
+
+async def test_user_round_trip_has_the_full_shape(store):
+    created = await store.create_user({"user_id": "u1", "name": "Wanjiru",
+                                       "email": "w@example.com", "phone_number": "2547"})
+    assert created["role"] == "customer" and isinstance(created["created_at"], int)
+    assert await store.get_user("u1") == created
+    assert created["latest_transaction_id"] is None and created["meter_no"] is None
+
+
+async def test_user_id_is_generated_and_duplicates_conflict(store):
+    made = await store.create_user({"name": "no id"})
+    assert made["user_id"] and (await store.get_user(made["user_id"]))["name"] == "no id"
+    await store.create_user({"user_id": "u1", "name": "first"})
+    with pytest.raises(Conflict):
+        await store.create_user({"user_id": "u1", "name": "second"})
+    assert (await store.get_user("u1"))["name"] == "first"
+    assert await store.get_user("nobody") is None
+
+
+async def test_api_key_hash_finds_its_user_and_rotation_revokes_the_old_one(store):
+    await given_meters(store)
+    await store.create_user({"user_id": "u2"})
+    assert await store.find_user_by_api_key_hash("h1") is None
+    await store.set_user_api_key_hash("u1", "h1")
+    assert (await store.find_user_by_api_key_hash("h1"))["user_id"] == "u1"
+    await store.set_user_api_key_hash("u1", "h2")
+    assert await store.find_user_by_api_key_hash("h1") is None
+    assert (await store.find_user_by_api_key_hash("h2"))["user_id"] == "u1"
+    with pytest.raises(Conflict):
+        await store.set_user_api_key_hash("u2", "h2")
+    with pytest.raises(NotFound):
+        await store.set_user_api_key_hash("ghost", "h3")
+
+
+# meters -----------------------------------------------------------------------------------
+
+async def test_meter_starts_empty_and_is_linked_to_its_user(store):
+    await given_meters(store)
+    meter = await store.create_meter("M1", "u1", "secret")
+    assert meter["current_balance_cents"] == 0 and meter["recharge_seq"] == 0
+    assert meter["status"] == {} and meter["alerts"] == {} and meter["user_id"] == "u1"
+    assert await store.get_meter("M1") == meter
+    assert (await store.get_user("u1"))["meter_no"] == "M1"
+    assert await store.get_device_key("M1") == "secret"
+    assert "device_key" not in meter  # the secret never travels with the readable record
+
+
+async def test_duplicate_meter_conflicts_and_changes_nothing(store):
+    await given_meters(store, "M1")
+    await store.create_user({"user_id": "u2"})
+    with pytest.raises(Conflict):
+        await store.create_meter("M1", "u2", "thief-key")
+    assert (await store.get_meter("M1"))["user_id"] == "u1"
+    assert await store.get_device_key("M1") == "key-M1"
+
+
+async def test_meter_for_unknown_user_and_unknown_meters(store):
+    with pytest.raises(NotFound):
+        await store.create_meter("M1", "ghost", "k")
+    assert await store.get_meter("M1") is None
+    assert await store.get_device_key("M1") is None
+    with pytest.raises(NotFound):
+        await store.update_meter_balance("M1", 100, T0)
+    with pytest.raises(NotFound):
+        await store.update_meter_status("M1", {"wifi_status": "up"}, T0)
+    assert await store.get_meter("M1") is None  # no stray partial node either
+
+
+async def test_list_meters_all_and_per_user(store):
+    await given_meters(store, "M2", "M1")
+    await given_meters(store, "M3", user_id="u2")
+    assert [m["meter_no"] for m in await store.list_meters()] == ["M1", "M2", "M3"]
+    assert [m["meter_no"] for m in await store.list_meters("u1")] == ["M1", "M2"]
+    assert await store.list_meters("nobody") == []
+
+
+async def test_balance_is_integer_cents(store):
+    await given_meters(store, "M1")
+    meter = await store.update_meter_balance("M1", 45_075, T0)
+    assert meter["current_balance_cents"] == 45_075 and meter["last_update"] == T0
+    for bad in (450.75, "450", True):
+        with pytest.raises(InvalidRecord):
+            await store.update_meter_balance("M1", bad, T0 + 1)
+    assert (await store.get_meter("M1"))["current_balance_cents"] == 45_075
+
+
+async def test_status_and_alerts_merge(store):
+    await given_meters(store, "M1")
+    await store.update_meter_status("M1", {"load_connected": True, "wifi_status": "ok"}, T0)
+    meter = await store.update_meter_status("M1", {"mqtt_status": "connected"}, T0 + 5)
+    assert meter["status"] == {"load_connected": True, "wifi_status": "ok",
+                               "mqtt_status": "connected", "last_seen": T0 + 5}
+    await store.update_meter_alerts("M1", {"low_balance": True, "connection_lost": False})
+    await store.update_meter_alerts("M1", {"low_balance": False, "critical_balance": True})
+    assert (await store.get_meter("M1"))["alerts"] == {
+        "low_balance": False, "critical_balance": True, "connection_lost": False}
+    with pytest.raises(InvalidRecord):
+        await store.update_meter_status("M1", {"bad/key": 1}, T0)
+
+
+# STK requests -----------------------------------------------------------------------------
+
+def stk(cid, created_at, meter_no="M1"):
+    return {"checkout_request_id": cid, "merchant_request_id": "mr-" + cid,
+            "meter_no": meter_no, "user_id": "u1", "phone_number": "254712345678",
+            "amount_cents": 10_000, "created_at": created_at}
+
+
+async def test_stk_request_round_trip_and_duplicate(store):
+    made = await store.create_stk_request(stk("ws_CO_1", T0))
+    assert made["status"] == "pending" and made["settled_at"] is None
+    assert await store.get_stk_request("ws_CO_1") == made
+    with pytest.raises(Conflict):
+        await store.create_stk_request(stk("ws_CO_1", T0 + 1))
+    assert await store.get_stk_request("nope") is None
+
+
+async def test_pending_requests_by_age_oldest_first(store):
+    for cid, at in (("c3", T0 + 3000), ("c1", T0 + 1000), ("c2", T0 + 2000), ("c9", T0 + 9000)):
+        await store.create_stk_request(stk(cid, at))
+    await store.fail_stk_request("c2", 1032, "cancelled", T0 + 2500)
+    pending = await store.list_pending_stk_requests(T0 + 5000)
+    assert [r["checkout_request_id"] for r in pending] == ["c1", "c3"]
+    assert await store.list_pending_stk_requests(T0 + 1000) == []  # strictly before
+
+
+async def test_fail_once_then_false(store):
+    await store.create_stk_request(stk("c1", T0))
+    assert await store.fail_stk_request("c1", 1032, "Request cancelled by user", T0 + 1) is True
+    assert await store.fail_stk_request("c1", 1037, "timeout", T0 + 2) is False
+    failed = await store.get_stk_request("c1")
+    assert (failed["status"], failed["result_code"], failed["settled_at"]) == ("failed", 1032,
+                                                                               T0 + 1)
+    with pytest.raises(NotFound):
+        await store.fail_stk_request("ghost", 1, "x", T0)
+
+
+async def test_success_settles_even_after_a_failure_but_not_the_reverse(store):
+    await given_meters(store, "M1")
+    await store.create_stk_request(stk("c1", T0))
+    await store.create_stk_request(stk("c2", T0))
+    await store.fail_stk_request("c1", 1037, "timeout", T0 + 1)
+    _, tx, _ = await store.record_payment(payment("R1", checkout_request_id="c1", ts=T0 + 9))
+    settled = await store.get_stk_request("c1")
+    assert settled["status"] == "success" and settled["transaction_id"] == tx["transaction_id"]
+    await store.record_payment(payment("R2", checkout_request_id="c2", ts=T0 + 9))
+    assert await store.fail_stk_request("c2", 1037, "late timeout", T0 + 20) is False
+    assert (await store.get_stk_request("c2"))["status"] == "success"
+
+
+# the credit path --------------------------------------------------------------------------
+
+async def test_payment_records_transaction_recharge_and_user(store):
+    await given_meters(store, "M1")
+    created, tx, recharge = await store.record_payment(payment("QKJ12ABC", ts=T0))
+    assert created is True
+    assert tx["mpesa_receipt"] == "QKJ12ABC" and tx["amount_cents"] == 50_000
+    assert tx["status"] == "SUCCESS" and tx["recharge_seq"] == 1 and tx["timestamp"] == T0
+    assert recharge == {"meter_no": "M1", "seq": 1, "id": "QKJ12ABC", "amount_cents": 50_000,
+                        "source": "cloud", "transaction_id": tx["transaction_id"],
+                        "status": "pending", "reason": None, "created_at": T0,
+                        "sent_at": None, "acked_at": None}
+    assert await store.get_transaction_by_receipt("QKJ12ABC") == tx
+    user = await store.get_user("u1")
+    assert user["latest_transaction_id"] == tx["transaction_id"]
+    assert user["last_payment_amount_cents"] == 50_000 and user["last_payment_timestamp"] == T0
+    assert (await store.get_meter("M1"))["recharge_seq"] == 1
+
+
+async def test_sequential_duplicates_change_nothing(store):
+    await given_meters(store, "M1")
+    first = await store.record_payment(payment("R1", ts=T0))
+    for i in range(1, 4):  # Daraja re-sends: later time, even a different amount
+        again = await store.record_payment(payment("R1", ts=T0 + i, amount_cents=1))
+        assert again == (False, first[1], first[2])
+    assert len(await store.list_transactions_for_meter("M1")) == 1
+    assert len(await store.list_recharges("M1")) == 1
+    assert (await store.get_meter("M1"))["recharge_seq"] == 1
+    assert (await store.get_user("u1"))["last_payment_timestamp"] == T0
+
+
+async def test_concurrent_duplicates_create_one_credit(store):
+    await given_meters(store, "M1")
+    results = await asyncio.gather(*(store.record_payment(payment("R1", ts=T0 + i))
+                                     for i in range(8)))
+    assert sorted(created for created, _, _ in results) == [False] * 7 + [True]
+    assert len({tx["transaction_id"] for _, tx, _ in results}) == 1
+    assert all(rc["seq"] == 1 for _, _, rc in results)
+    assert len(await store.list_transactions_for_meter("M1")) == 1
+    assert [r["seq"] for r in await store.list_recharges("M1")] == [1]
+
+
+async def test_sequence_counts_per_meter_even_under_concurrency(store):
+    await given_meters(store, "M1", "M2")
+    for i, meter in enumerate(["M1", "M2", "M1", "M1", "M2"]):
+        _, _, rc = await store.record_payment(payment("R%d" % i, meter_no=meter, ts=T0 + i))
+    assert [r["seq"] for r in await store.list_recharges("M1")] == [1, 2, 3]
+    assert [r["seq"] for r in await store.list_recharges("M2")] == [1, 2]
+    results = await asyncio.gather(*(store.record_payment(payment("C%d" % i, ts=T0 + 100 + i))
+                                     for i in range(6)))
+    assert sorted(rc["seq"] for _, _, rc in results) == [4, 5, 6, 7, 8, 9]
+
+
+async def test_payment_for_unknown_meter_records_nothing(store):
+    await given_meters(store)
+    with pytest.raises(NotFound):
+        await store.record_payment(payment("R1", meter_no="GHOST"))
+    assert await store.get_transaction_by_receipt("R1") is None
+    await given_meters(store, "GHOST")
+    created, _, rc = await store.record_payment(payment("R1", meter_no="GHOST"))
+    assert created and rc["seq"] == 1  # the refused attempt left no claim behind
+
+
+async def test_money_must_be_integer_cents(store):
+    await given_meters(store, "M1")
+    for bad in (500.5, "500", None):
+        with pytest.raises(InvalidRecord):
+            await store.record_payment(payment("R1", amount_cents=bad))
+    with pytest.raises(InvalidRecord):
+        await store.record_payment(payment(""))
+    assert await store.list_recharges("M1") == []
+
+
+async def test_receipts_with_key_hostile_characters_stay_distinct(store):
+    await given_meters(store, "M/1.x")
+    odd = ["A.B", "A!2EB", "x$y#z[0]/%", "tab\there"]
+    for i, receipt in enumerate(odd):
+        created, tx, rc = await store.record_payment(payment(receipt, meter_no="M/1.x",
+                                                             ts=T0 + i))
+        assert created and rc["id"] == receipt and rc["seq"] == i + 1
+    for receipt in odd:
+        assert (await store.get_transaction_by_receipt(receipt))["mpesa_receipt"] == receipt
+    assert (await store.get_meter("M/1.x"))["meter_no"] == "M/1.x"
+
+
+async def test_transactions_newest_first_with_limit(store):
+    await given_meters(store, "M1", "M2")
+    await given_meters(store, "M3", user_id="u2")
+    for receipt, meter, ts in (("R3", "M1", T0 + 3), ("R1", "M2", T0 + 1), ("R2", "M1", T0 + 2),
+                               ("R9", "M3", T0 + 9)):
+        user = "u2" if meter == "M3" else "u1"
+        await store.record_payment(payment(receipt, meter_no=meter, user_id=user, ts=ts))
+    by_user = await store.list_transactions_for_user("u1")
+    assert [t["mpesa_receipt"] for t in by_user] == ["R3", "R2", "R1"]
+    assert [t["mpesa_receipt"] for t in await store.list_transactions_for_user("u1", 2)] == [
+        "R3", "R2"]
+    assert [t["mpesa_receipt"] for t in await store.list_transactions_for_meter("M1")] == [
+        "R3", "R2"]
+    assert await store.list_transactions_for_user("nobody") == []
+
+
+# recharges --------------------------------------------------------------------------------
+
+async def test_recharges_by_status_and_sent(store):
+    await given_meters(store, "M1")
+    for i in range(3):
+        await store.record_payment(payment("R%d" % i, ts=T0 + i))
+    sent = await store.mark_recharge_sent("M1", 2, T0 + 50)
+    assert sent["sent_at"] == T0 + 50 and sent["status"] == "pending"
+    await store.ack_recharge("M1", 1, "applied", None, T0 + 60)
+    assert [r["seq"] for r in await store.list_recharges("M1", "pending")] == [2, 3]
+    assert [r["seq"] for r in await store.list_recharges("M1", "delivered")] == [1]
+    assert await store.list_recharges("M1", "rejected") == []
+    assert await store.mark_recharge_sent("M1", 99, T0) is None
+
+
+async def test_ack_is_idempotent_and_delivered_is_final(store):
+    await given_meters(store, "M1")
+    await store.record_payment(payment("R1"))
+    first = await store.ack_recharge("M1", 1, "applied", None, T0 + 10)
+    assert first["status"] == "delivered" and first["acked_at"] == T0 + 10
+    assert await store.ack_recharge("M1", 1, "duplicate", None, T0 + 20) == first
+    assert await store.ack_recharge("M1", 1, "rejected", "late", T0 + 30) == first
+    assert await store.ack_recharge("M1", 7, "applied", None, T0) is None
+    with pytest.raises(InvalidRecord):
+        await store.ack_recharge("M1", 1, "eaten", None, T0)
+
+
+async def test_rejected_recharge_keeps_its_reason(store):
+    await given_meters(store, "M1")
+    await store.record_payment(payment("R1"))
+    rejected = await store.ack_recharge("M1", 1, "rejected", "bad signature", T0 + 5)
+    assert (rejected["status"], rejected["reason"]) == ("rejected", "bad signature")
+    assert [r["seq"] for r in await store.list_recharges("M1", "rejected")] == [1]
+
+
+# consumption history ----------------------------------------------------------------------
+
+async def test_consumption_put_sets_and_day_totals_are_the_sum(store):
+    await given_meters(store, "M1")
+    await store.put_consumption_hour("M1", "2024-01-15", 7, 800, 200)
+    await store.put_consumption_hour("M1", "2024-01-15", 7, 800, 200)  # re-sent: set, not add
+    day = await store.put_consumption_hour("M1", "2024-01-15", 18, 1200, 300)
+    assert day == {"date": "2024-01-15", "total_consumption_wh": 2000, "cost_cents": 500,
+                   "readings": {"07": 800, "18": 1200}, "costs": {"07": 200, "18": 300}}
+    corrected = await store.put_consumption_hour("M1", "2024-01-15", 7, 500, 125)
+    assert (corrected["total_consumption_wh"], corrected["cost_cents"]) == (1700, 425)
+
+
+async def test_a_full_day_of_hours(store):
+    # every hour 00..23 (Firebase may serve dense integer keys as an array)
+    await given_meters(store, "M1")
+    for hour in range(24):
+        await store.put_consumption_hour("M1", "2024-02-01", hour, hour + 1, 2 * hour)
+    [day] = await store.get_consumption("M1", "2024-02-01", "2024-02-01")
+    assert day["readings"] == {"%02d" % h: h + 1 for h in range(24)}
+    assert day["total_consumption_wh"] == sum(range(1, 25)) == sum(day["readings"].values())
+    assert day["cost_cents"] == sum(day["costs"].values())
+
+
+async def test_consumption_date_range(store):
+    await given_meters(store, "M1", "M2")
+    for date in ("2024-01-31", "2024-01-29", "2024-02-01", "2024-01-30"):
+        await store.put_consumption_hour("M1", date, 0, 10, 3)
+    await store.put_consumption_hour("M2", "2024-01-30", 0, 99, 9)
+    days = await store.get_consumption("M1", "2024-01-30", "2024-01-31")
+    assert [d["date"] for d in days] == ["2024-01-30", "2024-01-31"]
+    assert days[0]["readings"] == {"00": 10}
+    assert await store.get_consumption("M1", "2025-01-01", "2025-12-31") == []
+    for bad in ((24, 1, 1), (-1, 1, 1), (1, 1.5, 1), (1, 1, "3")):
+        with pytest.raises(InvalidRecord):
+            await store.put_consumption_hour("M1", "2024-01-30", *bad)
+    with pytest.raises(InvalidRecord):
+        await store.put_consumption_hour("M1", "30/01/2024", 1, 1, 1)
+
+
+# tariff -----------------------------------------------------------------------------------
+
+async def test_tariff_version_must_increase(store):
+    assert await store.get_tariff() is None
+    v1 = {"version": 1, "price_cents_per_kwh": 2500}
+    await store.set_tariff(v1)
+    for stale in (1, 0):
+        with pytest.raises(Conflict):
+            await store.set_tariff({"version": stale, "price_cents_per_kwh": 1})
+    assert await store.get_tariff() == v1
+    await store.set_tariff({"version": 2, "price_cents_per_kwh": 2600})
+    assert (await store.get_tariff())["price_cents_per_kwh"] == 2600
+    with pytest.raises(InvalidRecord):
+        await store.set_tariff({"version": "3"})
+
+
+# backend specifics: power cuts and crashes --------------------------------------------------
+
+async def test_sqlite_credit_is_all_or_nothing(sqlite_store):
+    await given_meters(sqlite_store, "M1")
+    await sqlite_store.create_stk_request(stk("c1", T0))
+    side = sqlite3.connect(sqlite_store.path)
+    # the write fails after the transaction row went in: nothing of it may remain
+    side.execute("CREATE TRIGGER cut BEFORE INSERT ON recharges "
+                 "BEGIN SELECT RAISE(ABORT, 'power cut'); END")
+    side.commit()
+    with pytest.raises(StoreError):
+        await sqlite_store.record_payment(payment("R1", checkout_request_id="c1"))
+    assert await sqlite_store.get_transaction_by_receipt("R1") is None
+    assert (await sqlite_store.get_meter("M1"))["recharge_seq"] == 0
+    assert (await sqlite_store.get_stk_request("c1"))["status"] == "pending"
+    side.execute("DROP TRIGGER cut")
+    side.commit()
+    side.close()
+    created, _, rc = await sqlite_store.record_payment(payment("R1", checkout_request_id="c1"))
+    assert created and rc["seq"] == 1
+
+
+async def test_sqlite_survives_reopen_and_keeps_its_schema_version(tmp_path):
+    path = tmp_path / "m.sqlite3"
+    first = await open_store("sqlite", path=str(path))
+    await given_meters(first, "M1")
+    await first.record_payment(payment("R1"))
+    await first.close()
+    again = await SqliteStore.open(path)
+    try:
+        assert (await again.get_meter("M1"))["recharge_seq"] == 1
+        assert await again.record_payment(payment("R1", ts=T0 + 5)) == (
+            False, await again.get_transaction_by_receipt("R1"),
+            (await again.list_recharges("M1"))[0])
+    finally:
+        await again.close()
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
+        assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+async def test_firebase_takes_over_a_claim_whose_writer_crashed(rtdb_server, monkeypatch):
+    from tests.cloud.conftest import open_firebase_store
+    store = await open_firebase_store(monkeypatch, rtdb_server.emulator_host,
+                                      claim_wait_s=0.05)
+    try:
+        await given_meters(store, "M1")
+        # a writer claimed R1, then died before taking a sequence number
+        crashed = dict(payment("R1", ts=T0), owner="dead", state="claimed",
+                       transaction_id="TXN_%013d_R1" % T0)
+        await asyncio.to_thread(store._ref("receipts", "R1").set, crashed)
+        created, tx, rc = await store.record_payment(payment("R1", ts=T0 + 7))
+        assert created and rc["seq"] == 1 and tx["timestamp"] == T0  # the claim's payment
+        # a writer that died after committing seq 2 is finished by the next duplicate
+        committed = dict(payment("R2", ts=T0 + 1), owner="dead", state="committing", seq=2,
+                         committed_by="dead", transaction_id="TXN_%013d_R2" % (T0 + 1))
+        await asyncio.to_thread(store._ref().update, {"receipts/R2": committed,
+                                                      "meters/M1/recharge_seq": 2})
+        created, tx, rc = await store.record_payment(payment("R2", ts=T0 + 8))
+        assert not created and rc["seq"] == 2 and rc["status"] == "pending"
+        assert [r["seq"] for r in await store.list_recharges("M1")] == [1, 2]
+        _, _, rc3 = await store.record_payment(payment("R3", ts=T0 + 9))
+        assert rc3["seq"] == 3
+    finally:
+        await store.close()
+
+
+async def test_open_store_refuses_unknown_backends():
+    with pytest.raises(StoreError):
+        await open_store("mongodb")
+    with pytest.raises(StoreError):
+        await open_store("sqlite")
+
+
+# the rules file ---------------------------------------------------------------------------
+
+def _rules():
+    from tests.cloud.conftest import RULES_PATH
+    return json.loads(RULES_PATH.read_text())["rules"]
+
+
+def _walk(node, path=()):
+    yield path, node
+    for key, child in node.items():
+        if not key.startswith(".") and isinstance(child, dict):
+            yield from _walk(child, path + (key,))
+
+
+def _rules_at(rules, pattern):
+    node = rules
+    for key in pattern.split("/"):
+        node = node[key] if key in node else next(v for k, v in node.items()
+                                                  if k.startswith("$"))
+    return node
+
+
+def test_rules_index_every_child_the_backends_query():
+    from cloud.store.firebase import QUERIED_INDEXES
+    rules = _rules()
+    wanted = dict(QUERIED_INDEXES, users=("phone_number", "meter_no"))  # reference lookups
+    for pattern, children in wanted.items():
+        index_on = _rules_at(rules, pattern).get(".indexOn", [])
+        for child in children:
+            assert child in index_on, "%s needs .indexOn %s" % (pattern, child)
+
+
+def test_rules_let_clients_write_nothing_but_their_own_name_and_email():
+    # Balances, recharges, transactions, receipts: written by the server alone (Admin SDK).
+    writable = {"/".join(path) for path, node in _walk(_rules())
+                if node.get(".write", False) is not False}
+    assert writable == {"users/$uid/name", "users/$uid/email"}
+    for path, node in _walk(_rules()):
+        assert "current_balance_cents" not in path
+        if path[:1] in (("meters",), ("transactions",), ("recharges",), ("receipts",)):
+            assert ".write" not in node
+
+
+def test_rules_never_expose_secrets_to_clients():
+    rules = _rules()
+    for secret in ("device_keys", "api_keys", "user_api_keys", "receipts", "stk_requests"):
+        assert all(".read" not in node for _, node in _walk(rules[secret]))
+    assert rules[".read"] is False and rules[".write"] is False
