@@ -111,6 +111,26 @@ class Recharger:
     def floor(self, source):
         return self._seen[source][0]
 
+    def advance_floor(self, source, floor):
+        """Raise a source's floor to `floor` (never lower it); True if it moved.
+
+        For resync after the state was lost ("corrupt" boot): the issuer tells the meter its
+        last acknowledged seq, else the windows restart at 0 and every newer seq is ahead of
+        the window forever. Raising a floor only turns more seqs into duplicates, so it can
+        never let a credit apply twice."""
+        if source not in SOURCES:
+            raise RechargeError("bad_source")
+        if not _is_int(floor) or floor < 0 or floor > _MAX_SEQ:
+            raise RechargeError("bad_seq", str(floor))
+        entry = self._seen[source]
+        if floor <= entry[0]:
+            return False
+        bits = entry[1] >> (floor - entry[0])
+        entry[0] = floor
+        entry[1] = 0
+        self._mark_bits(entry, bits)
+        return True
+
     def seen(self, source, seq):
         """True if (source, seq) has been applied; pure query, for the app and tests."""
         floor, bits = self._seen[source]

@@ -213,3 +213,38 @@ def test_credit_and_its_seq_persist_in_one_write_and_survive_a_power_cut():
     led, rc = boot()
     assert rc.apply(msg(2, 700), 13)[0] == "duplicate"
     assert led.balance == 5700
+
+
+def test_advance_floor_resyncs_after_lost_state_and_never_lowers():
+    led, rc = fresh(window=8)
+    # state was lost: the cloud is already at seq 200, far ahead of a floor of 0
+    assert rc.apply(msg(201), 1) == ("rejected", "ahead_of_window")
+    assert rc.advance_floor("cloud", 200) is True
+    assert rc.apply(msg(200), 2)[0] == "duplicate"  # acknowledged before: never again
+    assert rc.apply(msg(201), 3)[0] == "applied"
+    assert rc.advance_floor("cloud", 100) is False  # lowering would re-open old seqs
+    assert rc.floor("cloud") == 201
+    assert rc.apply(msg(150), 4)[0] == "duplicate"
+    assert rc.floor("token") == 0  # one source's resync leaves the other alone
+    assert led.balance == 1000
+
+
+def test_advance_floor_keeps_bits_above_the_new_floor():
+    led, rc = fresh(window=8)
+    for seq in (3, 6, 7):
+        rc.apply(msg(seq), 0)
+    assert rc.advance_floor("cloud", 4) is True
+    # 6 and 7 stay remembered; 5 is the only gap, and filling it slides the floor to 7
+    assert rc.seen("cloud", 6) and rc.seen("cloud", 7) and not rc.seen("cloud", 5)
+    assert rc.apply(msg(7), 0)[0] == "duplicate"
+    assert rc.apply(msg(5), 0)[0] == "applied"
+    assert rc.state()["cloud"] == [7, 0]
+    assert rc.advance_floor("cloud", 9) is True and rc.state()["cloud"] == [9, 0]
+
+
+def test_advance_floor_rejects_bad_arguments():
+    led, rc = fresh()
+    assert raises(RechargeError, rc.advance_floor, "mpesa", 3).reason == "bad_source"
+    for bad in (-1, True, "3", 1 << 32):
+        assert raises(RechargeError, rc.advance_floor, "cloud", bad).reason == "bad_seq"
+    assert rc.state() == {"cloud": [0, 0], "token": [0, 0]}
