@@ -125,9 +125,18 @@ class Tariff:
         if not wh:
             return 0
         row = self._table[self._factors.index(self.factor_bp_at(t))]
+        edges = self._edges
+        # The same walk as _segments, without building a list: this runs once a second.
         cost = 0
-        for i, n in self._segments(month_wh, wh):
-            cost += n * row[i]
+        for i in range(len(edges)):
+            edge = edges[i]
+            if edge is None or month_wh + wh <= edge:
+                return cost + wh * row[i]
+            if month_wh < edge:
+                n = edge - month_wh
+                cost += n * row[i]
+                month_wh = edge
+                wh -= n
         return cost
 
     def fine_cost_of_wh(self, month_wh_before, t):
@@ -202,10 +211,15 @@ class Biller:
         self.remainder_fine = 0  # always < FINE_PER_CENT
         self.total_wh = 0
         self.total_cents = 0
-        # Local bounds of month_key, so most bills need no date sums; empty until known.
+        # Local bounds of the last billed month (one that resets nothing), so most bills need
+        # no date sums; empty until known.
         self._month_start = 0
         self._month_end = 0
-        self._last = None  # (tariff, month_wh before, wh, t) of the last bill
+        # The last bill's inputs, kept as plain ints to rebuild its breakdown on demand.
+        self._last_tariff = None
+        self._last_month_wh = 0
+        self._last_wh = 0
+        self._last_t = 0
         if state is not None:
             self._restore(state)
 
@@ -268,8 +282,8 @@ class Biller:
             return tariff
         offset = tariff.utc_offset_s
         key = month_key(t, offset)
-        if key < self.month_key:
-            return tariff  # clock went back: keep the month, cache nothing
+        # Only a later month resets: a clock stepping back into an older month keeps counting
+        # into the current one (see _month_wh_at).
         if key > self.month_key:
             self.month_key = key
             self.month_wh = 0
@@ -285,7 +299,10 @@ class Biller:
         fine = self.remainder_fine + tariff.fine_cost(self.month_wh, wh, t)
         cents = fine // FINE_PER_CENT
         self.remainder_fine = fine - cents * FINE_PER_CENT
-        self._last = (tariff, self.month_wh, wh, t)
+        self._last_tariff = tariff
+        self._last_month_wh = self.month_wh
+        self._last_wh = wh
+        self._last_t = t
         self.month_wh += wh
         self.total_wh += wh
         self.total_cents += cents
@@ -310,7 +327,7 @@ class Biller:
 
     def last_breakdown(self):
         """The last bill split into energy, passthrough, levies, percent_levies, vat, total."""
-        if self._last is None:
+        tariff = self._last_tariff
+        if tariff is None:
             return None
-        tariff, month_wh, wh, t = self._last
-        return tariff.breakdown(month_wh, wh, t)
+        return tariff.breakdown(self._last_month_wh, self._last_wh, self._last_t)

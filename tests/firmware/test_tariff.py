@@ -83,6 +83,21 @@ def test_fine_cost_of_one_wh_and_percent_levy_under_vat():
     assert taxed.fine_cost_of_wh(0, noon) * 1000000 == 2134814 * FINE_PER_CENT
 
 
+def test_breakdown_adds_up_to_the_cost_across_bands_and_windows():
+    tariff = Tariff.from_dict(small_bands_dict())
+    gen = Lcg(11)
+    t = local(2026, 7, 1)
+    for _ in range(200):
+        month_wh = gen.below(20000)
+        wh = gen.below(12000)
+        when = t + gen.below(86400)
+        parts = tariff.breakdown(month_wh, wh, when)
+        assert parts["total"] == tariff.fine_cost(month_wh, wh, when), (month_wh, wh)
+        assert parts["total"] == (parts["energy"] + parts["percent_levies"] + parts["vat"]
+                                  + parts["passthrough"] + parts["levies"])
+    assert Biller(tariff).last_breakdown() is None
+
+
 def test_band_edge_inside_one_call_equals_wh_by_wh():
     tariff = Tariff.from_dict({"version": 1, "bands": [{"upto_kwh": 1, "rate": 1000},
                                                        {"rate": 2000}]})
@@ -95,6 +110,18 @@ def test_band_edge_inside_one_call_equals_wh_by_wh():
     for _ in range(1500):
         cents += by_wh.bill(1, t)
     assert cents == 2000 and by_wh.state() == whole.state()
+
+
+def test_costs_right_at_band_edges_equal_the_sum_of_single_wh():
+    tariff = Tariff.from_dict(small_bands_dict())
+    t = local(2026, 7, 1, 12)
+    for edge in (5000, 15000):
+        for month_wh in range(edge - 3, edge + 2):
+            for wh in (0, 1, 2, 3, 4, 1001):
+                single = 0
+                for k in range(wh):
+                    single += tariff.fine_cost_of_wh(month_wh + k, t)
+                assert tariff.fine_cost(month_wh, wh, t) == single, (month_wh, wh)
 
 
 def test_time_of_use_window_across_midnight():
