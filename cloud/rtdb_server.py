@@ -250,7 +250,7 @@ def _query_params(request):
     for name in ("limitToFirst", "limitToLast"):
         if name in params and (type(params[name]) is not int or params[name] < 0):
             raise BadRequest("%s must be a non-negative integer" % name)
-    if len(params) > 1 and "orderBy" not in params:
+    if params and "orderBy" not in params:
         raise BadRequest("orderBy must be defined when other query parameters are defined")
     return params
 
