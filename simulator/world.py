@@ -92,6 +92,8 @@ class Household:
         level = 0
         for t in sorted(changes):
             level += changes[t]
+            if t >= DAY_MS:
+                break  # what ends at midnight is the next day's business
             if out and out[-1][0] == t:
                 out[-1] = (t, level)
             elif not out or out[-1][1] != level:

@@ -14,7 +14,9 @@ _DDRAM_SIZE = 0x80
 class Hd44780:
     def __init__(self, columns=COLUMNS):
         self.columns = columns
-        self.port = 0xFF  # a PCF8574 powers up with every pin high
+        # The PCF8574 powers up with its pins high, but E was never seen high by the
+        # controller before the first write, so start from "nothing strobed".
+        self.port = 0
         self.backlight = False
         self.four_bit = False
         self.two_lines = False
