@@ -247,13 +247,25 @@ class Biller:
             out["pending"] = self.pending.to_dict()
         return out
 
-    def set_tariff(self, tariff):
-        """Accept a tariff only if newer than the current and any pending one."""
+    def set_tariff(self, tariff, t=None):
+        """Accept a tariff only if newer than the current and any pending one.
+
+        It takes over at once if already effective at t (by default the last bill's time),
+        otherwise at the first bill on or after its effective_from."""
         newest = self.tariff if self.pending is None else self.pending
         if tariff.version <= newest.version:
             return False
-        self.pending = tariff
+        if tariff.effective_from <= (self._last_t if t is None else t):
+            self._switch(tariff)
+        else:
+            self.pending = tariff
         return True
+
+    def _switch(self, tariff):
+        if tariff.utc_offset_s != self.tariff.utc_offset_s:
+            self._month_end = 0  # cached month bounds are local to the old offset
+        self.tariff = tariff
+        self.pending = None
 
     def _tariff_at(self, t):
         pending = self.pending
@@ -274,10 +286,7 @@ class Biller:
     def _advance(self, t):
         tariff = self._tariff_at(t)
         if tariff is not self.tariff:
-            if tariff.utc_offset_s != self.tariff.utc_offset_s:
-                self._month_end = 0  # month bounds are local to the old offset
-            self.tariff = tariff
-            self.pending = None
+            self._switch(tariff)
         if self._month_start <= t < self._month_end:
             return tariff
         offset = tariff.utc_offset_s

@@ -300,3 +300,12 @@ def test_only_newer_versions_are_accepted_and_take_over_at_their_date():
     assert b.tariff is not old and b.tariff.version == 4 and b.pending is None
     assert b.month_wh == 1100 and b.remainder_fine * 10 == 3 * FINE_PER_CENT
     assert not b.set_tariff(Tariff.flat(9000, version=4))
+    # Already effective at the last bill (or at a time given): it takes over at once.
+    assert b.set_tariff(Tariff.flat(1000, version=5, effective_from=local(2026, 1, 21)))
+    assert b.tariff.version == 5 and b.pending is None
+    assert b.set_tariff(Tariff.flat(1000, version=6, effective_from=local(2026, 2, 1)))
+    assert b.tariff.version == 5 and b.pending is not None
+    assert b.set_tariff(Tariff.flat(1000, version=7, effective_from=local(2026, 2, 1)),
+                        local(2026, 2, 1))
+    assert b.tariff.version == 7 and b.pending is None
+    assert b.month_wh == 1100 and b.remainder_fine * 10 == 3 * FINE_PER_CENT
