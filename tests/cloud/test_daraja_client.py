@@ -69,8 +69,8 @@ def clock():
 
 
 @pytest.fixture
-async def gateway(aiohttp_server, clock):
-    """Start a stand-in; returns (base_url, its Sandbox state)."""
+async def gateway(aiohttp_server, clock, receiver):
+    """Start a stand-in; returns (base_url, its Sandbox state). Stops before `receiver`."""
 
     async def start(**settings):
         config = dict(consumer_key=KEY, consumer_secret=SECRET, callback_delay_s=0,
