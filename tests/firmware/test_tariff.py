@@ -158,6 +158,19 @@ def test_month_boundary_in_local_time_resets_bands():
     assert b.month_key == 202602 and b.month_wh == 1500
 
 
+def test_a_new_utc_offset_moves_the_month_boundary():
+    utc = Tariff.from_dict({"version": 1, "utc_offset_min": 0,
+                            "bands": [{"upto_kwh": 1, "rate": 1000}, {"rate": 3000}]})
+    b = Biller(utc)
+    assert b.bill(1000, epoch(2026, 1, 31, 20, 0, 0)) == 1000
+    eat = Tariff.from_dict({"version": 2, "bands": [{"upto_kwh": 1, "rate": 1000},
+                                                    {"rate": 3000}]})
+    assert b.set_tariff(eat) and b.tariff is eat
+    # 22:00 UTC is still January in UTC but already 1 February in Kenya: the band resets.
+    assert b.bill(1000, epoch(2026, 1, 31, 22, 0, 0)) == 1000
+    assert b.month_key == 202602
+
+
 def _month_of_hours(seed):
     # Wh per hour for 31 days, a fifth of the hours idle; a bytearray keeps the 64 KB heap calm.
     gen = Lcg(seed)
@@ -268,6 +281,9 @@ def test_garbage_state_is_refused():
         state = dict(good)
         state[key] = bad
         assert raises(BillingError, Biller, tariff, state), key
+    state = dict(good)
+    state["pending"] = {"version": 9, "bands": []}
+    assert raises(ValueError, Biller, tariff, state)
 
 
 def test_bill_refuses_bools_negatives_and_non_integers():
