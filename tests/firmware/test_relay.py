@@ -148,3 +148,13 @@ def test_sense_pin_active_low():
 
 def test_without_sense_pin_there_is_no_mismatch():
     assert Relay(FakePin(1)).mismatch() is False
+
+
+def test_latching_never_energises_both_coils():
+    # The reset coil was left on (say, by a crash mid-pulse before a soft reset).
+    set_pin, reset_pin = FakePin(0), FakePin(1)
+    sleep = Sleeper((set_pin, reset_pin))
+    relay = Relay(set_pin, latching=True, reset_pin=reset_pin, sleep_ms=sleep, closed=False)
+    relay.close()
+    assert sleep.calls == [(50, (1, 0))]
+    assert reset_pin.value() == 0
