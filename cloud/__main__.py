@@ -1,0 +1,128 @@
+"""Command line: `python -m cloud serve [--port N]`, and operator commands that work on the
+configured store directly (create-user, register-meter)."""
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from aiohttp import web
+
+from cloud.app import create_app, open_store
+from cloud.auth import hash_key, new_secret
+from cloud.callbacks import normalise_meter_no
+from cloud.config import ConfigError, load_config
+from cloud.views.keys import DARAJA
+
+# LogRecord attributes that are not "extra" fields.
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+
+
+class KeyValueFormatter(logging.Formatter):
+    """The message, then every structured field passed as `extra=` as key=value."""
+
+    def format(self, record):
+        line = super().format(record)
+        fields = {k: v for k, v in vars(record).items() if k not in _STANDARD}
+        if fields:
+            line += " " + " ".join(f"{k}={v!r}" for k, v in sorted(fields.items()))
+        return line
+
+
+def setup_logging(level="INFO"):
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(KeyValueFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+
+
+def _register_own_c2b_urls(config):
+    """Embedded mode: point the stand-in's paybill at ourselves so C2B simulate just works."""
+    base = f"http://127.0.0.1:{config.port}"
+
+    async def on_startup(app):
+        try:
+            await app[DARAJA].register_c2b_urls(
+                f"{base}/daraja/c2b/confirmation/{config.callback_secret}",
+                f"{base}/daraja/c2b/validation/{config.callback_secret}")
+        except Exception as e:  # a demo convenience; the service works without it
+            logging.getLogger("mita").warning("c2b register failed: %s", e)
+    return on_startup
+
+
+def serve(config):
+    if config.auth_mode == "apikey" and not config.operator_key:
+        # Bootstrap: without an operator nobody could create the first customer.
+        config.operator_key = new_secret("op_")
+        print(f"operator API key (this run only): {config.operator_key}", flush=True)
+    app = create_app(config)
+    if config.embedded_daraja:
+        app.on_startup.append(_register_own_c2b_urls(config))
+    logging.getLogger("mita").info("serving", extra={
+        "port": config.port, "store": config.store,
+        "daraja": config.daraja_base_url or "embedded stand-in"})
+    web.run_app(app, port=config.port, access_log=None, print=None)
+
+
+async def create_user(config, name, role, user_id, phone):
+    store = await open_store(config)
+    try:
+        user = await store.create_user({"user_id": user_id, "name": name, "role": role,
+                                        "phone_number": phone})
+        print(f"user_id: {user['user_id']}")
+        if config.auth_mode == "apikey":
+            key = new_secret("mk_")
+            await store.set_user_api_key_hash(user["user_id"], hash_key(key))
+            print(f"api_key: {key}   (shown once; only its hash is stored)")
+    finally:
+        await store.close()
+
+
+async def register_meter(config, meter_no, user_id):
+    store = await open_store(config)
+    try:
+        key = new_secret("dk_")
+        meter = await store.create_meter(normalise_meter_no(meter_no), user_id, key)
+        print(f"meter_no: {meter['meter_no']}")
+        print(f"device_key: {key}   (shown once; put it in the meter's config)")
+    finally:
+        await store.close()
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="python -m cloud", description=__doc__)
+    parser.add_argument("--env-file", default=".env")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve_cmd = commands.add_parser("serve", help="run the HTTP service")
+    serve_cmd.add_argument("--port", type=int)
+    user_cmd = commands.add_parser("create-user", help="create a customer or operator")
+    user_cmd.add_argument("--name", required=True)
+    user_cmd.add_argument("--role", choices=("customer", "operator"), default="customer")
+    user_cmd.add_argument("--user-id", help="e.g. the Firebase uid")
+    user_cmd.add_argument("--phone")
+    meter_cmd = commands.add_parser("register-meter", help="register a meter to a user")
+    meter_cmd.add_argument("meter_no")
+    meter_cmd.add_argument("--user-id", required=True)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    setup_logging()
+    try:
+        config = load_config(env_file=args.env_file)
+    except ConfigError as e:
+        print(f"configuration error: {e}", file=sys.stderr)
+        return 2
+    if args.command == "serve":
+        if args.port is not None:
+            config.port = args.port
+        serve(config)
+    elif args.command == "create-user":
+        asyncio.run(create_user(config, args.name, args.role, args.user_id, args.phone))
+    elif args.command == "register-meter":
+        asyncio.run(register_meter(config, args.meter_no, args.user_id))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
