@@ -230,3 +230,10 @@ def test_failures_are_logged():
     raises(SensorTimeout, sensor.read)
     assert len(lines) == 3
     assert lines[-1].startswith("WARN m: no reading after 2 attempts")
+
+
+def test_errors_are_the_same_classes_as_in_reading():
+    from meter.drivers import reading
+    assert SensorError is reading.SensorError
+    assert SensorTimeout is reading.SensorTimeout
+    assert issubclass(SensorFrameError, reading.SensorError)

@@ -2,7 +2,10 @@
 from micropython import const
 
 from meter.drivers.modbus import crc16, with_crc
-from meter.drivers.reading import Reading
+# The error classes live with Reading so the app can catch them without loading this driver
+# on an S0 meter; they are importable from here too.
+from meter.drivers.reading import (Reading, SensorError, SensorTimeout, SensorCrcError,
+                                   SensorFrameError, SensorReplyError)
 
 _READ_INPUT = const(0x04)
 _READ_HOLDING = const(0x03)
@@ -15,31 +18,6 @@ _ERROR_LEN = const(5)  # address, function | 0x80, exception code, CRC
 _REG_ALARM_THRESHOLD = const(0x0001)
 _REG_ADDRESS = const(0x0002)
 _FLUSH_LIMIT = const(64)  # reads of stale bytes before giving up on draining the RX buffer
-
-
-class SensorError(Exception):
-    """The sensor gave no usable reading."""
-
-
-class SensorTimeout(SensorError):
-    """No answer at all: on a PZEM this means no mains on its measuring side."""
-
-
-class SensorCrcError(SensorError):
-    """An answer arrived, but corrupted."""
-
-
-class SensorFrameError(SensorError):
-    """An answer arrived, but too short or not shaped like the reply asked for."""
-
-
-class SensorReplyError(SensorError):
-    """The sensor answered with a Modbus exception (code 1-4)."""
-
-    def __init__(self, function, code):
-        super().__init__("function 0x%02x refused, exception code %d" % (function, code))
-        self.function = function
-        self.code = code
 
 
 class Pzem004t:

@@ -1,4 +1,30 @@
-# One measurement from an energy sensor, in the integer units every sensor driver reports.
+# One measurement from an energy sensor, in the integer units every sensor driver reports, and
+# the errors a sensor driver raises instead of a reading.
+
+
+class SensorError(Exception):
+    """The sensor gave no usable reading."""
+
+
+class SensorTimeout(SensorError):
+    """No answer at all: on a PZEM this means no mains on its measuring side."""
+
+
+class SensorCrcError(SensorError):
+    """An answer arrived, but corrupted."""
+
+
+class SensorFrameError(SensorError):
+    """An answer arrived, but too short or not shaped like the reply asked for."""
+
+
+class SensorReplyError(SensorError):
+    """The sensor answered with a Modbus exception (code 1-4)."""
+
+    def __init__(self, function, code):
+        super().__init__("function 0x%02x refused, exception code %d" % (function, code))
+        self.function = function
+        self.code = code
 
 
 class Reading:
