@@ -237,3 +237,27 @@ def test_errors_are_the_same_classes_as_in_reading():
     assert SensorError is reading.SensorError
     assert SensorTimeout is reading.SensorTimeout
     assert issubclass(SensorFrameError, reading.SensorError)
+
+
+def test_exception_reply_with_a_bad_crc_is_a_glitch_and_retried():
+    bad = bytearray(with_crc(b"\x01\x84\x01"))
+    bad[2] = 0x03
+    uart = FakeUART([bytes(bad), reply()])
+    sensor = Pzem004t(uart, address=1)
+    assert sensor.read().energy == 123456
+    assert sensor.crc_errors == 1 and sensor.reply_errors == 0
+
+
+def test_trailing_bytes_after_a_good_frame_are_dropped_before_the_next_request():
+    uart = FakeUART([reply(voltage=2300) + b"\x55\xaa", reply(voltage=2310)])
+    sensor = Pzem004t(uart, address=1)
+    assert sensor.read().voltage_dv == 2300
+    assert sensor.read().voltage_dv == 2310
+    assert sensor.stale_bytes == 2
+
+
+def test_a_doubled_reply_is_read_once_and_the_copy_flushed():
+    uart = FakeUART([reply(energy=10) + reply(energy=10), reply(energy=11)])
+    sensor = Pzem004t(uart, address=1)
+    assert sensor.read().energy == 10
+    assert sensor.read().energy == 11
