@@ -1,4 +1,11 @@
-# Device entry point: MicroPython runs /main.py after boot.py.
-import meter
+# Device entry point: MicroPython runs /main.py after boot.py. Ctrl-C on the REPL stops the
+# loop and leaves `app` here for inspection (app.snapshot, app.apply_recharge(...)).
+import asyncio
 
-print("mita", meter.VERSION)
+from meter import boot
+
+app = boot.start()
+try:
+    asyncio.run(boot.run(app))
+except KeyboardInterrupt:
+    print("mita stopped; `app` is the running meter")

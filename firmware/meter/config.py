@@ -44,7 +44,7 @@ class ConfigError(ValueError):
     pass
 
 
-def _merge(defaults, given, path, problems):
+def _merge(defaults, given, path, problems) -> dict:
     out = {}
     for key in defaults:
         want = defaults[key]
@@ -92,11 +92,16 @@ def _copy(value):
     return value
 
 
+def defaults() -> dict:
+    """A fresh copy of the defaults, safe to change."""
+    return _copy(DEFAULTS)  # type: ignore
+
+
 def from_dict(given):
     """Merge a parsed config over the defaults; returns (config, problems)."""
     problems = []
     if not isinstance(given, dict):
-        return _copy(DEFAULTS), ["config is not a JSON object"]
+        return defaults(), ["config is not a JSON object"]
     for key in given:
         if key not in DEFAULTS:
             problems.append("%s: unknown key, ignored" % key)
@@ -109,14 +114,14 @@ def load(path, log=None):
         with open(path) as f:
             text = f.read()
     except OSError:
-        return _copy(DEFAULTS), ["%s: not found, using defaults" % path]
+        return defaults(), ["%s: not found, using defaults" % path]
     try:
         given = json.loads(text)
     except ValueError as exc:
         problems = ["%s: corrupt JSON (%s), using safe defaults" % (path, exc)]
         if log:
             log.error(problems[0])
-        return _copy(DEFAULTS), problems
+        return defaults(), problems
     config, problems = from_dict(given)
     if log:
         for p in problems:

@@ -1,0 +1,270 @@
+# The meter application: once a second it reads the sensor, bills the energy by the tariff,
+# runs the relay policy, updates the display and persists; recharges and tariff updates come
+# in through apply_recharge() / set_tariff(). Hardware arrives ready-made (see board.py).
+from meter import calendar
+from meter.energy import EnergyAccount
+from meter.ledger import Ledger
+from meter.policy import RelayPolicy
+from meter.recharge import Recharger
+from meter.tariff import Biller, Tariff, TariffError
+from meter.drivers.pzem004t import SensorError
+
+_STATE_VERSION = 1
+
+
+class MeterApp:
+    """The meter's whole behaviour, on hardware it is given.
+
+    Construction restores the persisted state (no hardware needed), so the board can be built
+    with the relay already at the level the state asks for: relay_at_boot() tells it.
+    """
+
+    def __init__(self, config, store, clock, log=None):
+        self.config = config
+        self.store = store
+        self.clock = clock
+        self.log = log
+        self.board = None
+        self.alerts = {}
+        self.snapshot = {}
+        self.events = []  # the last few notable events, for the display and the cloud link
+        self.persist_errors = 0
+        self.tick_errors = 0
+        self.config_problems = []
+        self.reset_cause = 0
+        self.running = False
+        self._uptime_ms = 0
+        self._saved_uptime_ms = 0
+        self._unsaved_wh = 0
+        self._power_w = None
+        self._reading = None
+        self._restore(store.load())
+
+    # --- state --------------------------------------------------------------------------
+    def _restore(self, state):
+        cfg = self.config
+        status = self.store.status
+        self.boot_status = status
+        if state is not None and state.get("v") != _STATE_VERSION:
+            state = None
+            status = "corrupt"
+        thresholds = cfg["thresholds"]
+        if state is None:
+            # Fresh: the configured opening balance. Corrupt: zero credit and an alert, so a
+            # damaged flash can never turn into free electricity.
+            opening = cfg["initial_balance_cents"] if status == "fresh" else 0
+            self.ledger = Ledger(opening, thresholds["low_cents"], thresholds["critical_cents"])
+            state = {}
+        else:
+            self.ledger = Ledger.from_dict(state["ledger"], low_cents=thresholds["low_cents"],
+                                           critical_cents=thresholds["critical_cents"])
+        self.alerts["state_corrupt"] = status == "corrupt"
+        self.alerts["state_fallback"] = status == "fallback"
+        self.recharger = Recharger(self.ledger, max_cents=cfg["max_recharge_cents"],
+                                   state=state.get("recharge"))
+        tariff = self._tariff_from(state.get("tariff") or cfg["tariff"])
+        self.biller = Biller(tariff, state.get("biller"))
+        self.energy = EnergyAccount(state=state.get("energy"))
+        self.policy = RelayPolicy.from_config(cfg["policy"], state=state.get("policy"))
+        self.persisted_relay = state.get("relay", False)
+        self.last_time = state.get("time", 0)
+
+    def _tariff_from(self, d):
+        from meter.config import DEFAULT_TARIFF
+        try:
+            return Tariff.from_dict(d or DEFAULT_TARIFF)
+        except TariffError as exc:
+            self._log("warn", "tariff rejected (%s), using the default", exc)
+            return Tariff.from_dict(DEFAULT_TARIFF)
+
+    def state(self):
+        return {
+            "v": _STATE_VERSION,
+            "ledger": self.ledger.to_dict(),
+            "recharge": self.recharger.state(),
+            "tariff": self.biller.tariff.to_dict(),
+            "biller": self.biller.state(),
+            "energy": self.energy.state(),
+            "policy": self.policy.state(),
+            "relay": self.board.relay.is_closed() if self.board else self.persisted_relay,
+            "time": self.clock.now(),
+        }
+
+    def persist(self):
+        """Write the whole state in one atomic slot write; raises OSError if the flash fails."""
+        self.store.save(self.state())
+        self._saved_uptime_ms = self._uptime_ms
+        self._unsaved_wh = 0
+
+    def _try_persist(self):
+        try:
+            self.persist()
+            return True
+        except OSError as exc:
+            self.persist_errors += 1
+            self._log("error", "persist failed: %s", exc)
+            return False
+
+    # --- boot ---------------------------------------------------------------------------
+    def relay_at_boot(self):
+        """What the relay must be the moment its pin is created: the persisted state, but
+        never closed without credit or while locked out."""
+        return self.policy.boot_state(self.persisted_relay, self.ledger.balance)
+
+    def attach(self, board):
+        self.board = board
+        self.energy.counts_per_kwh = board.sensor.counts_per_kwh
+        self.clock.not_before(self.last_time)
+        self._last_tick_ms = self.clock.ticks_ms()
+        self._last_read_ms = self._last_tick_ms
+        self._update_snapshot(self.clock.now())
+
+    # --- the one-second step ------------------------------------------------------------
+    def tick(self):
+        clock = self.clock
+        now_ms = clock.ticks_ms()
+        self._uptime_ms += max(0, clock.ticks_diff(now_ms, self._last_tick_ms))
+        self._last_tick_ms = now_ms
+        t = clock.now()
+        self._read_and_bill(now_ms, t)
+        self._run_policy(t)
+        self._update_snapshot(t)
+        display = self.board.display  # type: ignore
+        if display is not None:
+            display.show(self.snapshot, now_ms)
+        interval_ms = self.config["persist_interval_s"] * 1000
+        if self._unsaved_wh and self._uptime_ms - self._saved_uptime_ms >= interval_ms:
+            self._try_persist()
+
+    def _read_and_bill(self, now_ms, t):
+        try:
+            reading = self.board.sensor.read()  # type: ignore
+        except SensorError as exc:
+            self.energy.fail()
+            self._power_w = None
+            self._reading = None
+            if self.energy.consecutive_failures == 1:
+                self._log("warn", "sensor: %s", exc)
+            return
+        elapsed = self.clock.ticks_diff(now_ms, self._last_read_ms)
+        self._last_read_ms = now_ms
+        self._reading = reading
+        self._power_w = reading.power_dw // 10
+        wh = self.energy.update(reading.energy, elapsed)
+        if wh:
+            self.ledger.debit(self.biller.bill(wh, t))
+            self._unsaved_wh += wh
+
+    def _run_policy(self, t):
+        board = self.board
+        assert board is not None
+        relay = board.relay
+        closed = relay.is_closed()
+        want = self.policy.update(self._uptime_ms // 1000,
+                                  calendar.minute_of_day(t, self.config["utc_offset_min"] * 60),
+                                  self.ledger.balance, self._power_w,
+                                  board.cover_open(), closed)
+        if want != closed:
+            relay.set(want)
+            self._event("relay " + ("closed" if want else "opened") + ": " + self.policy.reason)
+            # The relay state is persisted at once: a reboot restores it without a flicker.
+            self._try_persist()
+
+    def _update_snapshot(self, t):
+        alerts = self.alerts
+        ledger_alerts = self.ledger.alerts()
+        for name in ledger_alerts:
+            alerts[name] = ledger_alerts[name]
+        policy_alerts = self.policy.alerts()
+        for name in policy_alerts:
+            alerts[name] = policy_alerts[name]
+        alerts["sensor_fault"] = self.energy.sensor_fault(self.config["sensor_fault_after"])
+        r = self._reading
+        s = self.snapshot
+        s["meter_id"] = self.config["meter_id"]
+        s["time"] = t
+        s["balance_cents"] = self.ledger.balance
+        s["power_w"] = self._power_w
+        s["voltage_dv"] = r.voltage_dv if r else None
+        s["energy_wh"] = self.energy.total_wh
+        s["month_wh"] = self.biller.month_wh
+        s["relay_closed"] = self.board.relay.is_closed() if self.board else self.persisted_relay
+        s["reason"] = self.policy.reason
+        s["alerts"] = alerts
+        s["tariff_version"] = self.biller.tariff.version
+        s["online"] = False
+
+    # --- commands -----------------------------------------------------------------------
+    def apply_recharge(self, msg):
+        """Apply a recharge once and persist it before answering; returns (status, reason).
+
+        The caller acknowledges only after this returns: an "applied" credit is on flash."""
+        before_ledger = self.ledger.to_dict()
+        before_recharge = self.recharger.state()
+        status, reason = self.recharger.apply(msg, self.clock.now())
+        if status != "applied":
+            return status, reason
+        if not self._try_persist():
+            # Not on flash means not applied: undo, so the re-sent credit applies later.
+            thresholds = self.config["thresholds"]
+            self.ledger = Ledger.from_dict(before_ledger, low_cents=thresholds["low_cents"],
+                                           critical_cents=thresholds["critical_cents"])
+            self.recharger = Recharger(self.ledger, max_cents=self.config["max_recharge_cents"],
+                                       state=before_recharge)
+            return "rejected", "storage_error"
+        self._event("recharge %s: %d cents" % (msg.get("id"), msg.get("amount_cents")))
+        if self.board is not None:
+            self._run_policy(self.clock.now())
+            self._update_snapshot(self.clock.now())
+        return status, reason
+
+    def set_tariff(self, d):
+        """A tariff pushed from the cloud; only a newer version replaces the current one."""
+        try:
+            tariff = Tariff.from_dict(d)
+        except TariffError as exc:
+            return False, str(exc)
+        if not self.biller.set_tariff(tariff):
+            return False, "not_newer"
+        self._try_persist()
+        return True, "ok"
+
+    def reset_lockout(self):
+        self.policy.reset_lockout()
+        self._try_persist()
+
+    # --- asyncio ------------------------------------------------------------------------
+    async def run(self, watchdog=None):
+        """Tick every tick_ms on a drift-free schedule, feeding the watchdog after each good
+        tick. A tick that keeps failing stops feeding it, so the hardware resets the board."""
+        import asyncio
+        clock = self.clock
+        period = self.config["tick_ms"]
+        due = clock.ticks_ms()
+        self.running = True
+        while self.running:
+            try:
+                self.tick()
+                self.tick_errors = 0
+            except Exception as exc:  # a bug must not stop billing; the watchdog is the backstop
+                self.tick_errors += 1
+                self._log("error", "tick failed: %r", exc)
+            if watchdog is not None and self.tick_errors < 10:
+                watchdog.feed()
+            due = clock.ticks_add(due, period)
+            delay = clock.ticks_diff(due, clock.ticks_ms())
+            if delay < 0:
+                due = clock.ticks_ms()
+                delay = 0
+            await asyncio.sleep(delay / 1000)
+
+    # --- helpers ------------------------------------------------------------------------
+    def _event(self, text):
+        self.events.append(text)
+        if len(self.events) > 8:
+            self.events.pop(0)
+        self._log("info", "%s", text)
+
+    def _log(self, level, msg, *args):
+        if self.log is not None:
+            getattr(self.log, level)(msg, *args)
