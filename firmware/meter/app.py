@@ -7,7 +7,7 @@ from meter.ledger import Ledger
 from meter.policy import RelayPolicy
 from meter.recharge import Recharger
 from meter.tariff import Biller, Tariff, TariffError
-from meter.drivers.pzem004t import SensorError
+from meter.drivers.reading import SensorError
 
 _STATE_VERSION = 1
 

@@ -56,10 +56,9 @@ class Board:
             idle = 1 if rc["active_low"] else 0
             set_pin = machine.Pin(pins["relay"], machine.Pin.OUT, value=idle)
             reset_pin = machine.Pin(pins["relay_reset"], machine.Pin.OUT, value=idle)
-            relay = Relay(set_pin, active_low=rc["active_low"], latching=True,
-                          reset_pin=reset_pin, pulse_ms=rc["pulse_ms"])
-            relay.set(closed)
-            return relay
+            # The contacts kept the persisted state through the outage: no pulse at boot.
+            return Relay(set_pin, active_low=rc["active_low"], latching=True,
+                         reset_pin=reset_pin, pulse_ms=rc["pulse_ms"], closed=closed)
         pin = machine.Pin(pins["relay"], machine.Pin.OUT, value=level)
         return Relay(pin, active_low=rc["active_low"])
 
