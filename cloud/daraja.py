@@ -307,8 +307,8 @@ class DarajaClient:
                 self._forget_token(token)
                 continue
             error = _error_from_reply(status, reply, pending_allowed=pending_allowed)
-            if error is not None:
-                raise error
+            if error is not None or not isinstance(reply, dict):
+                raise error or DarajaError("Daraja reply is not a JSON object", status=status)
             return reply
         raise AssertionError("unreachable")
 
@@ -318,13 +318,15 @@ class DarajaClient:
         try:
             async with self._session.request(method, url, timeout=self._timeout,
                                              **kwargs) as response:
-                text = await response.text()
+                raw = await response.read()
                 status = response.status
         except asyncio.TimeoutError:
             raise DarajaTimeout("no reply from Daraja %s within %.3gs"
                                 % (path, self._timeout.total or 0)) from None
         except aiohttp.ClientError as error:
             raise DarajaError("cannot reach Daraja %s: %s" % (path, error)) from error
+        # A proxy or a broken gateway may send HTML or undecodable bytes; keep them readable.
+        text = raw.decode("utf-8", "replace")
         try:
             return status, json.loads(text)
         except ValueError:

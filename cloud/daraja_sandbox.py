@@ -290,8 +290,8 @@ async def add_fault(request):
     if not str(body.get("path", "")).startswith("/"):
         return _control_error("fault needs a path such as %s" % PATH_STK_QUERY)
     try:
-        fault = dict(body, count=int(body.get("count", 1)))
-        float(fault.get("hang_s") or 0), int(fault.get("status") or 0)
+        fault = dict(body, count=int(body.get("count", 1)),
+                     hang_s=float(body.get("hang_s") or 0), status=int(body.get("status") or 0))
     except (TypeError, ValueError):
         return _control_error("count, status and hang_s must be numbers")
     request.app[SANDBOX].faults.append(fault)

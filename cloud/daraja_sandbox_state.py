@@ -40,6 +40,7 @@ OUTCOME_NAMES = {"success": 0, "none": 0, "insufficient": 1, "cancelled": 1032,
                  "unreachable": 1037, "wrong_pin": 2001}
 
 _AMOUNT_PLACEHOLDER = "__mita_amount__"
+_LOG_LIMIT = 2000  # a long demo run must not grow the request log without bound
 _SETTINGS = ("default_outcome", "callback_delay_s", "deliver_times", "shuffle_items",
              "external_validation", "token_ttl_s")
 
@@ -130,6 +131,7 @@ class Sandbox:
         self.requests = []
         self.callbacks = []
         self._receipts = set()
+        self._seq = 0
         self._tasks = set()
         self._release = asyncio.Event()
         self._balance_cents = config.org_balance_kes * 100
@@ -220,9 +222,11 @@ class Sandbox:
             body = json.loads(text) if text else None
         except ValueError:
             body = text
-        entry = {"seq": len(self.requests) + 1, "method": method, "path": path,
+        self._seq += 1
+        entry = {"seq": self._seq, "method": method, "path": path,
                  "query": query, "body": body, "status": None}
         self.requests.append(entry)
+        del self.requests[:-_LOG_LIMIT]
         return entry
 
     def snapshot(self, path=None):
@@ -324,6 +328,9 @@ class Sandbox:
         entry = {"kind": kind, "url": url, "body": json.loads(text), "status": None,
                  "reply": None, "error": None}
         self.callbacks.append(entry)
+        del self.callbacks[:-_LOG_LIMIT]
+        if self.session is None:
+            raise RuntimeError("the sandbox app is not running (no client session)")
         try:
             async with self.session.post(
                     url, data=text.encode("utf-8"), headers={"Content-Type": "application/json"},

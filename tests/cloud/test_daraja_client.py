@@ -411,6 +411,18 @@ async def test_html_error_page_from_a_proxy_is_retried_then_reported(aiohttp_ser
     assert len(client.sleeps) == 1
 
 
+@pytest.mark.parametrize("raw", [b"\xff\xfe\x00\x81garbage", b"[1, 2]", b""])
+async def test_garbage_oauth_reply_is_an_auth_error_not_a_crash(aiohttp_server, client_for, raw):
+    async def oauth(request):
+        return web.Response(body=raw, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_get(PATH_OAUTH, oauth)
+    server = await aiohttp_server(app)
+    with pytest.raises(DarajaAuthError):
+        await client_for(str(server.make_url("")).rstrip("/")).token()
+
+
 async def test_unreachable_gateway_is_a_daraja_error(client_for):
     client = client_for("http://127.0.0.1:9", query_retries=0)  # discard port: refused
     with pytest.raises(DarajaError, match="cannot reach"):
