@@ -2,6 +2,7 @@
 settle requests whose callback never came. Views and the settle task only call in here."""
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import OrderedDict
@@ -14,6 +15,7 @@ from cloud.store.base import NotFound
 log = logging.getLogger("mita.payments")
 
 _MAX_ORPHANS = 1000
+_MAX_REMEMBERED = 100_000
 _ACCOUNT_REF_MAX = 12
 _DESCRIPTION = "Electricity"  # Daraja allows at most 13 characters
 GAVE_UP_CODE = -1  # our own result code: no outcome from M-Pesa within the give-up age
@@ -81,6 +83,7 @@ class Payments:
         # STK callbacks that beat our own create_stk_request (the reply/store race).
         self._orphans = OrderedDict()
         self._locks = {}
+        self._credited = OrderedDict()  # checkout ids known to be paid (bounded)
 
     # -- amounts ------------------------------------------------------------------------
     def check_amount_kes(self, amount):
@@ -143,24 +146,39 @@ class Payments:
         return request
 
     # -- STK callback -------------------------------------------------------------------
-    def _lock(self, checkout):
-        lock = self._locks.get(checkout)
-        if lock is None:
-            lock = self._locks[checkout] = asyncio.Lock()
-        return lock
+    @contextlib.asynccontextmanager
+    async def _serialised(self, checkout):
+        """One callback/settlement at a time per request; the entry lives while anyone uses it."""
+        entry = self._locks.get(checkout)
+        if entry is None:
+            entry = self._locks[checkout] = [asyncio.Lock(), 0]
+        entry[1] += 1
+        try:
+            async with entry[0]:
+                yield
+        finally:
+            entry[1] -= 1
+            if entry[1] == 0:
+                del self._locks[checkout]
 
     async def apply_stk_result(self, result):
         """Act on a parsed STK callback. Returns what happened, for logs and tests."""
         checkout = result.checkout_request_id
-        if await self.store.get_stk_request(checkout) is None:
-            return self._park_orphan(result)
-        lock = self._lock(checkout)
-        try:
-            async with lock:
-                return await self._apply_locked(result)
-        finally:
-            if not lock.locked() and self._locks.get(checkout) is lock:
-                del self._locks[checkout]
+        if checkout in self._credited:
+            # Re-sends are most of the traffic; a credited request is final, so skip the store.
+            self.counters["duplicates"] += 1
+            return "duplicate"
+        async with self._serialised(checkout):
+            request = await self.store.get_stk_request(checkout)
+            if request is None:
+                return self._park_orphan(result)
+            return await self._apply_locked(result, request)
+
+    def _remember_credited(self, checkout):
+        if checkout:
+            self._credited[checkout] = True
+            while len(self._credited) > _MAX_REMEMBERED:
+                self._credited.popitem(last=False)
 
     def _park_orphan(self, result):
         # Unknown to us: maybe our own push whose reply is still being stored, maybe forged.
@@ -174,10 +192,10 @@ class Payments:
             self.counters["orphans_dropped"] += 1
         return "unknown"
 
-    async def _apply_locked(self, result):
-        request = await self.store.get_stk_request(result.checkout_request_id)
+    async def _apply_locked(self, result, request):
         now = _now_ms(self.clock)
         if request["status"] == "success":
+            self._remember_credited(request["checkout_request_id"])
             self.counters["duplicates"] += 1
             return "duplicate"
         if not result.paid:
@@ -218,6 +236,7 @@ class Payments:
             "transaction_date": date, "source": source,
             "checkout_request_id": request.get("checkout_request_id"), "ts": now,
         })
+        self._remember_credited(request.get("checkout_request_id"))
         if not created:
             self.counters["duplicates"] += 1
             return "duplicate"
@@ -271,8 +290,7 @@ class Payments:
         cutoff = now - int(self.config.settle_after_s * 1000)
         outcomes = {}
         for request in await self.store.list_pending_stk_requests(cutoff):
-            lock = self._lock(request["checkout_request_id"])
-            async with lock:
+            async with self._serialised(request["checkout_request_id"]):
                 outcome = await self._settle_one(request, now)
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
         return outcomes

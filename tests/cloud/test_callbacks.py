@@ -276,8 +276,23 @@ async def test_late_callback_after_settlement_by_query_does_not_credit_twice(har
     await h.payments.settle_pending()
     resp = await h.post_callback(stk_success(checkout, "QKLATE"))
     assert resp.status == 200
+    h.payments._credited.clear()  # as after a restart: only the store remembers
+    resp = await h.post_callback(stk_success(checkout, "QKLATE"))
+    assert resp.status == 200
     snap = await h.snapshot(meter_no)
     assert len(snap["transactions"]) == 1 and len(snap["recharges"]) == 1
+
+
+async def test_concurrent_duplicate_callbacks_credit_once(harness):
+    h = harness
+    meter_no, checkout, _ = await _pending_push(h)
+    import asyncio
+    replies = await asyncio.gather(*(h.post_callback(stk_success(checkout, f"QKC{i % 2}"))
+                                     for i in range(10)))
+    assert all(r.status == 200 for r in replies)
+    snap = await h.snapshot(meter_no)
+    assert len(snap["transactions"]) == 1 and len(snap["recharges"]) == 1
+    assert h.payments._locks == {}
 
 
 async def test_settle_records_failures_and_retries_while_still_pending(harness):
