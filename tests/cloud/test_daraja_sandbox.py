@@ -4,11 +4,13 @@ import asyncio
 import base64
 import json
 import os
+import random
 import re
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -488,8 +490,6 @@ def test_runs_as_a_module_with_a_port():
     process = subprocess.Popen([sys.executable, "-m", "cloud.daraja_sandbox", "--port", str(port)],
                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        import urllib.request
-
         request = urllib.request.Request(
             "http://127.0.0.1:%d/oauth/v1/generate?grant_type=client_credentials" % port,
             headers={"Authorization": BASIC})
@@ -506,3 +506,43 @@ def test_runs_as_a_module_with_a_port():
     finally:
         process.terminate()
         process.wait(timeout=5)
+
+
+_ODD_VALUES = [None, "", 0, -1, 1.5, float("nan"), float("inf"), 10**30, True, [], {}, "x" * 300,
+               "\u0000", "254712345678", "\u0662\u0665\u0664", "20191219102115", "http://a/b"]
+
+
+async def test_fuzzed_stk_bodies_get_200_or_a_gateway_400_never_a_crash(gateway, receiver):
+    client = await gateway(callback_delay_s=60)  # keep the fuzz from calling back
+    token = await token_for(client)
+    rng = random.Random(1234)
+    statuses = []
+    for _ in range(150):
+        body = stk_body(receiver.url("/cb"))
+        for name in rng.sample(sorted(body), rng.randint(1, 3)):
+            if rng.random() < 0.2:
+                del body[name]
+            else:
+                body[name] = rng.choice(_ODD_VALUES)
+        status, reply = await post(client, PUSH, json.dumps(body), token)
+        statuses.append(status)
+        if status != 200:
+            assert status == 400 and reply["errorCode"] == "400.002.02", reply
+            assert set(reply) == {"requestId", "errorCode", "errorMessage"}
+    assert statuses.count(400) > 100
+    assert len(client.sandbox.stk) == statuses.count(200)
+
+
+async def test_revoke_reset_and_clearing_rules_over_http(gateway, receiver):
+    client = await gateway()
+    token = await token_for(client)
+    assert (await client.post("/sandbox/tokens/revoke")).status == 200
+    assert (await post(client, PUSH, stk_body(receiver.url("/cb")), token))[0] == 404
+    await client.post("/sandbox/outcome", json={"outcome": "cancelled"})
+    assert (await client.delete("/sandbox/outcome")).status == 200
+    assert client.sandbox.rules == []
+    await post(client, PUSH, stk_body(receiver.url("/cb")))
+    assert (await receiver.next())["json"]["Body"]["stkCallback"]["ResultCode"] == 0
+    assert (await client.post("/sandbox/reset")).status == 200
+    listed = await (await client.get("/sandbox/requests")).json()
+    assert listed["requests"] == [] and listed["stk"] == [] and listed["callbacks"] == []
