@@ -51,6 +51,8 @@ DESCRIPTION_MAX = 13
 _RENEW_MARGIN_S = 60.0
 _TRANSACTION_TYPES = ("CustomerPayBillOnline", "CustomerBuyGoodsOnline")
 _SNIPPET = 200
+# 404.001.xx: bad or missing access token/header; 400.008.xx: OAuth credentials or grant type.
+_AUTH_CODE_PREFIXES = ("404.001.", "400.008.")
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +109,7 @@ def eat_timestamp(now=None):
 def stk_password(shortcode, passkey, timestamp):
     """base64(ShortCode + Passkey + Timestamp), the password of STK push and query."""
     raw = "%s%s%s" % (shortcode, passkey, timestamp)
-    return base64.b64encode(raw.encode("ascii")).decode("ascii")
+    return base64.b64encode(raw.encode("utf-8")).decode("ascii")
 
 
 def _is_zero_code(code):
@@ -135,7 +137,7 @@ def _error_from_reply(status, body, *, pending_allowed=False):
     if code is not None or status >= 400:
         message = str(message or body.get("ResponseDescription") or "HTTP %d" % status)
         code = code if code is not None else body.get("ResponseCode")
-        if _invalid_token_reply(status, body):
+        if _invalid_token_reply(status, body) or str(code).startswith(_AUTH_CODE_PREFIXES):
             return DarajaAuthError(message, code, status, request_id)
         if pending_allowed and code == BEING_PROCESSED:
             return DarajaPending(message, code, status, request_id)

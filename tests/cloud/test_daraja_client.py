@@ -462,6 +462,17 @@ async def test_simulate_c2b_is_refused_in_production(client_for):
         await client.simulate_c2b(10, "0712345678", "MTR1")
 
 
+async def test_other_auth_gateway_codes_are_auth_errors_without_renewal(gateway, client_for):
+    base, sandbox = await gateway()
+    sandbox.faults.append({"path": PATH_STK_QUERY, "count": 1, "status": 404,
+                           "errorCode": "404.001.04",
+                           "errorMessage": "Invalid Authentication Header"})
+    with pytest.raises(DarajaAuthError, match="Authentication Header"):
+        await client_for(base).stk_query("ws_CO_1")
+    assert len(paths(sandbox, PATH_STK_QUERY)) == 1
+    assert len(paths(sandbox, PATH_OAUTH)) == 1
+
+
 def test_daraja_error_message_names_code_and_status():
     error = DarajaRejected("Bad Request - Invalid Timestamp", "400.002.02", 400)
     assert str(error) == "Bad Request - Invalid Timestamp (code 400.002.02, HTTP 400)"

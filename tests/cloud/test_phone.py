@@ -104,7 +104,8 @@ def test_valid_forms_round_trip(case):
     assert normalise_msisdn("0" + normalised[3:]) == normalised
 
 
-@given(st.one_of(st.text(max_size=60), st.binary(max_size=20), st.integers(), st.floats(), st.none()))
+@given(st.one_of(st.text(max_size=60), st.binary(max_size=20), st.integers(), st.floats(),
+                 st.none()))
 def test_random_junk_is_either_rejected_or_truly_valid(junk):
     try:
         result = normalise_msisdn(junk)
