@@ -404,3 +404,27 @@ async def test_c2b_simulate_through_the_stand_in_reaches_validation_and_confirma
 
 async def _c2b_done(h, n):
     return len(h.sandbox.c2b) >= n and h.sandbox.c2b[-1]["validation"] is not None
+
+
+# -- the same walk on every store backend (SQLite, and Firebase through the local RTDB) ----
+
+async def test_payment_walk_is_exactly_once_on_every_store(aiohttp_client, tmp_path, store):
+    from cloud.app import create_app
+    from tests.cloud.cloud_harness import Harness, make_config
+    h = Harness(await aiohttp_client(create_app(make_config(tmp_path), store=store,
+                                                settle=False)))
+    meter_no, checkout, auth = await _pending_push(h)
+    await h.post_callback(stk_failure("ws_CO_UNKNOWN", 1032))
+    for _ in range(2):
+        assert (await h.post_callback(stk_success(checkout, "QKWALK1"))).status == 200
+    h.payments._credited.clear()
+    await h.post_callback(stk_success(checkout, "QKWALK2"))  # same request, other receipt
+    for _ in range(2):
+        await h.client.post(f"/daraja/c2b/confirmation/{SECRET}",
+                            json=c2b_body("RKWALK3", "mtr 0001", "70.00"))
+    txs = await store.list_transactions_for_meter(meter_no, 10)
+    assert sorted((t["mpesa_receipt"], t["amount_cents"]) for t in txs) == [
+        ("QKWALK1", 10000), ("RKWALK3", 7000)]
+    assert [r["seq"] for r in await store.list_recharges(meter_no)] == [1, 2]
+    body = await (await h.client.get(f"/api/transactions/meter/{meter_no}", headers=auth)).json()
+    assert len(body) == 2
