@@ -83,12 +83,18 @@ class RelayPolicy:
 
     @classmethod
     def from_config(cls, config, state=None, log=None):
-        # Keys named as the constructor's arguments; missing ones take its defaults, others
-        # (the rest of the meter's config) are ignored.
+        # Keys named as the constructor's arguments; missing ones take its defaults, other
+        # keys are ignored. A bad value must not stop the meter from booting: it is logged
+        # and replaced by the default (the constructor itself raises PolicyError).
         kwargs = {}
         for name in _KEYS:
             if name in config:
-                kwargs[name] = config[name]
+                try:
+                    cls(**{name: config[name]})
+                    kwargs[name] = config[name]
+                except PolicyError as exc:
+                    if log:
+                        log.error("policy config ignored: %s", exc)
         return cls(log=log, state=state, **kwargs)
 
     def update(self, now_s, minute_of_day, balance_cents, power_w, cover_open, relay_closed):

@@ -236,15 +236,16 @@ def test_boot_state_restores_but_never_closes_without_credit():
     raises(PolicyError, p.boot_state, True, True)
 
 
-def test_from_config_and_bad_configuration():
-    p = RelayPolicy.from_config({"max_power_w": 2300, "friendly": [1080, 420],
-                                 "cover_disconnect": True, "tariff": "ignored"})
-    assert (p.max_power_w, p.friendly, p.cover_disconnect, p.max_trips) == \
-        (2300, (1080, 420), True, 3)
-    for cfg in ({"floor_cents": True}, {"max_power_w": -1}, {"max_trips": 0},
-                {"friendly": "18:00-07:00"}):
-        raises(PolicyError, RelayPolicy.from_config, cfg)
-    for w in ((60, 60), (0, 1440), (True, 60), [1, 2, 3], 60):
+def test_from_config_replaces_bad_values_by_defaults_and_logs_them():
+    lines = []
+    p = RelayPolicy.from_config({"max_power_w": 2300, "friendly": [1080, 420], "max_trips": 0,
+                                 "floor_cents": True, "min_switch_s": "5", "tariff": "x"},
+                                log=Logger("m", sink=lines.append))
+    assert (p.max_power_w, p.friendly, p.max_trips, p.floor_cents, p.min_switch_s) == \
+        (2300, (1080, 420), 3, 0, 10)
+    assert len(lines) == 3 and lines[1] == "ERROR m: policy config ignored: max_trips: bad value 0"
+    raises(PolicyError, RelayPolicy, max_power_w=-1)
+    for w in ((60, 60), (0, 1440), (True, 60), [1, 2, 3], "18:00-07:00"):
         raises(PolicyError, parse_window, w)
     assert parse_window([425, 360]) == (425, 360)
 
