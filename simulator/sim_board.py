@@ -51,7 +51,11 @@ class BoardReset(BaseException):
 
 
 def make_rig(overrides=None):
-    """DEFAULT_RIG with overrides merged one level deep (pins, uart, wifi are merged)."""
+    """DEFAULT_RIG with overrides merged one level deep (pins, uart, wifi are merged).
+
+    The firmware's own config (meter/config.py: nested "relay", "s0", "lcd", "pzem" sections,
+    wifi "password") is understood too, so a meter's config can serve as its rig.
+    """
     rig = {}
     for k, v in DEFAULT_RIG.items():
         rig[k] = dict(v) if isinstance(v, dict) else v
@@ -60,8 +64,20 @@ def make_rig(overrides=None):
             rig[k].update(v)
         else:
             rig[k] = v
+    relay = rig.get("relay")
+    if isinstance(relay, dict):
+        rig["active_low"] = relay.get("active_low", rig["active_low"])
+        rig["relay_latching"] = relay.get("latching", rig["relay_latching"])
     if "relay_active_low" in rig:
         rig["active_low"] = rig["relay_active_low"]
+    for section, key, target in (("s0", "impulses_per_kwh", "s0_constant"),
+                                 ("lcd", "addr", "lcd_addr"), ("pzem", "address", "pzem_address")):
+        if isinstance(rig.get(section), dict) and key in rig[section]:
+            rig[target] = rig[section][key]
+    if "password" in rig["wifi"] and "key" not in (overrides or {}).get("wifi", {}):
+        rig["wifi"]["key"] = rig["wifi"]["password"]
+    if rig.get("pzem_address") == 0xF8:
+        rig["pzem_address"] = 0x01  # the general address reaches any module; give it a real one
     return rig
 
 
@@ -240,9 +256,17 @@ class SimBoard:
         st = self.pins.get(number) or self.pin_setup(number, None, None, None, None)
         st.out = v
         pins = self.rig["pins"]
+        active = v == 0 if self.rig.get("active_low") else v == 1
+        two_coils = self.rig.get("relay_latching") and pins.get("relay_reset", -1) >= 0
         if number == pins.get("relay"):
-            self.world.set_relay(v == 0 if self.rig.get("active_low") else v == 1)
-            self.kick()
+            # A bistable relay closes on a pulse of its set coil; a plain one follows the pin.
+            if active or not two_coils:
+                self.world.set_relay(active)
+                self.kick()
+        elif two_coils and number == pins.get("relay_reset"):
+            if active:
+                self.world.set_relay(False)
+                self.kick()
         elif number == pins.get("buzzer"):
             self.buzzer.drive(v, self.clock.now_ms())
 

@@ -443,3 +443,65 @@ def test_fakes_run_under_the_micropython_unix_port(tmp_path):
                           text=True, env=env, timeout=60, cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "mpy-ok 2000" in proc.stdout
+
+
+# --- the firmware's own board module, unchanged, on the fakes ---------------------------------
+
+def firmware_config(**changes):
+    import copy
+    firmware = os.path.join(ROOT, "firmware")
+    if firmware not in sys.path:
+        sys.path.insert(0, firmware)
+    from meter.config import DEFAULTS
+    cfg = copy.deepcopy(DEFAULTS)
+    cfg.update(changes)
+    return cfg
+
+
+def test_firmware_board_reads_the_pzem_and_writes_the_lcd(make_board, clock):
+    cfg = firmware_config()
+    board = make_board(SteadyLoad(1000), rig=cfg)
+    from meter.board import Board
+    fw = Board(cfg, relay_closed=True)
+    assert board.world.relay_closed
+    clock.advance(3600 * 1000)
+    reading = fw.sensor.read()
+    assert (reading.energy, reading.power_dw) == (1000, 10000)
+    fw.display._lcd.write_line(0, "KES 12.50")
+    assert board.lcd.lines()[0] == "KES 12.50       "
+
+
+def test_firmware_board_counts_s0_pulses_in_virtual_time(make_board, clock):
+    cfg = firmware_config(sensor="s0", s0={"impulses_per_kwh": 3200, "debounce_ms": 20})
+    board = make_board(SteadyLoad(2000), rig=cfg)
+    from meter.board import Board
+
+    async def run():
+        board.attach(asyncio.get_running_loop())
+        fw = Board(cfg, relay_closed=True)
+        await asyncio.sleep(3600)
+        board.detach()
+        return fw.sensor
+
+    sensor = clock.run(run())
+    assert sensor.pulses == 6400  # 2 kWh at 3200 impulses/kWh, none lost to the debounce
+
+
+def test_rig_from_firmware_config_and_a_two_coil_latching_relay(make_board):
+    from simulator.sim_board import make_rig
+    cfg = firmware_config(relay={"active_low": False, "latching": True, "pulse_ms": 50},
+                          lcd={"enabled": True, "addr": 0x3F}, wifi={"ssid": "home", "password": "pw"})
+    cfg["pins"]["relay_reset"] = 27
+    rig = make_rig(cfg)
+    assert (rig["active_low"], rig["relay_latching"], rig["lcd_addr"]) == (False, True, 0x3F)
+    assert rig["wifi"]["key"] == "pw" and rig["pzem_address"] == 0x01
+    board = make_board(rig=cfg)
+    set_coil = machine.Pin(26, machine.Pin.OUT, value=0)
+    reset_coil = machine.Pin(27, machine.Pin.OUT, value=0)
+    board.world.set_relay(False)
+    set_coil.value(1)
+    set_coil.value(0)  # the end of the pulse leaves the contacts where they are
+    assert board.world.relay_closed
+    reset_coil.value(1)
+    reset_coil.value(0)
+    assert not board.world.relay_closed
