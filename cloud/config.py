@@ -138,6 +138,9 @@ def config_from_mapping(env):
     cfg.auth_mode = env.get("MITA_AUTH", "") or ("firebase" if cfg.store == "firebase" else "apikey")
     if cfg.auth_mode not in ("apikey", "firebase"):
         raise ConfigError(f"MITA_AUTH must be apikey or firebase, got {cfg.auth_mode!r}")
+    if cfg.auth_mode == "firebase" and cfg.store != "firebase":
+        # ID tokens are checked by the firebase-admin app the Firebase store initialises.
+        raise ConfigError("MITA_AUTH=firebase needs MITA_STORE=firebase")
     _daraja(env, cfg)
     secret = env.get("MITA_CALLBACK_SECRET", "")
     if secret:

@@ -131,7 +131,14 @@ class Payments:
             "result_desc": None, "created_at": _now_ms(self.clock), "settled_at": None,
             "transaction_id": None,
         }
-        stored = await self.store.create_stk_request(request) or request
+        try:
+            stored = await self.store.create_stk_request(request) or request
+        except Exception:
+            # The prompt is already on the phone: leave ops enough to reconcile by hand.
+            log.error("stk request sent but not stored", extra={
+                "checkout_request_id": checkout, "meter_no": meter_no,
+                "amount_cents": request["amount_cents"]})
+            raise
         orphan = self._orphans.pop(checkout, None)
         if orphan is not None:
             self.counters["orphans_claimed"] += 1

@@ -46,6 +46,7 @@ def test_reference_names_configure_a_real_gateway_and_firebase():
     ({"MITA_SETTLE_AFTER_S": "-1"}, "positive"), ({"MITA_SETTLE_AFTER_S": "soon"}, "seconds"),
     ({"MITA_MIN_AMOUNT_KES": "500", "MITA_MAX_AMOUNT_KES": "100"}, "MIN"),
     ({"MITA_MAX_AMOUNT_KES": "300000"}, "range"),
+    ({"MITA_AUTH": "firebase"}, "MITA_STORE=firebase"), ({"MITA_AUTH": "oauth"}, "MITA_AUTH"),
 ])
 def test_bad_settings_are_refused_with_the_variable_named(env, words):
     with pytest.raises(ConfigError, match=words):
