@@ -62,6 +62,7 @@ class FlashFolder:
         self.cuts = 0
         self.last_torn = None  # (relative name, bytes kept from the new write)
         self._checkpoint = {}
+        self.dead = False
 
     # --- looking at it ---------------------------------------------------------------------
 
@@ -145,7 +146,14 @@ class FlashFolder:
 
     def disarm(self):
         self._budget = None
+        self.dead = False
         _remove_hook(self)
+
+    def power_down(self):
+        """No power: every later open() for writing under the root raises PowerLost at once
+        (a cancelled firmware task's cleanup must not write to a flash that has no power)."""
+        self.dead = True
+        _install_hook(self)
 
     def _cut(self):
         self._budget = None
@@ -231,6 +239,8 @@ def _hooked_open(file, mode="r", *args, **kwargs):
     for flash in _ARMED:
         root = os.path.abspath(flash.root)
         if full.startswith(root + os.sep):
+            if flash.dead:
+                raise PowerLost("no power writing %s" % full)
             old = _read_with(real, full)
             raw = real(file, mode, *args, **kwargs)
             return _TearingFile(flash, full[len(root) + 1:], raw, old)
