@@ -325,21 +325,26 @@ class FirebaseStore(Store):
                 raise _Abort(cur)
             return dict(claim, owner=token, state="claimed")
         held = self._transaction(ref, take)
-        deadline = time.monotonic() + self.claim_wait_s
+        watching, deadline = None, 0.0
         while True:
-            if held.get("seq") is not None:
+            worker = (held.get("owner"), held.get("committed_by"))
+            if worker != watching:  # someone new is working on it: give them time to finish
+                watching, deadline = worker, time.monotonic() + self.claim_wait_s
+            expired = time.monotonic() >= deadline
+            committed = held.get("seq") is not None
+            if held.get("state") == "recorded" or (committed and (
+                    held.get("committed_by") == token or expired)):
                 if held.get("state") != "recorded":
-                    self._write_payment(ref, held)
+                    self._write_payment(ref, held)  # ours, or repairing a dead writer's
                 created = held.get("committed_by") == token
                 return created, held["transaction_id"], held["meter_no"], held["seq"]
-            if held.get("owner") == token:
+            if not committed and held.get("owner") == token:
                 held = self._commit(ref, held, token)
-                continue
-            if time.monotonic() < deadline:
+            elif not expired:
                 time.sleep(0.01)  # another call holds the claim and is finishing it
                 held = ref.get() or held
-                continue
-            held = self._transaction(ref, functools.partial(_take_over, token))
+            elif not committed:
+                held = self._transaction(ref, functools.partial(_take_over, token))
 
     def _commit(self, ref, held, token):
         meter_seq = self._ref("meters", safe_key(held["meter_no"]), "recharge_seq")

@@ -437,6 +437,30 @@ async def test_firebase_takes_over_a_claim_whose_writer_crashed(rtdb_server, mon
         await store.close()
 
 
+async def test_firebase_writer_overtaken_mid_payment_does_not_credit_twice(rtdb_server,
+                                                                          monkeypatch):
+    from tests.cloud.conftest import open_firebase_store
+    store = await open_firebase_store(monkeypatch, rtdb_server.emulator_host,
+                                      claim_wait_s=0.05)
+    try:
+        await given_meters(store, "M1")
+        ref = store._ref("receipts", "R1")
+        slow = dict(payment("R1"), owner="slow", state="claimed",
+                    transaction_id="TXN_%013d_R1" % T0)
+        await asyncio.to_thread(ref.set, slow)
+        # the slow writer stalls; a duplicate takes its claim over and finishes the payment
+        created, _, rc = await store.record_payment(payment("R1", ts=T0 + 1))
+        assert created and rc["seq"] == 1
+        # the slow writer wakes up and tries to commit its own sequence number: refused
+        after = await asyncio.to_thread(store._commit, ref, slow, "slow")
+        assert after["committed_by"] != "slow" and after["seq"] == 1
+        assert [r["seq"] for r in await store.list_recharges("M1")] == [1]
+        _, _, rc = await store.record_payment(payment("R2", ts=T0 + 2))
+        assert rc["seq"] == 3  # the refused writer's number stays unused: a gap, not a credit
+    finally:
+        await store.close()
+
+
 async def test_open_store_refuses_unknown_backends():
     with pytest.raises(StoreError):
         await open_store("mongodb")
