@@ -28,6 +28,47 @@ def _wall_ms():
     return _time.ticks_ms()  # MicroPython: only differences are used
 
 
+# --- calendar arithmetic for the RTC (MicroPython has no datetime module) ------------------
+
+def _days_from_civil(y, m, d):
+    y -= m <= 2
+    era = (y if y >= 0 else y - 399) // 400
+    yoe = y - era * 400
+    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
+
+
+def _civil_from_days(z):
+    z += 719468
+    era = (z if z >= 0 else z - 146096) // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    d = doy - (153 * mp + 2) // 5 + 1
+    m = mp + (3 if mp < 10 else -9)
+    return yoe + era * 400 + (m <= 2), m, d
+
+
+def epoch_ms_to_datetime(epoch_ms):
+    """Unix ms -> the RTC's (year, month, day, weekday 0=Monday, hour, minute, second, us)."""
+    days = epoch_ms // 86400000
+    rem = epoch_ms - days * 86400000
+    y, m, d = _civil_from_days(days)
+    s = rem // 1000
+    return (y, m, d, (days + 3) % 7, s // 3600, (s // 60) % 60, s % 60, (rem % 1000) * 1000)
+
+
+def datetime_to_epoch_ms(t):
+    y, m, d = t[0], t[1], t[2]
+    h = t[4] if len(t) > 4 else 0
+    mi = t[5] if len(t) > 5 else 0
+    s = t[6] if len(t) > 6 else 0
+    sub = t[7] if len(t) > 7 else 0
+    return (((_days_from_civil(y, m, d) * 24 + h) * 60 + mi) * 60 + s) * 1000 + sub // 1000
+
+
 class ClockError(Exception):
     pass
 

@@ -270,8 +270,11 @@ def test_rtc_starts_in_2000_after_power_on_and_keeps_a_set_time(make_board, cloc
     rtc.datetime((2026, 3, 1, 6, 12, 30, 15, 0))
     clock.advance(90 * 1000)
     assert machine.RTC().datetime() == (2026, 3, 1, 6, 12, 31, 45, 0)
-    assert machine.datetime_to_epoch_ms((2024, 2, 29, 3, 0, 0, 0, 0)) == 1709164800000
-    assert machine.epoch_ms_to_datetime(1709164800000)[:4] == (2024, 2, 29, 3)
+    from simulator.clock import datetime_to_epoch_ms, epoch_ms_to_datetime
+    assert datetime_to_epoch_ms((2024, 2, 29, 3, 0, 0, 0, 0)) == 1709164800000
+    assert epoch_ms_to_datetime(1709164800000)[:4] == (2024, 2, 29, 3)
+    for ms in (0, 951782400000, 4102444799000, 1767225600000 + 12345):
+        assert datetime_to_epoch_ms(epoch_ms_to_datetime(ms)) == ms
 
 
 def test_ntptime_needs_wifi(make_board, clock):
