@@ -65,7 +65,7 @@ class MeterApp:
         tariff = self._tariff_from(state.get("tariff") or cfg["tariff"])
         self.biller = Biller(tariff, state.get("biller"))
         self.energy = EnergyAccount(state=state.get("energy"))
-        self.policy = RelayPolicy.from_config(cfg["policy"], state=state.get("policy"))
+        self.policy = RelayPolicy.from_config(cfg["policy"], state=state.get("policy"), log=self.log)
         self.persisted_relay = state.get("relay", False)
         self.last_time = state.get("time", 0)
 
@@ -109,7 +109,14 @@ class MeterApp:
     def relay_at_boot(self):
         """What the relay must be the moment its pin is created: the persisted state, but
         never closed without credit or while locked out."""
-        return self.policy.boot_state(self.persisted_relay, self.ledger.balance)
+        return self.policy.boot_state(self.persisted_relay, self.ledger.balance,
+                                      self._minute_of_day(self.clock.now()))
+
+    def _minute_of_day(self, t):
+        # Friendly hours are never granted on a clock that has not been set since power-up.
+        if not self.clock.valid():
+            return None
+        return calendar.minute_of_day(t, self.config["utc_offset_min"] * 60)
 
     def attach(self, board):
         self.board = board
@@ -160,8 +167,7 @@ class MeterApp:
         assert board is not None
         relay = board.relay
         closed = relay.is_closed()
-        want = self.policy.update(self._uptime_ms // 1000,
-                                  calendar.minute_of_day(t, self.config["utc_offset_min"] * 60),
+        want = self.policy.update(self._uptime_ms // 1000, self._minute_of_day(t),
                                   self.ledger.balance, self._power_w,
                                   board.cover_open(), closed)
         if want != closed:

@@ -30,6 +30,9 @@ class ManualClock:
     def now(self):
         return self.t
 
+    def valid(self):
+        return self.t >= 1704067200
+
     def not_before(self, t):
         if t and self.t < t:
             self.t = t

@@ -181,3 +181,19 @@ def test_a_tariff_update_applies_only_when_newer():
     run_seconds(again, clock2, 2)
     # The newer tariff took over (it is effective at once) and survived the reboot.
     assert again.biller.tariff.version == 2
+
+
+def test_friendly_hours_keep_the_supply_on_and_the_debt_comes_out_of_the_next_recharge():
+    path = tmpdir("app10")
+    # 2026-01-01 20:00 EAT (17:00 UTC): inside an 18:00-07:00 friendly window.
+    clock = ManualClock(1767225600 + 17 * 3600)
+    cfg = make_config(initial_balance_cents=100)
+    cfg["policy"]["friendly"] = [18 * 60, 7 * 60]
+    app, board = boot(path, cfg, clock)
+    board.sensor.power_w = 1000
+    run_seconds(app, clock, 600)  # 10 minutes at 1 kW: about KES 4 used, KES 1 in credit
+    assert board.relay.is_closed()
+    debt = app.ledger.balance
+    assert debt < 0
+    app.apply_recharge({"id": "R1", "seq": 1, "amount_cents": 1000, "source": "cloud"})
+    assert app.ledger.balance == debt + 1000
