@@ -126,6 +126,21 @@ async def eventually(check, timeout_s=3.0):
         await asyncio.sleep(0.005)
 
 
+async def pending_push(h, amount=100):
+    """A customer, a meter and one pending STK push: (meter_no, checkout id, auth)."""
+    user_id, auth, meter_no, key = await h.customer_with_meter()
+    # "none": the customer pays but no callback comes unless the test sends one
+    await h.sandbox_settings(default_outcome="none", callback_delay_s=0)
+    resp = await h.stk_push(auth, meter_no, amount)
+    assert resp.status == 201, await resp.text()
+    return meter_no, (await resp.json())["checkout_request_id"], auth
+
+
+async def sandbox_settled(h, checkout):
+    record = h.sandbox.stk.get(checkout)
+    return record is not None and record["status"] == "settled"
+
+
 @pytest.fixture
 def config(tmp_path):
     return make_config(tmp_path)

@@ -1,6 +1,7 @@
 """Daraja notifications: the parsers (fuzzed), and exactly-once credit through duplicate,
 reordered, late and failed STK callbacks, C2B validation/confirmation and settlement by query."""
 
+import asyncio
 import json
 
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -8,9 +9,9 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from cloud.callbacks import (InvalidMeterNumber, ParseError, normalise_meter_no, parse_c2b,
                              parse_stk_callback)
 from cloud.app import RECHARGE_SINK
-from cloud.payments import GAVE_UP_CODE
 from tests.cloud.cloud_harness import (SECRET, c2b_body, config, eventually,  # noqa: F401
-                                       harness, stk_failure, stk_success)
+                                       harness, pending_push, sandbox_settled, stk_failure,
+                                       stk_success)
 
 import pytest
 
@@ -109,18 +110,9 @@ def test_meter_numbers_that_cannot_name_a_meter_are_refused(bad):
 
 # -- STK callbacks end to end -------------------------------------------------------------
 
-async def _pending_push(h, amount=100):
-    user_id, auth, meter_no, key = await h.customer_with_meter()
-    # "none": the customer pays but no callback comes unless the test sends one
-    await h.sandbox_settings(default_outcome="none", callback_delay_s=0)
-    resp = await h.stk_push(auth, meter_no, amount)
-    assert resp.status == 201, await resp.text()
-    return meter_no, (await resp.json())["checkout_request_id"], auth
-
-
 async def test_success_callback_credits_once_even_when_delivered_three_times(harness):
     h = harness
-    meter_no, checkout, _ = await _pending_push(h)
+    meter_no, checkout, _ = await pending_push(h)
     for _ in range(3):
         resp = await h.post_callback(stk_success(checkout, "QK1AAA"))
         assert resp.status == 200
@@ -135,7 +127,7 @@ async def test_success_callback_credits_once_even_when_delivered_three_times(har
 
 async def test_meter_comes_from_the_stored_request_not_the_phone(harness):
     h = harness
-    meter_no, checkout, _ = await _pending_push(h)
+    meter_no, checkout, _ = await pending_push(h)
     other_user, _ = await h.create_customer("Neighbour")
     await h.register_meter(other_user, "MTR-0002")
     await h.post_callback(stk_success(checkout, "QK2BBB", phone=254799999999))
@@ -146,7 +138,7 @@ async def test_meter_comes_from_the_stored_request_not_the_phone(harness):
 @pytest.mark.parametrize("code", [1, 1032, 1037, 2001, 1019])
 async def test_failed_payment_is_recorded_on_the_request_without_credit(harness, code):
     h = harness
-    meter_no, checkout, auth = await _pending_push(h)
+    meter_no, checkout, auth = await pending_push(h)
     resp = await h.post_callback(stk_failure(checkout, code=code))
     assert (await resp.json())["ResultCode"] == 0
     stk = await (await h.client.get(f"/api/payments/stk/{checkout}", headers=auth)).json()
@@ -178,7 +170,7 @@ async def test_callback_before_the_push_reply_is_stored_is_claimed_by_the_push(h
 
 async def test_second_payments_callback_first_credits_each_request_once(harness):
     h = harness
-    meter_no, first, auth = await _pending_push(h, amount=100)
+    meter_no, first, auth = await pending_push(h, amount=100)
     second = (await (await h.stk_push(auth, meter_no, 200)).json())["checkout_request_id"]
     await h.post_callback(stk_success(second, "QKSECOND", amount=200))
     await h.post_callback(stk_success(first, "QKFIRST", amount=100))
@@ -188,9 +180,20 @@ async def test_second_payments_callback_first_credits_each_request_once(harness)
         ("QKFIRST", 10000), ("QKSECOND", 20000)]
 
 
+async def test_concurrent_duplicate_callbacks_credit_once(harness):
+    h = harness
+    meter_no, checkout, _ = await pending_push(h)
+    replies = await asyncio.gather(*(h.post_callback(stk_success(checkout, f"QKC{i % 2}"))
+                                     for i in range(10)))
+    assert all(r.status == 200 for r in replies)
+    snap = await h.snapshot(meter_no)
+    assert len(snap["transactions"]) == 1 and len(snap["recharges"]) == 1
+    assert h.payments._locks == {}
+
+
 async def test_unknown_checkout_id_credits_nothing_and_is_counted(harness):
     h = harness
-    meter_no, checkout, _ = await _pending_push(h)
+    meter_no, checkout, _ = await pending_push(h)
     resp = await h.post_callback(stk_success("ws_CO_FORGED", "QKFORGED"))
     assert resp.status == 200
     assert (await h.snapshot(meter_no))["transactions"] == []
@@ -200,7 +203,7 @@ async def test_unknown_checkout_id_credits_nothing_and_is_counted(harness):
 
 async def test_amount_mismatch_never_credits_more_than_requested_nor_paid(harness):
     h = harness
-    meter_no, checkout, auth = await _pending_push(h, amount=100)
+    meter_no, checkout, auth = await pending_push(h, amount=100)
     await h.post_callback(stk_success(checkout, "QKBIG", amount=5000))
     second = (await (await h.stk_push(auth, meter_no, 300)).json())["checkout_request_id"]
     await h.post_callback(stk_success(second, "QKSMALL", amount=50))
@@ -212,7 +215,7 @@ async def test_amount_mismatch_never_credits_more_than_requested_nor_paid(harnes
 
 async def test_wrong_or_missing_secret_is_refused_and_changes_nothing(harness):
     h = harness
-    meter_no, checkout, _ = await _pending_push(h)
+    meter_no, checkout, _ = await pending_push(h)
     for path in ("/daraja/callback", "/daraja/callback/wrong-secret-xxxxxxxx",
                  "/daraja/callback?secret=nope"):
         resp = await h.post_callback(stk_success(checkout, "QKX"), path=path)
@@ -250,86 +253,11 @@ async def test_end_to_end_the_stand_in_calls_back_and_the_meter_is_credited(harn
     assert len(txs) == 1 and txs[0]["amount_cents"] == 25000 and txs[0]["source"] == "stk"
 
 
-# -- settlement by query ------------------------------------------------------------------
-
-async def test_settle_credits_a_paid_request_whose_callback_never_came(harness):
-    h = harness
-    meter_no, checkout, _ = await _pending_push(h)
-    await eventually(lambda: _sandbox_settled(h, checkout))
-    assert await h.payments.settle_pending() == {}  # not old enough yet
-    h.payments.clock = lambda: 10**10  # far later
-    assert await h.payments.settle_pending() == {"credited": 1}
-    txs = (await h.snapshot(meter_no))["transactions"]
-    assert [(t["mpesa_receipt"], t["source"]) for t in txs] == [(checkout, "stk_query")]
-
-
-async def _sandbox_settled(h, checkout):
-    record = h.sandbox.stk.get(checkout)
-    return record is not None and record["status"] == "settled"
-
-
-async def test_late_callback_after_settlement_by_query_does_not_credit_twice(harness):
-    h = harness
-    meter_no, checkout, _ = await _pending_push(h)
-    await eventually(lambda: _sandbox_settled(h, checkout))
-    h.payments.clock = lambda: 10**10
-    await h.payments.settle_pending()
-    resp = await h.post_callback(stk_success(checkout, "QKLATE"))
-    assert resp.status == 200
-    h.payments._credited.clear()  # as after a restart: only the store remembers
-    resp = await h.post_callback(stk_success(checkout, "QKLATE"))
-    assert resp.status == 200
-    snap = await h.snapshot(meter_no)
-    assert len(snap["transactions"]) == 1 and len(snap["recharges"]) == 1
-
-
-async def test_concurrent_duplicate_callbacks_credit_once(harness):
-    h = harness
-    meter_no, checkout, _ = await _pending_push(h)
-    import asyncio
-    replies = await asyncio.gather(*(h.post_callback(stk_success(checkout, f"QKC{i % 2}"))
-                                     for i in range(10)))
-    assert all(r.status == 200 for r in replies)
-    snap = await h.snapshot(meter_no)
-    assert len(snap["transactions"]) == 1 and len(snap["recharges"]) == 1
-    assert h.payments._locks == {}
-
-
-async def test_settle_records_failures_and_retries_while_still_pending(harness):
-    h = harness
-    user_id, auth, meter_no, key = await h.customer_with_meter()
-    await h.sandbox_settings(default_outcome="cancelled", callback_delay_s=3600)
-    checkout = (await (await h.stk_push(auth, meter_no)).json())["checkout_request_id"]
-    created = (await h.store.get_stk_request(checkout))["created_at"]
-    h.payments.clock = lambda: (created + 60_000) / 1000
-    assert await h.payments.settle_pending() == {"pending": 1}
-    assert (await h.store.get_stk_request(checkout))["status"] == "pending"
-    h.payments.clock = lambda: (created + 601_000) / 1000  # past the give-up age
-    assert await h.payments.settle_pending() == {"gave_up": 1}
-    stk = await h.store.get_stk_request(checkout)
-    assert stk["status"] == "failed" and stk["result_code"] == GAVE_UP_CODE
-    assert "timeout" in stk["result_desc"]
-    assert (await h.snapshot(meter_no))["transactions"] == []
-
-
-async def test_settle_marks_a_query_failure_without_credit(harness):
-    h = harness
-    user_id, auth, meter_no, key = await h.customer_with_meter()
-    await h.sandbox_settings(default_outcome="wrong_pin", callback_delay_s=0)
-    h.daraja.callback_url = "http://127.0.0.1:9/nowhere"  # the callback is lost
-    checkout = (await (await h.stk_push(auth, meter_no)).json())["checkout_request_id"]
-    await eventually(lambda: _sandbox_settled(h, checkout))
-    h.payments.clock = lambda: 10**10
-    assert await h.payments.settle_pending() == {"failed": 1}
-    stk = await h.store.get_stk_request(checkout)
-    assert stk["status"] == "failed" and stk["result_code"] == 2001
-
-
 async def test_success_callback_after_a_recorded_failure_is_only_credited_if_query_confirms(harness):
     h = harness
-    meter_no, checkout, _ = await _pending_push(h)   # outcome "none": the gateway says paid
+    meter_no, checkout, _ = await pending_push(h)   # outcome "none": the gateway says paid
     await h.post_callback(stk_failure(checkout, 1037))
-    await eventually(lambda: _sandbox_settled(h, checkout))
+    await eventually(lambda: sandbox_settled(h, checkout))
     await h.post_callback(stk_success(checkout, "QKAFTER"))
     assert len((await h.snapshot(meter_no))["transactions"]) == 1
     # ... and one the gateway knows as failed is not
@@ -338,7 +266,7 @@ async def test_success_callback_after_a_recorded_failure_is_only_credited_if_que
     await h.sandbox_settings(default_outcome="cancelled", callback_delay_s=0)
     h.daraja.callback_url = "http://127.0.0.1:9/nowhere"
     checkout2 = (await (await h.stk_push(auth2, meter2)).json())["checkout_request_id"]
-    await eventually(lambda: _sandbox_settled(h, checkout2))
+    await eventually(lambda: sandbox_settled(h, checkout2))
     await h.post_callback(stk_failure(checkout2, 1032))
     await h.post_callback(stk_success(checkout2, "QKFORGED2"))
     assert (await h.snapshot(meter2))["transactions"] == []
@@ -413,7 +341,7 @@ async def test_payment_walk_is_exactly_once_on_every_store(aiohttp_client, tmp_p
     from tests.cloud.cloud_harness import Harness, make_config
     h = Harness(await aiohttp_client(create_app(make_config(tmp_path), store=store,
                                                 settle=False)))
-    meter_no, checkout, auth = await _pending_push(h)
+    meter_no, checkout, auth = await pending_push(h)
     await h.post_callback(stk_failure("ws_CO_UNKNOWN", 1032))
     for _ in range(2):
         assert (await h.post_callback(stk_success(checkout, "QKWALK1"))).status == 200
