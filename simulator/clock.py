@@ -105,6 +105,10 @@ class VirtualClock:
         """Virtual wall-clock time, Unix milliseconds (UTC)."""
         return self._epoch0 + self.now_ms()
 
+    def epoch_at(self, t_ms):
+        """The wall-clock time (Unix ms) of virtual instant t_ms."""
+        return self._epoch0 + t_ms
+
     def advance(self, ms):
         """Move virtual time forward (FAST mode) by ms; in REAL mode, shift it forward."""
         if ms < 0:

@@ -57,6 +57,7 @@ class Household:
         self.pf_centi = pf_centi
         self.jitter_pct = jitter_pct
         self._days = {}
+        self._last = None
 
     def day(self, day_index):
         """[(start ms within the day, power mW)], sorted, first at 0."""
@@ -103,6 +104,9 @@ class Household:
         return out
 
     def _locate(self, local_ms):
+        hit = self._last
+        if hit is not None and hit[0] <= local_ms < hit[1]:
+            return hit[2], hit[3], hit[4]  # most queries fall in the segment asked last
         day_index = local_ms // DAY_MS
         seg = self.day(day_index)
         t = local_ms - day_index * DAY_MS
@@ -113,6 +117,9 @@ class Household:
                 lo = mid
             else:
                 hi = mid - 1
+        base = day_index * DAY_MS
+        end = base + (seg[lo + 1][0] if lo + 1 < len(seg) else DAY_MS)
+        self._last = (base + seg[lo][0], end, day_index, seg, lo)
         return day_index, seg, lo
 
     def power_mw(self, local_ms):
@@ -142,6 +149,7 @@ class World:
         self._t = clock.now_ms()
         self.metered_total = 0  # true energy through the meter, mW*ms
         self.unpowered_ms = 0
+        self._dv_slot = self._hz_minute = None  # caches: values change per 10 min / per minute
 
     # --- time -----------------------------------------------------------------------------
 
@@ -149,7 +157,7 @@ class World:
         return self.clock.now_ms()
 
     def _local(self, t):
-        return self.clock.epoch_ms() - self.clock.now_ms() + t + self.utc_offset_ms
+        return self.clock.epoch_at(t) + self.utc_offset_ms
 
     # --- the mains ------------------------------------------------------------------------
 
@@ -199,13 +207,20 @@ class World:
         if not self.mains_on(t):
             return 0
         slot = self._local(t) // 600000
-        return self.nominal_dv + Prng(self.seed * 7919 + slot).between(-80, 60)
+        if slot != self._dv_slot:
+            self._dv_slot = slot
+            self._dv = self.nominal_dv + Prng(self.seed * 7919 + slot).between(-80, 60)
+        return self._dv
 
     def frequency_dhz(self, t=None):
         t = self.now_ms() if t is None else t
         if not self.mains_on(t):
             return 0
-        return 500 + Prng(self.seed * 104729 + self._local(t) // 60000).between(-2, 2)
+        minute = self._local(t) // 60000
+        if minute != self._hz_minute:
+            self._hz_minute = minute
+            self._dhz = 500 + Prng(self.seed * 104729 + minute).between(-2, 2)
+        return self._dhz
 
     # --- the load and the relay -------------------------------------------------------------
 
