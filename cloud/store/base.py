@@ -79,6 +79,19 @@ def check_field_names(fields):
     return fields
 
 
+def check_date(date):
+    if not (isinstance(date, str) and len(date) == 10 and date[4] == date[7] == "-"
+            and (date[:4] + date[5:7] + date[8:]).isdigit()):
+        raise InvalidRecord("date must be YYYY-MM-DD, not %r" % (date,))
+    return date
+
+
+def check_hour(hour):
+    if type(hour) is not int or not 0 <= hour <= 23:
+        raise InvalidRecord("hour must be an integer 0..23, not %r" % (hour,))
+    return hour
+
+
 def transaction_id_for(receipt, ts):
     """The reference's TXN_<ms>_<receipt>, the time zero-padded so ids sort by time."""
     return "TXN_%013d_%s" % (ts, safe_key(receipt))

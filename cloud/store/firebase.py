@@ -5,19 +5,11 @@ Nodes: the reference schema's `users`, `meters`, `transactions`, `consumption_hi
 `device_keys/<meter>` and `api_keys/<hash>` (server-only secrets kept out of readable nodes),
 `user_api_keys/<user>` and `tariff`. Ids used as keys go through base.safe_key.
 
-Exactly once without multi-node transactions: a payment first claims `receipts/<receipt>` with
-an ETag transaction (the claim carries the whole payment and its transaction id), then takes
-the meter's next `recharge_seq` with another, then commits by writing that seq into the claim
-(only one writer can), and finally writes transaction, recharge, STK settlement, user and
-`receipts/<receipt>/state = "recorded"` in one atomic multi-path update built only from the
-claim, so anyone may safely repeat it. A duplicate that finds the claim unfinished waits for
-it; a claim abandoned longer than `claim_wait_s` (its writer crashed) is taken over. The only
-trace a crash can leave is a skipped sequence number.
+Exactly once: see firebase_credit.
 """
 
 import asyncio
 import base64
-import functools
 import json
 import os
 import time
@@ -26,10 +18,10 @@ import uuid
 import firebase_admin
 from firebase_admin import credentials, db, exceptions
 
-from .base import (Conflict, InvalidRecord, NotFound, Store, StoreError, cents,
-                   check_field_names,
-                   next_recharge_status, safe_key, transaction_id_for)
-from .sqlite import check_date, check_hour
+from .base import (Conflict, InvalidRecord, NotFound, Store, StoreError, cents, check_date,
+                   check_field_names, check_hour, next_recharge_status, safe_key,
+                   transaction_id_for)
+from .firebase_credit import Abort, record_claimed_payment, run_transaction
 
 _USER_FIELDS = ("user_id", "name", "email", "phone_number", "meter_no", "role", "created_at",
                 "latest_transaction_id", "last_payment_amount_cents",
@@ -49,14 +41,6 @@ _PAYMENT_FIELDS = ("receipt", "meter_no", "user_id", "amount_cents", "phone_numb
 QUERIED_INDEXES = {"meters": ("user_id",), "transactions": ("user_id", "meter_no"),
                    "stk_requests": ("status",), "recharges/$meter": ("status",)}
 _EMULATOR_ENV = "FIREBASE_DATABASE_EMULATOR_HOST"
-
-
-class _Abort(Exception):
-    """Raised inside an ETag transaction to leave the node untouched; carries the answer."""
-
-    def __init__(self, value=None):
-        super().__init__()
-        self.value = value
 
 
 def _now_ms():
@@ -157,13 +141,6 @@ class FirebaseStore(Store):
             return await asyncio.to_thread(fn, *args)
         except exceptions.FirebaseError as error:
             raise StoreError("firebase: %s" % error) from error
-
-    def _transaction(self, ref, fn):
-        """ref.transaction(fn) where fn may raise _Abort(answer) to write nothing."""
-        try:
-            return ref.transaction(fn)
-        except _Abort as abort:
-            return abort.value
 
     async def close(self):
         await asyncio.to_thread(firebase_admin.delete_app, self._app)
@@ -297,11 +274,11 @@ class FirebaseStore(Store):
             if current is None:
                 raise NotFound("STK request %s" % checkout_request_id)
             if current.get("status") != "pending":
-                raise _Abort(False)
+                raise Abort(False)
             return dict(current, status="failed", result_code=result_code,
                         result_desc=result_desc, settled_at=ts)
         ref = self._ref("stk_requests", safe_key(checkout_request_id))
-        return await self._call(lambda: self._transaction(ref, fail) is not False)
+        return await self._call(lambda: run_transaction(ref, fail) is not False)
 
     # the credit path --------------------------------------------------------------------
     async def record_payment(self, payment):
@@ -310,83 +287,11 @@ class FirebaseStore(Store):
         claim["transaction_id"] = transaction_id_for(payment.get("receipt"), payment["ts"])
         if await self.get_meter(payment["meter_no"]) is None:
             raise NotFound("meter %s" % payment["meter_no"])
-        created, tx_id, meter_no, seq = await self._call(self._record_payment, claim)
+        created, tx_id, meter_no, seq = await self._call(
+            record_claimed_payment, self._ref, claim, self.claim_wait_s)
         tx = await self._call(self._ref("transactions", tx_id).get)
         recharge = await self._call(self._ref("recharges", safe_key(meter_no), str(seq)).get)
         return created, _full(tx, _TX_FIELDS), _full(recharge, _RECHARGE_FIELDS)
-
-    def _record_payment(self, claim):
-        """Runs on a worker thread: claim, take a seq, commit, write; see the module doc."""
-        token = uuid.uuid4().hex
-        ref = self._ref("receipts", safe_key(claim["receipt"]))
-
-        def take(cur):
-            if cur:
-                raise _Abort(cur)
-            return dict(claim, owner=token, state="claimed")
-        held = self._transaction(ref, take)
-        watching, deadline = None, 0.0
-        while True:
-            worker = (held.get("owner"), held.get("committed_by"))
-            if worker != watching:  # someone new is working on it: give them time to finish
-                watching, deadline = worker, time.monotonic() + self.claim_wait_s
-            expired = time.monotonic() >= deadline
-            committed = held.get("seq") is not None
-            if held.get("state") == "recorded" or (committed and (
-                    held.get("committed_by") == token or expired)):
-                if held.get("state") != "recorded":
-                    self._write_payment(ref, held)  # ours, or repairing a dead writer's
-                created = held.get("committed_by") == token
-                return created, held["transaction_id"], held["meter_no"], held["seq"]
-            if not committed and held.get("owner") == token:
-                held = self._commit(ref, held, token)
-            elif not expired:
-                time.sleep(0.01)  # another call holds the claim and is finishing it
-                held = ref.get() or held
-            elif not committed:
-                held = self._transaction(ref, functools.partial(_take_over, token))
-
-    def _commit(self, ref, held, token):
-        meter_seq = self._ref("meters", safe_key(held["meter_no"]), "recharge_seq")
-        seq = meter_seq.transaction(lambda cur: (cur or 0) + 1)
-
-        def commit(cur):
-            if cur.get("owner") != token or cur.get("seq") is not None:
-                raise _Abort(cur)  # taken over meanwhile: this seq stays unused
-            return dict(cur, seq=seq, state="committing", committed_by=token)
-        outcome = self._transaction(ref, commit)
-        return outcome
-
-    def _write_payment(self, ref, held):
-        """One atomic multi-path update, derived from the claim alone, so repeatable."""
-        tx_id, meter_no, seq, ts = (held["transaction_id"], held["meter_no"], held["seq"],
-                                    held["ts"])
-        tx = {"transaction_id": tx_id, "user_id": held.get("user_id"), "meter_no": meter_no,
-              "amount_cents": held["amount_cents"], "mpesa_receipt": held["receipt"],
-              "phone_number": held.get("phone_number"),
-              "transaction_date": held.get("transaction_date"), "status": "SUCCESS",
-              "source": held.get("source"),
-              "checkout_request_id": held.get("checkout_request_id"), "timestamp": ts,
-              "recharge_seq": seq}
-        recharge = {"meter_no": meter_no, "seq": seq, "id": held["receipt"],
-                    "amount_cents": held["amount_cents"], "source": "cloud",
-                    "transaction_id": tx_id, "status": "pending", "created_at": ts}
-        update = {"transactions/" + tx_id: {k: v for k, v in tx.items() if v is not None},
-                  "recharges/%s/%d" % (safe_key(meter_no), seq): recharge,
-                  "receipts/%s/state" % safe_key(held["receipt"]): "recorded"}
-        cid = held.get("checkout_request_id")
-        if cid and self._ref("stk_requests", safe_key(cid), "checkout_request_id").get():
-            stk = "stk_requests/%s/" % safe_key(cid)
-            # money has moved: a success settles the request even after an earlier failure
-            update.update({stk + "status": "success", stk + "result_code": 0,
-                           stk + "settled_at": ts, stk + "transaction_id": tx_id})
-        uid = held.get("user_id")
-        if uid and self._ref("users", safe_key(uid), "user_id").get():
-            user = "users/%s/" % safe_key(uid)
-            update.update({user + "latest_transaction_id": tx_id,
-                           user + "last_payment_amount_cents": held["amount_cents"],
-                           user + "last_payment_timestamp": ts})
-        self._ref().update(update)
 
     async def get_transaction_by_receipt(self, receipt):
         claim = await self._call(self._ref("receipts", safe_key(receipt)).get)
@@ -431,10 +336,10 @@ class FirebaseStore(Store):
 
         def ack(current):
             if current is None:
-                raise _Abort(None)
+                raise Abort(None)
             new_status = next_recharge_status(current.get("status"), status)
             if new_status == current.get("status") and current.get("acked_at") is not None:
-                raise _Abort(current)  # a repeated ack changes nothing
+                raise Abort(current)  # a repeated ack changes nothing
             acked = dict(current, status=new_status, acked_at=ts)
             if reason is not None:
                 acked["reason"] = reason
@@ -442,7 +347,7 @@ class FirebaseStore(Store):
                 acked.pop("reason", None)
             return acked
         ref = self._ref("recharges", safe_key(meter_no), str(int(seq)))
-        return _full(await self._call(self._transaction, ref, ack), _RECHARGE_FIELDS)
+        return _full(await self._call(run_transaction, ref, ack), _RECHARGE_FIELDS)
 
     # consumption history ----------------------------------------------------------------
     async def put_consumption_hour(self, meter_no, date, hour, wh, cost_cents):
@@ -485,13 +390,6 @@ class FirebaseStore(Store):
             return dict(tariff)
         await self._call(self._ref("tariff").transaction, put)
         return dict(tariff)
-
-
-def _take_over(token, cur):
-    """The claim's writer seems gone: become its owner unless it committed meanwhile."""
-    if cur.get("seq") is not None:
-        raise _Abort(cur)
-    return dict(cur, owner=token)
 
 
 def _day(value, date):

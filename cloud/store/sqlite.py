@@ -7,100 +7,15 @@ import sqlite3
 import time
 import uuid
 
-from .base import (Conflict, InvalidRecord, NotFound, Store, StoreError, cents,
-                   check_field_names,
-                   next_recharge_status, transaction_id_for)
-
-SCHEMA_VERSION = 1
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS users (
-    user_id TEXT PRIMARY KEY, name TEXT, email TEXT, phone_number TEXT, meter_no TEXT,
-    role TEXT NOT NULL, created_at INTEGER, latest_transaction_id TEXT,
-    last_payment_amount_cents INTEGER, last_payment_timestamp INTEGER,
-    api_key_hash TEXT UNIQUE);
-CREATE INDEX IF NOT EXISTS users_by_phone ON users (phone_number);
-CREATE TABLE IF NOT EXISTS meters (
-    meter_no TEXT PRIMARY KEY, user_id TEXT NOT NULL REFERENCES users (user_id),
-    device_key TEXT, current_balance_cents INTEGER NOT NULL DEFAULT 0, last_update INTEGER,
-    created_at INTEGER, status TEXT NOT NULL DEFAULT '{}', alerts TEXT NOT NULL DEFAULT '{}',
-    recharge_seq INTEGER NOT NULL DEFAULT 0);
-CREATE INDEX IF NOT EXISTS meters_by_user ON meters (user_id);
-CREATE TABLE IF NOT EXISTS stk_requests (
-    checkout_request_id TEXT PRIMARY KEY, merchant_request_id TEXT, meter_no TEXT,
-    user_id TEXT, phone_number TEXT, amount_cents INTEGER, status TEXT NOT NULL,
-    result_code INTEGER, result_desc TEXT, created_at INTEGER, settled_at INTEGER,
-    transaction_id TEXT);
-CREATE INDEX IF NOT EXISTS stk_by_status ON stk_requests (status, created_at);
-CREATE TABLE IF NOT EXISTS transactions (
-    transaction_id TEXT PRIMARY KEY, user_id TEXT, meter_no TEXT NOT NULL,
-    amount_cents INTEGER NOT NULL, mpesa_receipt TEXT NOT NULL, phone_number TEXT,
-    transaction_date TEXT, status TEXT NOT NULL, source TEXT, checkout_request_id TEXT,
-    timestamp INTEGER NOT NULL, recharge_seq INTEGER NOT NULL);
-CREATE UNIQUE INDEX IF NOT EXISTS transactions_by_receipt ON transactions (mpesa_receipt);
-CREATE INDEX IF NOT EXISTS transactions_by_user ON transactions (user_id, timestamp);
-CREATE INDEX IF NOT EXISTS transactions_by_meter ON transactions (meter_no, timestamp);
-CREATE TABLE IF NOT EXISTS recharges (
-    meter_no TEXT NOT NULL, seq INTEGER NOT NULL, id TEXT NOT NULL,
-    amount_cents INTEGER NOT NULL, source TEXT NOT NULL, transaction_id TEXT,
-    status TEXT NOT NULL, reason TEXT, created_at INTEGER, sent_at INTEGER, acked_at INTEGER,
-    PRIMARY KEY (meter_no, seq));
-CREATE UNIQUE INDEX IF NOT EXISTS recharges_by_id ON recharges (meter_no, id);
-CREATE TABLE IF NOT EXISTS consumption (
-    meter_no TEXT NOT NULL, date TEXT NOT NULL, hour INTEGER NOT NULL,
-    wh INTEGER NOT NULL, cost_cents INTEGER NOT NULL, PRIMARY KEY (meter_no, date, hour));
-CREATE TABLE IF NOT EXISTS tariff (id INTEGER PRIMARY KEY CHECK (id = 1),
-    version INTEGER NOT NULL, body TEXT NOT NULL);
-"""
-
-_USER_FIELDS = ("user_id", "name", "email", "phone_number", "meter_no", "role", "created_at",
-                "latest_transaction_id", "last_payment_amount_cents",
-                "last_payment_timestamp")
-_METER_FIELDS = ("meter_no", "user_id", "current_balance_cents", "last_update", "created_at",
-                 "status", "alerts", "recharge_seq")
-_STK_FIELDS = ("checkout_request_id", "merchant_request_id", "meter_no", "user_id",
-               "phone_number", "amount_cents", "status", "result_code", "result_desc",
-               "created_at", "settled_at", "transaction_id")
-_TX_FIELDS = ("transaction_id", "user_id", "meter_no", "amount_cents", "mpesa_receipt",
-              "phone_number", "transaction_date", "status", "source", "checkout_request_id",
-              "timestamp", "recharge_seq")
-_RECHARGE_FIELDS = ("meter_no", "seq", "id", "amount_cents", "source", "transaction_id",
-                    "status", "reason", "created_at", "sent_at", "acked_at")
+from .base import (Conflict, InvalidRecord, NotFound, Store, StoreError, cents, check_date,
+                   check_field_names, check_hour, next_recharge_status, transaction_id_for)
+from .sqlite_schema import (METER_FIELDS, RECHARGE_FIELDS, STK_FIELDS,
+                            TX_FIELDS, USER_FIELDS, insert_row, meter_record, open_database,
+                            select)
 
 
 def _now_ms():
     return int(time.time() * 1000)
-
-
-def _select(fields, table):
-    return "SELECT %s FROM %s " % (", ".join(fields), table)
-
-
-def _insert(db, table, record, fields):
-    db.execute("INSERT INTO %s (%s) VALUES (%s)" % (table, ", ".join(fields),
-                                                    ", ".join("?" * len(fields))),
-               [record.get(f) for f in fields])
-
-
-def _meter_record(row):
-    meter = dict(row)
-    meter["status"] = json.loads(meter["status"])
-    meter["alerts"] = json.loads(meter["alerts"])
-    return meter
-
-
-def check_date(date):
-    if not (isinstance(date, str) and len(date) == 10 and date[4] == date[7] == "-"
-            and (date[:4] + date[5:7] + date[8:]).isdigit()):
-        raise InvalidRecord("date must be YYYY-MM-DD, not %r" % (date,))
-    return date
-
-
-def check_hour(hour):
-    if type(hour) is not int or not 0 <= hour <= 23:
-        raise InvalidRecord("hour must be an integer 0..23, not %r" % (hour,))
-    return hour
 
 
 class SqliteStore(Store):
@@ -118,20 +33,7 @@ class SqliteStore(Store):
         return store
 
     def _open(self):
-        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
-        db.row_factory = sqlite3.Row
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")  # a recorded payment survives a power cut
-        db.execute("PRAGMA busy_timeout=5000")
-        db.execute("PRAGMA foreign_keys=ON")
-        db.executescript(_SCHEMA)
-        row = db.execute("SELECT version FROM schema_version").fetchone()
-        if row is None:
-            db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
-        elif row[0] > SCHEMA_VERSION:
-            raise StoreError("database schema %d is newer than this code (%d)"
-                             % (row[0], SCHEMA_VERSION))
-        self._db = db
+        self._db = open_database(self.path)
 
     async def _run(self, fn, *args):
         loop = asyncio.get_running_loop()
@@ -168,7 +70,7 @@ class SqliteStore(Store):
 
     # users and meters -------------------------------------------------------------------
     async def create_user(self, user):
-        record = {f: user.get(f) for f in _USER_FIELDS}
+        record = {f: user.get(f) for f in USER_FIELDS}
         record["user_id"] = record["user_id"] or uuid.uuid4().hex
         record["role"] = record["role"] or "customer"
         if record["created_at"] is None:
@@ -178,7 +80,7 @@ class SqliteStore(Store):
             if db.execute("SELECT 1 FROM users WHERE user_id = ?",
                           (record["user_id"],)).fetchone():
                 raise Conflict("user %s exists" % record["user_id"])
-            _insert(db, "users", record, _USER_FIELDS)
+            insert_row(db, "users", record, USER_FIELDS)
             return record
         return await self._write(insert)
 
@@ -187,7 +89,7 @@ class SqliteStore(Store):
 
     async def find_user_by_api_key_hash(self, key_hash):
         def find(db):
-            row = db.execute(_select(_USER_FIELDS, "users") + "WHERE api_key_hash = ?",
+            row = db.execute(select(USER_FIELDS, "users") + "WHERE api_key_hash = ?",
                              (key_hash,)).fetchone()
             return dict(row) if row else None
         return await self._read(find)
@@ -226,10 +128,10 @@ class SqliteStore(Store):
 
     async def list_meters(self, user_id=None):
         def find(db):
-            sql = _select(_METER_FIELDS, "meters")
+            sql = select(METER_FIELDS, "meters")
             rows = (db.execute(sql + "WHERE user_id = ? ORDER BY meter_no", (user_id,))
                     if user_id is not None else db.execute(sql + "ORDER BY meter_no"))
-            return [_meter_record(r) for r in rows]
+            return [meter_record(r) for r in rows]
         return await self._read(find)
 
     async def get_device_key(self, meter_no):
@@ -270,7 +172,7 @@ class SqliteStore(Store):
 
     # STK requests -----------------------------------------------------------------------
     async def create_stk_request(self, request):
-        record = {f: request.get(f) for f in _STK_FIELDS}
+        record = {f: request.get(f) for f in STK_FIELDS}
         record["status"] = record["status"] or "pending"
         if record["amount_cents"] is not None:
             cents(record["amount_cents"])
@@ -280,7 +182,7 @@ class SqliteStore(Store):
         def insert(db):
             if _get_stk(db, record["checkout_request_id"]):
                 raise Conflict("STK request %s exists" % record["checkout_request_id"])
-            _insert(db, "stk_requests", record, _STK_FIELDS)
+            insert_row(db, "stk_requests", record, STK_FIELDS)
             return record
         return await self._write(insert)
 
@@ -289,7 +191,7 @@ class SqliteStore(Store):
 
     async def list_pending_stk_requests(self, created_before):
         def find(db):
-            rows = db.execute(_select(_STK_FIELDS, "stk_requests") + "WHERE status = 'pending'"
+            rows = db.execute(select(STK_FIELDS, "stk_requests") + "WHERE status = 'pending'"
                               " AND created_at < ? ORDER BY created_at, checkout_request_id",
                               (created_before,))
             return [dict(r) for r in rows]
@@ -326,7 +228,7 @@ class SqliteStore(Store):
 
     async def _list_transactions(self, column, value, limit):
         def find(db):
-            rows = db.execute(_select(_TX_FIELDS, "transactions") + "WHERE %s = ? ORDER BY "
+            rows = db.execute(select(TX_FIELDS, "transactions") + "WHERE %s = ? ORDER BY "
                               "timestamp DESC, transaction_id DESC LIMIT ?" % column,
                               (value, int(limit)))
             return [dict(r) for r in rows]
@@ -335,7 +237,7 @@ class SqliteStore(Store):
     # recharges --------------------------------------------------------------------------
     async def list_recharges(self, meter_no, status=None):
         def find(db):
-            sql = _select(_RECHARGE_FIELDS, "recharges") + "WHERE meter_no = ? "
+            sql = select(RECHARGE_FIELDS, "recharges") + "WHERE meter_no = ? "
             if status is None:
                 rows = db.execute(sql + "ORDER BY seq", (meter_no,))
             else:
@@ -408,31 +310,31 @@ class SqliteStore(Store):
 # queries shared by several methods (run on the worker thread) ------------------------------
 
 def _get_user(db, user_id):
-    row = db.execute(_select(_USER_FIELDS, "users") + "WHERE user_id = ?",
+    row = db.execute(select(USER_FIELDS, "users") + "WHERE user_id = ?",
                      (user_id,)).fetchone()
     return dict(row) if row else None
 
 
 def _get_meter(db, meter_no):
-    row = db.execute(_select(_METER_FIELDS, "meters") + "WHERE meter_no = ?",
+    row = db.execute(select(METER_FIELDS, "meters") + "WHERE meter_no = ?",
                      (meter_no,)).fetchone()
-    return _meter_record(row) if row else None
+    return meter_record(row) if row else None
 
 
 def _get_stk(db, checkout_request_id):
-    row = db.execute(_select(_STK_FIELDS, "stk_requests") + "WHERE checkout_request_id = ?",
+    row = db.execute(select(STK_FIELDS, "stk_requests") + "WHERE checkout_request_id = ?",
                      (checkout_request_id,)).fetchone()
     return dict(row) if row else None
 
 
 def _get_tx_by_receipt(db, receipt):
-    row = db.execute(_select(_TX_FIELDS, "transactions") + "WHERE mpesa_receipt = ?",
+    row = db.execute(select(TX_FIELDS, "transactions") + "WHERE mpesa_receipt = ?",
                      (receipt,)).fetchone()
     return dict(row) if row else None
 
 
 def _get_recharge(db, meter_no, seq):
-    row = db.execute(_select(_RECHARGE_FIELDS, "recharges") + "WHERE meter_no = ? AND seq = ?",
+    row = db.execute(select(RECHARGE_FIELDS, "recharges") + "WHERE meter_no = ? AND seq = ?",
                      (meter_no, seq)).fetchone()
     return dict(row) if row else None
 
@@ -458,12 +360,12 @@ def _record_payment(db, payment, tx_id):
           "source": payment.get("source"),
           "checkout_request_id": payment.get("checkout_request_id"), "timestamp": ts,
           "recharge_seq": seq}
-    _insert(db, "transactions", tx, _TX_FIELDS)
+    insert_row(db, "transactions", tx, TX_FIELDS)
     recharge = {"meter_no": meter_no, "seq": seq, "id": receipt,
                 "amount_cents": payment["amount_cents"], "source": "cloud",
                 "transaction_id": tx_id, "status": "pending", "reason": None,
                 "created_at": ts, "sent_at": None, "acked_at": None}
-    _insert(db, "recharges", recharge, _RECHARGE_FIELDS)
+    insert_row(db, "recharges", recharge, RECHARGE_FIELDS)
     if payment.get("checkout_request_id"):
         # money has moved: a success settles the request even after an earlier failure
         db.execute("UPDATE stk_requests SET status = 'success', result_code = 0, "

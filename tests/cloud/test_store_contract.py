@@ -8,7 +8,9 @@ import sqlite3
 import pytest
 
 from cloud.store import Conflict, InvalidRecord, NotFound, StoreError, open_store
-from cloud.store.sqlite import SCHEMA_VERSION, SqliteStore
+from cloud.store import firebase_credit
+from cloud.store.sqlite import SqliteStore
+from cloud.store.sqlite_schema import SCHEMA_VERSION
 
 T0 = 1_700_000_000_000
 
@@ -452,7 +454,7 @@ async def test_firebase_writer_overtaken_mid_payment_does_not_credit_twice(rtdb_
         created, _, rc = await store.record_payment(payment("R1", ts=T0 + 1))
         assert created and rc["seq"] == 1
         # the slow writer wakes up and tries to commit its own sequence number: refused
-        after = await asyncio.to_thread(store._commit, ref, slow, "slow")
+        after = await asyncio.to_thread(firebase_credit.commit, store._ref, ref, slow, "slow")
         assert after["committed_by"] != "slow" and after["seq"] == 1
         assert [r["seq"] for r in await store.list_recharges("M1")] == [1]
         _, _, rc = await store.record_payment(payment("R2", ts=T0 + 2))

@@ -1,0 +1,117 @@
+"""Exactly-once credit on Firebase RTDB, which has no transaction spanning several nodes.
+
+A payment first claims `receipts/<receipt>` with an ETag transaction (the claim carries the
+whole payment and its transaction id), then takes the meter's next `recharge_seq` with another,
+then commits by writing that seq into the claim (only the claim's current owner can, and only
+once), and finally writes transaction, recharge, STK settlement, user and
+`receipts/<receipt>/state = "recorded"` in one atomic multi-path update built from the claim
+alone, so it may safely be repeated. A duplicate that finds the claim unfinished waits for its
+writer; a writer silent for `claim_wait_s` (crashed) is taken over, or, if it had committed,
+its final write is repeated for it. The only trace a crash can leave is an unused sequence
+number. `ref_at(*parts)` gives a db.Reference; everything here blocks.
+"""
+
+import functools
+import time
+import uuid
+
+from .base import safe_key
+
+
+class Abort(Exception):
+    """Raised inside an ETag transaction to leave the node untouched; carries the answer."""
+
+    def __init__(self, value=None):
+        super().__init__()
+        self.value = value
+
+
+def run_transaction(ref, fn):
+    """ref.transaction(fn) where fn may raise Abort(answer) to write nothing."""
+    try:
+        return ref.transaction(fn)
+    except Abort as abort:
+        return abort.value
+
+
+def record_claimed_payment(ref_at, claim, claim_wait_s):
+    """Claim, take a seq, commit, write; returns (created, transaction_id, meter_no, seq)."""
+    token = uuid.uuid4().hex
+    ref = ref_at("receipts", safe_key(claim["receipt"]))
+
+    def take(cur):
+        if cur:
+            raise Abort(cur)
+        return dict(claim, owner=token, state="claimed")
+    held = run_transaction(ref, take)
+    watching, deadline = None, 0.0
+    while True:
+        worker = (held.get("owner"), held.get("committed_by"))
+        if worker != watching:  # someone new is working on it: give them time to finish
+            watching, deadline = worker, time.monotonic() + claim_wait_s
+        expired = time.monotonic() >= deadline
+        committed = held.get("seq") is not None
+        if held.get("state") == "recorded" or (committed and (
+                held.get("committed_by") == token or expired)):
+            if held.get("state") != "recorded":
+                write_payment(ref_at, held)  # ours, or repairing a dead writer's
+            created = held.get("committed_by") == token
+            return created, held["transaction_id"], held["meter_no"], held["seq"]
+        if not committed and held.get("owner") == token:
+            held = commit(ref_at, ref, held, token)
+        elif not expired:
+            time.sleep(0.01)  # another call holds the claim and is finishing it
+            held = ref.get() or held
+        elif not committed:
+            held = run_transaction(ref, functools.partial(take_over, token))
+
+
+def commit(ref_at, ref, held, token):
+    """Give the claim the meter's next seq, unless it is no longer this token's to give."""
+    meter_seq = ref_at("meters", safe_key(held["meter_no"]), "recharge_seq")
+    seq = meter_seq.transaction(lambda cur: (cur or 0) + 1)
+
+    def set_seq(cur):
+        if cur.get("owner") != token or cur.get("seq") is not None:
+            raise Abort(cur)  # taken over meanwhile: this seq stays unused
+        return dict(cur, seq=seq, state="committing", committed_by=token)
+    return run_transaction(ref, set_seq)
+
+
+def write_payment(ref_at, held):
+    """One atomic multi-path update, derived from the claim alone, so repeatable."""
+    tx_id, meter_no, seq, ts = (held["transaction_id"], held["meter_no"], held["seq"],
+                                held["ts"])
+    tx = {"transaction_id": tx_id, "user_id": held.get("user_id"), "meter_no": meter_no,
+          "amount_cents": held["amount_cents"], "mpesa_receipt": held["receipt"],
+          "phone_number": held.get("phone_number"),
+          "transaction_date": held.get("transaction_date"), "status": "SUCCESS",
+          "source": held.get("source"),
+          "checkout_request_id": held.get("checkout_request_id"), "timestamp": ts,
+          "recharge_seq": seq}
+    recharge = {"meter_no": meter_no, "seq": seq, "id": held["receipt"],
+                "amount_cents": held["amount_cents"], "source": "cloud",
+                "transaction_id": tx_id, "status": "pending", "created_at": ts}
+    update = {"transactions/" + tx_id: {k: v for k, v in tx.items() if v is not None},
+              "recharges/%s/%d" % (safe_key(meter_no), seq): recharge,
+              "receipts/%s/state" % safe_key(held["receipt"]): "recorded"}
+    cid = held.get("checkout_request_id")
+    if cid and ref_at("stk_requests", safe_key(cid), "checkout_request_id").get():
+        stk = "stk_requests/%s/" % safe_key(cid)
+        # money has moved: a success settles the request even after an earlier failure
+        update.update({stk + "status": "success", stk + "result_code": 0,
+                       stk + "settled_at": ts, stk + "transaction_id": tx_id})
+    uid = held.get("user_id")
+    if uid and ref_at("users", safe_key(uid), "user_id").get():
+        user = "users/%s/" % safe_key(uid)
+        update.update({user + "latest_transaction_id": tx_id,
+                       user + "last_payment_amount_cents": held["amount_cents"],
+                       user + "last_payment_timestamp": ts})
+    ref_at().update(update)
+
+
+def take_over(token, cur):
+    """The claim's writer seems gone: become its owner unless it committed meanwhile."""
+    if cur.get("seq") is not None:
+        raise Abort(cur)
+    return dict(cur, owner=token)

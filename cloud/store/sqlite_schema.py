@@ -1,0 +1,99 @@
+"""The SQLite store's tables, the record fields they hold, and opening a database file."""
+
+import json
+import sqlite3
+
+from .base import StoreError
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS users (
+    user_id TEXT PRIMARY KEY, name TEXT, email TEXT, phone_number TEXT, meter_no TEXT,
+    role TEXT NOT NULL, created_at INTEGER, latest_transaction_id TEXT,
+    last_payment_amount_cents INTEGER, last_payment_timestamp INTEGER,
+    api_key_hash TEXT UNIQUE);
+CREATE INDEX IF NOT EXISTS users_by_phone ON users (phone_number);
+CREATE TABLE IF NOT EXISTS meters (
+    meter_no TEXT PRIMARY KEY, user_id TEXT NOT NULL REFERENCES users (user_id),
+    device_key TEXT, current_balance_cents INTEGER NOT NULL DEFAULT 0, last_update INTEGER,
+    created_at INTEGER, status TEXT NOT NULL DEFAULT '{}', alerts TEXT NOT NULL DEFAULT '{}',
+    recharge_seq INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS meters_by_user ON meters (user_id);
+CREATE TABLE IF NOT EXISTS stk_requests (
+    checkout_request_id TEXT PRIMARY KEY, merchant_request_id TEXT, meter_no TEXT,
+    user_id TEXT, phone_number TEXT, amount_cents INTEGER, status TEXT NOT NULL,
+    result_code INTEGER, result_desc TEXT, created_at INTEGER, settled_at INTEGER,
+    transaction_id TEXT);
+CREATE INDEX IF NOT EXISTS stk_by_status ON stk_requests (status, created_at);
+CREATE TABLE IF NOT EXISTS transactions (
+    transaction_id TEXT PRIMARY KEY, user_id TEXT, meter_no TEXT NOT NULL,
+    amount_cents INTEGER NOT NULL, mpesa_receipt TEXT NOT NULL, phone_number TEXT,
+    transaction_date TEXT, status TEXT NOT NULL, source TEXT, checkout_request_id TEXT,
+    timestamp INTEGER NOT NULL, recharge_seq INTEGER NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS transactions_by_receipt ON transactions (mpesa_receipt);
+CREATE INDEX IF NOT EXISTS transactions_by_user ON transactions (user_id, timestamp);
+CREATE INDEX IF NOT EXISTS transactions_by_meter ON transactions (meter_no, timestamp);
+CREATE TABLE IF NOT EXISTS recharges (
+    meter_no TEXT NOT NULL, seq INTEGER NOT NULL, id TEXT NOT NULL,
+    amount_cents INTEGER NOT NULL, source TEXT NOT NULL, transaction_id TEXT,
+    status TEXT NOT NULL, reason TEXT, created_at INTEGER, sent_at INTEGER, acked_at INTEGER,
+    PRIMARY KEY (meter_no, seq));
+CREATE UNIQUE INDEX IF NOT EXISTS recharges_by_id ON recharges (meter_no, id);
+CREATE TABLE IF NOT EXISTS consumption (
+    meter_no TEXT NOT NULL, date TEXT NOT NULL, hour INTEGER NOT NULL,
+    wh INTEGER NOT NULL, cost_cents INTEGER NOT NULL, PRIMARY KEY (meter_no, date, hour));
+CREATE TABLE IF NOT EXISTS tariff (id INTEGER PRIMARY KEY CHECK (id = 1),
+    version INTEGER NOT NULL, body TEXT NOT NULL);
+"""
+
+USER_FIELDS = ("user_id", "name", "email", "phone_number", "meter_no", "role", "created_at",
+                "latest_transaction_id", "last_payment_amount_cents",
+                "last_payment_timestamp")
+METER_FIELDS = ("meter_no", "user_id", "current_balance_cents", "last_update", "created_at",
+                 "status", "alerts", "recharge_seq")
+STK_FIELDS = ("checkout_request_id", "merchant_request_id", "meter_no", "user_id",
+               "phone_number", "amount_cents", "status", "result_code", "result_desc",
+               "created_at", "settled_at", "transaction_id")
+TX_FIELDS = ("transaction_id", "user_id", "meter_no", "amount_cents", "mpesa_receipt",
+              "phone_number", "transaction_date", "status", "source", "checkout_request_id",
+              "timestamp", "recharge_seq")
+RECHARGE_FIELDS = ("meter_no", "seq", "id", "amount_cents", "source", "transaction_id",
+                    "status", "reason", "created_at", "sent_at", "acked_at")
+
+
+def open_database(path):
+    """A connection in WAL mode with the schema in place; refuses a newer schema."""
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=True)
+    db.row_factory = sqlite3.Row
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")  # a recorded payment survives a power cut
+    db.execute("PRAGMA busy_timeout=5000")
+    db.execute("PRAGMA foreign_keys=ON")
+    db.executescript(_SCHEMA)
+    row = db.execute("SELECT version FROM schema_version").fetchone()
+    if row is None:
+        db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+    elif row[0] > SCHEMA_VERSION:
+        db.close()
+        raise StoreError("database schema %d is newer than this code (%d)"
+                         % (row[0], SCHEMA_VERSION))
+    return db
+
+
+def select(fields, table):
+    return "SELECT %s FROM %s " % (", ".join(fields), table)
+
+
+def insert_row(db, table, record, fields):
+    db.execute("INSERT INTO %s (%s) VALUES (%s)" % (table, ", ".join(fields),
+                                                    ", ".join("?" * len(fields))),
+               [record.get(f) for f in fields])
+
+
+def meter_record(row):
+    meter = dict(row)
+    meter["status"] = json.loads(meter["status"])
+    meter["alerts"] = json.loads(meter["alerts"])
+    return meter
