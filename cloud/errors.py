@@ -11,6 +11,7 @@ from cloud.callbacks import InvalidMeterNumber, ParseError
 from cloud.payments import GatewayError, InvalidAmount, UnknownMeter
 from cloud.phone import InvalidPhone
 from cloud.store.base import Conflict, InvalidRecord, NotFound
+from cloud.tariff import InvalidTariff
 
 log = logging.getLogger("mita.http")
 
@@ -31,6 +32,7 @@ _MAPPING = (
     (InvalidAmount, 400, "invalid_amount"),
     (InvalidMeterNumber, 400, "invalid_meter_no"),
     (InvalidRecord, 400, "bad_request"),
+    (InvalidTariff, 400, "invalid_tariff"),
     (AuthError, 401, "unauthorized"),
     (Forbidden, 403, "forbidden"),
     (CallbackRejected, 403, "forbidden"),

@@ -6,12 +6,12 @@ from cloud.auth import CUSTOMER, OPERATOR, hash_key, new_secret, require_operato
 from cloud.errors import BadRequest, field, read_json_object
 from cloud.phone import normalise_msisdn
 from cloud.store.base import NotFound
+from cloud.tariff import validate_tariff
 from cloud.views.common import principal
 from cloud.views.keys import CONFIG, STORE
 
 routes = web.RouteTableDef()
 _MAX_TEXT = 200
-_MAX_PRICE_CENTS = 100_000  # KES 1,000 per kWh: far above any real tariff
 
 
 def _text(body, name, required=False):
@@ -55,14 +55,7 @@ async def get_tariff(request):
 @routes.put("/api/tariff")
 async def put_tariff(request):
     require_operator(await principal(request))
-    body = await read_json_object(request)
-    version = field(body, "version", int)
-    price = field(body, "price_cents_per_kwh", int)
-    if version < 1:
-        raise BadRequest("version must be a positive whole number")
-    if not 0 < price <= _MAX_PRICE_CENTS:
-        raise BadRequest(f"price_cents_per_kwh must be 1..{_MAX_PRICE_CENTS}")
-    tariff = {"version": version, "price_cents_per_kwh": price,
-              "currency": "KES", "name": _text(body, "name") or f"tariff v{version}"}
+    # The stored tariff is what meters receive (docs/protocol.md): validated by their rules.
+    tariff = validate_tariff(await read_json_object(request))
     stored = await request.app[STORE].set_tariff(tariff)
     return web.json_response(stored or tariff)

@@ -120,18 +120,38 @@ async def test_transactions_newest_first_with_limit_and_reference_id(harness):
     assert [t["amount_cents"] for t in body] == [1200, 1100, 1000]
 
 
+KENYA_TARIFF = {"version": 2, "effective_from": 1764547200, "utc_offset_min": 180,
+                "bands": [{"upto_kwh": 30, "rate": 1200}, {"rate": 2500}], "vat_bp": 1600}
+
+
 async def test_tariff_is_versioned_and_older_versions_are_refused(harness):
     h = harness
     _, auth = await h.create_customer()
     assert (await h.client.get("/api/tariff", headers=auth)).status == 404
-    resp = await h.client.put("/api/tariff", json={"version": 2, "price_cents_per_kwh": 2500},
-                              headers=h.op())
+    resp = await h.client.put("/api/tariff", json=KENYA_TARIFF, headers=h.op())
     assert resp.status == 200
-    resp = await h.client.put("/api/tariff", json={"version": 1, "price_cents_per_kwh": 1},
-                              headers=h.op())
+    resp = await h.client.put("/api/tariff", json=dict(KENYA_TARIFF, version=1), headers=h.op())
     assert resp.status == 409
     body = await (await h.client.get("/api/tariff", headers=auth)).json()
-    assert body["version"] == 2 and body["price_cents_per_kwh"] == 2500
+    # Stored in the firmware's canonical form: the dict meters receive, defaults filled in.
+    assert body["version"] == 2 and body["bands"] == KENYA_TARIFF["bands"]
+    assert body["vat_bp"] == 1600 and body["tou"] == [] and body["levies"] == []
+
+
+async def test_the_tariff_is_checked_by_the_meters_own_rules(harness):
+    from cloud.tariff import InvalidTariff, validate_tariff
+    import pytest
+    with pytest.raises(InvalidTariff, match="open-ended"):
+        validate_tariff({"version": 1, "bands": [{"upto_kwh": 30, "rate": 1200}]})
+    with pytest.raises(InvalidTariff, match="overlap"):
+        validate_tariff({"version": 1, "bands": [{"rate": 1}], "tou": [
+            {"from": "18:00", "to": "22:00", "factor_bp": 15000},
+            {"from": "21:00", "to": "23:00", "factor_bp": 12000}]})
+    resp = await harness.client.put("/api/tariff", headers=harness.op(), json={
+        "version": 1, "bands": [{"upto_kwh": 30, "rate": 1200}]})
+    body = await resp.json()
+    assert resp.status == 400 and body["error"] == "invalid_tariff"
+    assert "open-ended" in body["message"]
 
 
 async def test_consumption_history_by_date_range(harness):

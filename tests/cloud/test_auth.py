@@ -52,7 +52,7 @@ async def test_only_operators_register_users_meters_and_tariffs(harness):
     user_id, auth = await h.create_customer()
     for method, path, body in (("POST", "/api/users", {"name": "X"}),
                                ("POST", "/api/meters", {"meter_no": "M9", "user_id": user_id}),
-                               ("PUT", "/api/tariff", {"version": 1, "price_cents_per_kwh": 2500})):
+                               ("PUT", "/api/tariff", {"version": 1, "bands": [{"rate": 2500}]})):
         resp = await h.client.request(method, path, json=body, headers=auth)
         assert resp.status == 403, path
     assert await h.store.get_meter("M9") is None
@@ -64,7 +64,7 @@ async def test_an_operator_created_by_api_is_an_operator(harness):
     resp = await h.client.post("/api/users", json={"name": "Ops", "role": "operator"},
                                headers=h.op())
     op2 = {"Authorization": f"Bearer {(await resp.json())['api_key']}"}
-    resp = await h.client.put("/api/tariff", json={"version": 1, "price_cents_per_kwh": 2500},
+    resp = await h.client.put("/api/tariff", json={"version": 1, "bands": [{"rate": 2500}]},
                               headers=op2)
     assert resp.status == 200
 

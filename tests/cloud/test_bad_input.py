@@ -115,10 +115,14 @@ BAD_OPERATOR_REQUESTS = [
     ("POST", "/api/meters", {"meter_no": "", "user_id": "u"}),
     ("POST", "/api/meters", {"meter_no": "M1"}),
     ("POST", "/api/meters", {"meter_no": ["M1"], "user_id": "u"}),
-    ("PUT", "/api/tariff", {"version": 0, "price_cents_per_kwh": 10}),
-    ("PUT", "/api/tariff", {"version": 3, "price_cents_per_kwh": 12.5}),
-    ("PUT", "/api/tariff", {"version": "3", "price_cents_per_kwh": 10}),
-    ("PUT", "/api/tariff", {"version": 3, "price_cents_per_kwh": -1}),
+    ("PUT", "/api/tariff", {"version": 0, "bands": [{"rate": 10}]}),
+    ("PUT", "/api/tariff", {"version": "3", "bands": [{"rate": 10}]}),
+    ("PUT", "/api/tariff", {"version": 3, "bands": [{"rate": 12.5}]}),
+    ("PUT", "/api/tariff", {"version": 3, "bands": [{"rate": -1}]}),
+    ("PUT", "/api/tariff", {"version": 3, "bands": []}),
+    ("PUT", "/api/tariff", {"version": 3, "bands": [{"rate": 10}], "price": 5}),
+    ("PUT", "/api/tariff", {"version": 3, "bands": [{"upto_kwh": 30, "rate": 10}]}),
+    ("PUT", "/api/tariff", {"version": 3, "bands": [{"rate": 10}], "vat_bp": 20000}),
 ]
 
 
