@@ -413,6 +413,76 @@ async def test_sqlite_survives_reopen_and_keeps_its_schema_version(tmp_path):
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+async def test_sqlite_two_stores_on_one_file_still_credit_once(tmp_path):
+    # two service processes sharing a file: BEGIN IMMEDIATE and the unique receipt decide
+    path = tmp_path / "shared.sqlite3"
+    one, two = await SqliteStore.open(path), await SqliteStore.open(path)
+    try:
+        await given_meters(one, "M1")
+        results = await asyncio.gather(*(s.record_payment(payment("R1", ts=T0 + i))
+                                         for i, s in enumerate([one, two] * 4)))
+        assert sum(created for created, _, _ in results) == 1
+        assert len(await two.list_recharges("M1")) == 1
+    finally:
+        await one.close()
+        await two.close()
+
+
+_DIE_MID_WRITE = """
+import os, sqlite3, sys
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("BEGIN IMMEDIATE")
+db.execute("UPDATE meters SET recharge_seq = 99")
+db.execute("INSERT INTO transactions (transaction_id, meter_no, amount_cents, mpesa_receipt,"
+           " status, timestamp, recharge_seq) VALUES ('T', 'M1', 1, 'R9', 'SUCCESS', 1, 99)")
+os._exit(1)  # the power goes before COMMIT
+"""
+
+
+async def test_sqlite_process_killed_mid_write_leaves_no_trace(tmp_path):
+    import subprocess
+    import sys
+    path = tmp_path / "cut.sqlite3"
+    store = await SqliteStore.open(path)
+    await given_meters(store, "M1")
+    await store.close()
+    subprocess.run([sys.executable, "-c", _DIE_MID_WRITE, str(path)], check=False, timeout=30)
+    store = await SqliteStore.open(path)
+    try:
+        assert await store.get_transaction_by_receipt("R9") is None
+        assert (await store.get_meter("M1"))["recharge_seq"] == 0
+        created, _, rc = await store.record_payment(payment("R9"))
+        assert created and rc["seq"] == 1
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+async def test_open_store_from_a_config(tmp_path, rtdb_server, monkeypatch):
+    import types
+
+    import firebase_admin
+    config = types.SimpleNamespace(store="sqlite", sqlite_path=str(tmp_path / "c.sqlite3"))
+    store = await open_store(config)
+    assert isinstance(store, SqliteStore) and store.path == config.sqlite_path
+    await store.close()
+    monkeypatch.setenv("FIREBASE_DATABASE_EMULATOR_HOST", rtdb_server.emulator_host)
+    config = types.SimpleNamespace(store="firebase", firebase_sa_base64="",
+                                   google_application_credentials="",
+                                   firebase_database_url="https://cfg-test.firebaseio.com")
+    had_default = bool(firebase_admin._apps.get("[DEFAULT]"))
+    store = await open_store(config)
+    try:
+        await given_meters(store, "M1")
+        assert (await store.get_meter("M1"))["user_id"] == "u1"
+        # opened from config, the store sets up the default app the auth checks rely on
+        assert firebase_admin.get_app() is not None
+    finally:
+        await store.close()
+    assert bool(firebase_admin._apps.get("[DEFAULT]")) == had_default
+
+
 async def test_firebase_takes_over_a_claim_whose_writer_crashed(rtdb_server, monkeypatch):
     from tests.cloud.conftest import open_firebase_store
     store = await open_firebase_store(monkeypatch, rtdb_server.emulator_host,
