@@ -1,0 +1,48 @@
+"""Broker fixtures for the meter-cloud link tests (reusable by the cloud bridge's tests).
+
+`mosquitto_broker` and `amqtt_broker` each yield a started broker handle with .host, .port,
+.kind, `await .add_user(user, password, superuser=False)` and `await .restart()`; `any_broker`
+runs a test once per broker. mosquitto tests skip only when the binary is absent.
+"""
+import os
+import sys
+
+import pytest
+
+from brokers import MOSQUITTO, AmqttBroker, MosquittoBroker
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# The firmware's own client runs here under CPython, as in tests/firmware.
+for sub in ("firmware", os.path.join("simulator", "hal")):
+    path = os.path.join(ROOT, sub)
+    if path not in sys.path:
+        sys.path.insert(0, path)
+
+
+@pytest.fixture
+async def amqtt_broker():
+    broker = AmqttBroker()
+    await broker.start()
+    try:
+        yield broker
+    finally:
+        await broker.stop()
+
+
+@pytest.fixture
+async def mosquitto_broker():
+    if not os.path.exists(MOSQUITTO):
+        pytest.skip("mosquitto is not installed (%s); CI installs it" % MOSQUITTO)
+    broker = MosquittoBroker()
+    await broker.start()
+    try:
+        yield broker
+    finally:
+        await broker.stop()
+        broker.cleanup()
+
+
+@pytest.fixture(params=["mosquitto", "amqtt"])
+def any_broker(request):
+    name = request.param + "_broker"
+    return request.getfixturevalue(name)
