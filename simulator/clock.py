@@ -77,7 +77,8 @@ class VirtualClock:
     """mode FAST: time moves only by advance() or an idle event loop; mode REAL: time follows
     the host's monotonic clock times `speed` (speed=1 is real time)."""
 
-    def __init__(self, mode=FAST, speed=1, epoch_ms=DEFAULT_EPOCH_MS, start_ms=0):
+    def __init__(self, mode=FAST, speed=1, epoch_ms=DEFAULT_EPOCH_MS, start_ms=0,
+                 sleep_advances=True):
         if mode not in (FAST, REAL):
             raise ClockError("unknown clock mode %r" % (mode,))
         if speed <= 0:
@@ -87,6 +88,10 @@ class VirtualClock:
         self._epoch0 = epoch_ms - start_ms
         self._virtual = start_ms
         self._wall0 = _wall_ms()
+        # A blocking sleep_ms in FAST mode moves virtual time (faithful for one meter). In a
+        # fleet sharing one clock, each meter's short busy-waits would add up and push time
+        # for all of them, so a fleet runner turns this off: the sleep then takes no time.
+        self.sleep_advances = sleep_advances
 
     # --- virtual time -----------------------------------------------------------------------
 
@@ -137,7 +142,8 @@ class VirtualClock:
         if ms <= 0:
             return
         if self.mode == FAST:
-            self.advance(ms)
+            if self.sleep_advances:
+                self.advance(ms)
         else:
             _time.sleep(ms / 1000.0 / self.speed)
 

@@ -136,3 +136,9 @@ def test_many_boards_each_see_their_own_clock(tmp_path):
     board = SimBoard(World(other, SteadyLoad(1)), str(tmp_path / "b"), other)
     assert board_context.run_in(board, time.ticks_ms) == 123456
     assert time.ticks_ms() == shared.ticks_ms()
+
+
+def test_fleet_clock_can_make_blocking_sleeps_free():
+    clock = VirtualClock(sleep_advances=False)
+    clock.sleep_ms(2)  # an LCD driver's busy-wait, repeated by a thousand meters
+    assert clock.now_ms() == 0
