@@ -10,7 +10,7 @@ from cloud.auth import AuthError, Forbidden
 from cloud.callbacks import InvalidMeterNumber, ParseError
 from cloud.payments import GatewayError, InvalidAmount, UnknownMeter
 from cloud.phone import InvalidPhone
-from cloud.store.base import Conflict, InvalidRecord, NotFound
+from cloud.store.base import Conflict, InvalidRecord, NotFound, StoreError
 from cloud.tariff import InvalidTariff
 
 log = logging.getLogger("mita.http")
@@ -39,6 +39,8 @@ _MAPPING = (
     (UnknownMeter, 404, "meter_not_found"),
     (NotFound, 404, "not_found"),
     (Conflict, 409, "conflict"),
+    # Not recorded, so not acknowledged: Daraja re-sends, and a re-send is safe.
+    (StoreError, 503, "store_unavailable"),
 )
 
 

@@ -356,3 +356,21 @@ async def test_payment_walk_is_exactly_once_on_every_store(aiohttp_client, tmp_p
     assert [r["seq"] for r in await store.list_recharges(meter_no)] == [1, 2]
     body = await (await h.client.get(f"/api/transactions/meter/{meter_no}", headers=auth)).json()
     assert len(body) == 2
+
+
+async def test_a_callback_is_not_acknowledged_until_recorded_and_the_resend_credits(harness,
+                                                                                    monkeypatch):
+    from cloud.store.base import StoreError
+    h = harness
+    meter_no, checkout, _ = await pending_push(h)
+    real = h.store.record_payment
+
+    async def disk_full(payment):
+        raise StoreError("sqlite: database or disk is full")
+    monkeypatch.setattr(h.store, "record_payment", disk_full)
+    resp = await h.post_callback(stk_success(checkout, "QKRETRY"))
+    assert resp.status == 503 and (await resp.json())["error"] == "store_unavailable"
+    monkeypatch.setattr(h.store, "record_payment", real)
+    resp = await h.post_callback(stk_success(checkout, "QKRETRY"))
+    assert await resp.json() == {"ResultCode": 0, "ResultDesc": "Accepted"}
+    assert [t["mpesa_receipt"] for t in (await h.snapshot(meter_no))["transactions"]] == ["QKRETRY"]
