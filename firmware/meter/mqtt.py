@@ -28,7 +28,7 @@ class MQTTClient:
                  ssl_context=None, keepalive_s=60, clean_session=False, will=None,
                  subscriptions=(), on_message=None, on_connect=None, queue_size=32,
                  max_inflight=16, max_packet=4096, connect_timeout_ms=10000,
-                 backoff_max_ms=_BACKOFF_MAX_MS, log=None):
+                 backoff_min_ms=_BACKOFF_MIN_MS, backoff_max_ms=_BACKOFF_MAX_MS, log=None):
         self.client_id = client_id
         self.host = host
         self.port = port
@@ -46,8 +46,11 @@ class MQTTClient:
         self.max_inflight = max_inflight
         self.max_packet = max_packet
         self.connect_timeout_ms = connect_timeout_ms
+        self.backoff_min_ms = backoff_min_ms
         self.backoff_max_ms = backoff_max_ms
         self.log = log
+        # Half the keepalive: ping when idle this long, give up after three silent periods.
+        self.ping_ms = keepalive_s * 500
         self.up = asyncio.Event()
         self.down = asyncio.Event()
         self.down.set()
@@ -205,7 +208,7 @@ class MQTTClient:
             self.down.set()
 
     def _backoff_ms(self, failures):
-        delay = _BACKOFF_MIN_MS << min(failures - 1, 10)
+        delay = self.backoff_min_ms << min(failures - 1, 10)
         delay = min(delay, self.backoff_max_ms)
         # Up to half again at random, so a fleet does not hammer a restarted broker in step.
         return delay + random.getrandbits(16) % (delay // 2 + 1)
@@ -357,7 +360,9 @@ class MQTTClient:
     async def _keepalive_loop(self):
         # Half-keepalive periods: ping when idle for one, give up after three silent ones
         # (1.5 keepalive), which is also when the broker would give up on us.
-        period = self.keepalive_s / 2
+        if self.ping_ms <= 0:
+            return
+        period = self.ping_ms / 1000
         silent = 0
         try:
             while True:

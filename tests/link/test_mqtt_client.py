@@ -27,7 +27,8 @@ class Meter:
         self.client = MQTTClient(user, broker.host, broker.port, user=user, password=password,
                                  subscriptions=list(subs), on_message=self.got,
                                  keepalive_s=kw.pop("keepalive_s", 30),
-                                 backoff_max_ms=kw.pop("backoff_max_ms", 1000), **kw)
+                                 backoff_min_ms=kw.pop("backoff_min_ms", 20),
+                                 backoff_max_ms=kw.pop("backoff_max_ms", 200), **kw)
         self.task = None
 
     def got(self, topic, payload, retained):
@@ -125,7 +126,7 @@ async def test_broker_restarted_mid_session_client_comes_back_by_itself(accounts
         await meter.stop()
 
 
-async def test_unacked_qos1_publishes_are_resent_after_a_reconnect(accounts):
+async def test_publishes_queued_while_down_go_out_in_order_after_reconnect(accounts):
     cloud = await Meter(accounts, "cloud", "cpw", subs=[("meters/m1/history", 1)]).start()
     meter = await Meter(accounts, "m1", "pw1").start()
     try:
