@@ -16,6 +16,7 @@ routes = web.RouteTableDef()
 _STATUS_FIELDS = {"load_connected": bool, "wifi_status": str, "mqtt_status": str}
 _MAX_BALANCE_CENTS = 10**11
 _MAX_HISTORY_DAYS = 366
+_EAT = datetime.timezone(datetime.timedelta(hours=3))
 
 
 @routes.get("/api/meters/{meterId}")
@@ -89,7 +90,7 @@ async def consumption(request):
     who = await principal(request)
     meter = await meter_from_path(request)
     require_meter_access(who, meter)
-    today = datetime.datetime.now(datetime.timezone.utc).date()
+    today = datetime.datetime.now(_EAT).date()  # history days are the meters' local days
     date_to = _date(request.query.get("to", today.isoformat()), "to")
     default_from = (date_to - datetime.timedelta(days=29)).isoformat()
     date_from = _date(request.query.get("from", default_from), "from")

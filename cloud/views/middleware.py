@@ -5,6 +5,8 @@ import time
 
 from aiohttp import web
 
+from cloud.errors import json_error
+
 access_log = logging.getLogger("mita.access")
 
 _SECURITY_HEADERS = {
@@ -38,11 +40,12 @@ def cors_middleware(allowed_origin):
         origin = request.headers.get("Origin")
         allowed = origin is not None and allowed_origin in ("*", origin)
         if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
-            response = web.Response(status=204 if allowed else 403)
-            if allowed:
-                response.headers["Access-Control-Allow-Methods"] = _CORS_METHODS
-                response.headers["Access-Control-Allow-Headers"] = _CORS_HEADERS
-                response.headers["Access-Control-Max-Age"] = "600"
+            if not allowed:
+                return json_error(403, "forbidden", "origin not allowed")
+            response = web.Response(status=204)
+            response.headers["Access-Control-Allow-Methods"] = _CORS_METHODS
+            response.headers["Access-Control-Allow-Headers"] = _CORS_HEADERS
+            response.headers["Access-Control-Max-Age"] = "600"
         else:
             response = await handler(request)
         if allowed:

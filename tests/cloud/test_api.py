@@ -38,6 +38,7 @@ async def test_cors_allows_the_configured_frontend_only(aiohttp_client, tmp_path
     evil = await client.options("/api/payments/stkpush", headers={
         "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
     assert evil.status == 403 and "Access-Control-Allow-Origin" not in evil.headers
+    assert (await evil.json())["error"] == "forbidden"
     plain = await client.get("/health", headers={"Origin": "https://dash.example"})
     assert plain.headers["Access-Control-Allow-Origin"] == "https://dash.example"
 
