@@ -12,6 +12,8 @@ from cloud.app import create_app, open_store
 from cloud.auth import hash_key, new_secret
 from cloud.callbacks import normalise_meter_no
 from cloud.config import ConfigError, load_config
+from cloud.phone import normalise_msisdn
+from cloud.store.base import StoreError
 from cloud.views.keys import DARAJA
 
 # LogRecord attributes that are not "extra" fields.
@@ -67,7 +69,8 @@ async def create_user(config, name, role, user_id, phone):
     store = await open_store(config)
     try:
         user = await store.create_user({"user_id": user_id, "name": name, "role": role,
-                                        "phone_number": phone})
+                                        "phone_number": normalise_msisdn(phone) if phone
+                                        else None})
         print(f"user_id: {user['user_id']}")
         if config.auth_mode == "apikey":
             key = new_secret("mk_")
@@ -117,10 +120,15 @@ def main(argv=None):
         if args.port is not None:
             config.port = args.port
         serve(config)
-    elif args.command == "create-user":
-        asyncio.run(create_user(config, args.name, args.role, args.user_id, args.phone))
-    elif args.command == "register-meter":
-        asyncio.run(register_meter(config, args.meter_no, args.user_id))
+        return 0
+    try:
+        if args.command == "create-user":
+            asyncio.run(create_user(config, args.name, args.role, args.user_id, args.phone))
+        elif args.command == "register-meter":
+            asyncio.run(register_meter(config, args.meter_no, args.user_id))
+    except (StoreError, ValueError) as e:  # Conflict, NotFound, bad meter number or phone
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -85,3 +85,21 @@ def test_the_environment_wins_over_the_env_file(tmp_path):
     cfg = load_config({"PORT": "9000"}, env_file=str(env_file))
     assert cfg.port == 9000 and cfg.sqlite_path == "/tmp/from-file.db"
     assert load_config({}, env_file=str(tmp_path / "missing")).port == 3000
+
+
+def test_operator_commands_work_on_the_configured_store(tmp_path, monkeypatch, capsys):
+    from cloud.__main__ import main
+    monkeypatch.setenv("MITA_SQLITE_PATH", str(tmp_path / "ops.sqlite3"))
+    env_file = str(tmp_path / "none.env")
+    assert main(["--env-file", env_file, "create-user", "--name", "Amina", "--user-id", "u1",
+                 "--phone", "0712 345 678"]) == 0
+    assert "api_key: mk_" in capsys.readouterr().out
+    assert main(["--env-file", env_file, "register-meter", "meter 1234-5678",
+                 "--user-id", "u1"]) == 0
+    out = capsys.readouterr().out
+    assert "meter_no: METER12345678" in out and "device_key: dk_" in out
+    assert main(["--env-file", env_file, "register-meter", "METER_12345678",
+                 "--user-id", "u1"]) == 1
+    assert "exists" in capsys.readouterr().err
+    monkeypatch.setenv("PORT", "many")
+    assert main(["--env-file", env_file, "create-user", "--name", "X"]) == 2
