@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.mita-installed
 STUBS := typings/.mita-stubs
 
-.PHONY: setup test test-firmware firmware check-firmware bench clean
+.PHONY: setup test test-firmware firmware check-firmware bench cloud clean
 
 setup: $(STAMP) $(STUBS)
 
@@ -33,6 +33,10 @@ firmware: setup
 
 check-firmware: setup
 	$(PY) tools/build_firmware.py --out build/firmware --check
+
+# The cloud with embedded defaults: SQLite file, local Daraja stand-in, no accounts.
+cloud: setup
+	$(PY) -m cloud serve
 
 bench: setup
 	$(PY) bench/firmware_bench.py
