@@ -1,28 +1,110 @@
 # One simulated meter as a runner sees it: its board (world, devices, flash) and the firmware
 # app running on it as an asyncio task, stopped dead by a power cut and started again on every
-# reset. The app itself is supplied by the caller (the firmware's app entry, when wired).
+# reset. By default the app is the real firmware (firmware/meter/boot.py), unmodified: its
+# config.json sits in the meter's flash folder and it finds the fakes through `import machine`.
 import asyncio
+import collections
+import json
+import os
+import sys
 
 from simulator import board_context
 from simulator.sim_board import POWER_OFF, POWER_ON, RESET, BoardReset, SimBoard
 from simulator.devices.flash import PowerLost
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FIRMWARE_DIR = os.path.join(ROOT, "firmware")
+HAL_DIR = os.path.join(ROOT, "simulator", "hal")
+
+
+class MeterError(Exception):
+    """The simulated meter cannot do what was asked (no firmware running, bad request)."""
+
+
+class CloudLinkMissing(MeterError):
+    """--cloud was asked for, but the firmware has no meter-cloud link module yet."""
+
+
+def use_firmware():
+    """Put the firmware package and the fake MicroPython modules on sys.path (idempotent)."""
+    for path in (FIRMWARE_DIR, HAL_DIR):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+
+
+def start_cloud_link(app, url):
+    """The hook that joins a running firmware app to a mita cloud at url.
+
+    The link itself belongs to the firmware (firmware/meter/link.py, issue 5); the simulator
+    only hands it the app and the address. Until that module exists this says so plainly.
+    """
+    try:
+        from meter import link  # type: ignore  # arrives with the meter-cloud link issue
+    except ImportError:
+        raise CloudLinkMissing("--cloud %s: the firmware has no meter-cloud link yet "
+                               "(firmware/meter/link.py)" % url)
+    starter = getattr(link, "start", None)
+    if starter is None:
+        raise CloudLinkMissing("firmware/meter/link.py has no start(app, url)")
+    return starter(app, url)
+
+
+async def run_firmware(meter):
+    """The default app: one boot of the real firmware on this meter's board."""
+    use_firmware()
+    from meter import boot
+    from meter.log import Logger
+    app = boot.start(root=meter.board.flash.root, log=Logger(meter.meter_id, sink=meter.log_line))
+    meter.app = meter.last_app = app
+    meter.apps_started += 1
+    if meter.cloud_url:
+        start_cloud_link(app, meter.cloud_url)
+    await boot.run(app)
+
 
 class SimulatedMeter:
-    """app_factory(meter) -> coroutine: one boot of the firmware, run with this board current."""
+    """app_factory(meter) -> coroutine: one boot of the firmware, run with this board current.
 
-    def __init__(self, config, world, flash_dir, clock, app_factory=None, meter_id=None, seed=1):
-        self.config = config
+    config is the firmware's config.json content (see firmware/meter/config.py); it also wires
+    the simulated board (pins, sensor kind, S0 constant), so both sides always agree.
+    """
+
+    def __init__(self, config, world, flash_dir, clock, app_factory=None, meter_id=None, seed=1,
+                 cloud_url=None, keep_log=200, rig=None):
+        self.config = dict(config)
         self.world = world
         self.clock = clock
         self.meter_id = meter_id or config.get("meter_id") or "sim-%04d" % seed
-        self.board = SimBoard(world, flash_dir, clock, rig=config, meter_id=self.meter_id,
+        self.config["meter_id"] = self.meter_id
+        # rig: board facts the firmware's config does not hold (rtc_battery, adc, ...)
+        board_rig = dict(self.config, **(rig or {}))
+        self.board = SimBoard(world, flash_dir, clock, rig=board_rig, meter_id=self.meter_id,
                               seed=seed)
+        self.cloud_url = cloud_url
+        self.app = None  # the firmware's MeterApp of the current boot (None while dead)
+        self.last_app = None  # the most recent boot's app, kept for summaries after death
+        self.outbox = []  # recharges (amount_cents, ref) the "cloud" still has to deliver
+        self.hangs = 0
+        self.apps_started = 0
+        self.log = collections.deque(maxlen=keep_log)  # the firmware's log lines, newest last
+        self.log_counts = {}  # "relay opened", "relay closed", "sensor", ... -> count
+        self.next_seq = 1  # the "cloud" numbering of recharges for this meter
+        if app_factory is None:
+            app_factory = run_firmware
+            self.install_config()
         self.app_factory = app_factory
         self.task = None
         self.boots = 0
         self.crashes = []  # (virtual ms, repr of the exception) when the app died by itself
         self.board.on_event = self._on_event
+        self._loop = None
+
+    def install_config(self):
+        """Write config.json into the flash, as provisioning a real meter does."""
+        with open(self.board.flash.path("config.json"), "w") as f:
+            json.dump(self.config, f)
+
+    # --- life cycle --------------------------------------------------------------------------
 
     def start(self, loop=None):
         loop = loop or asyncio.get_event_loop()
@@ -39,12 +121,13 @@ class SimulatedMeter:
         self._kill()
         self.board.flash.disarm()
         self.boots += 1
-        if self.app_factory is not None:
+        if self.app_factory is not None and self._loop is not None:
             coro = self._run_app()
             self.task = board_context.create_task(self.board, coro, loop=self._loop,
                                                   name="meter-%s" % self.meter_id)
 
     def _kill(self):
+        self.app = None
         task, self.task = self.task, None
         if task is not None and not task.done():
             task.cancel()
@@ -63,3 +146,85 @@ class SimulatedMeter:
             self._kill()
         elif kind in (POWER_ON, RESET):
             self._boot()
+
+    def log_line(self, line):
+        self.log.append((self.clock.now_ms(), line))
+        for key in ("relay opened", "relay closed", "sensor:", "persist failed", "tick failed"):
+            if key in line:
+                self.log_counts[key] = self.log_counts.get(key, 0) + 1
+
+    # --- what an operator or a scenario does to the meter ------------------------------------
+
+    def in_context(self, fn, *args):
+        """Call fn with this meter's board current (the fakes need it)."""
+        return board_context.run_in(self.board, fn, *args)
+
+    def recharge(self, amount_cents, ref=None):
+        """Deliver a cloud recharge now, numbered like the cloud does; (status, reason).
+
+        The seq advances only once the meter has the credit (applied or duplicate): a credit
+        refused for a storage error is re-sent with the same seq, as the cloud would."""
+        app = self.app
+        if app is None:
+            raise MeterError("meter %s is not running (no power?)" % self.meter_id)
+        seq = self.next_seq
+        msg = {"id": ref or "%s-r%d" % (self.meter_id, seq), "seq": seq,
+               "amount_cents": int(amount_cents), "source": "cloud"}
+        status, reason = self.in_context(app.apply_recharge, msg)
+        if status in ("applied", "duplicate"):
+            self.next_seq += 1
+        return status, reason
+
+    def send_recharge(self, amount_cents, ref=None, retry_s=5):
+        """Queue a recharge the way the cloud holds one: delivered now if the meter runs, else
+        re-sent every retry_s (virtual) until the meter has it."""
+        self.outbox.append((int(amount_cents), ref))
+        self._deliver(retry_s)
+
+    def _deliver(self, retry_s):
+        while self.outbox:
+            amount, ref = self.outbox[0]
+            try:
+                status, _ = self.recharge(amount, ref) if self.app is not None else (None, None)
+            except (BoardReset, PowerLost):
+                status = None  # the power failed in the middle of applying it: re-send later
+            if status not in ("applied", "duplicate"):
+                if self._loop is not None:
+                    self._loop.call_later(retry_s, self._deliver, retry_s)
+                return
+            self.outbox.pop(0)
+
+    def hang(self):
+        """The CPU stops making progress (a deadlock in the firmware): the app runs no more,
+        but the board, its watchdog included, keeps going; only a reset brings it back."""
+        self.hangs += 1
+        self.board.log("firmware hung")
+        self._kill()
+
+    def set_tariff(self, tariff):
+        if self.app is None:
+            raise MeterError("meter %s is not running" % self.meter_id)
+        return self.in_context(self.app.set_tariff, tariff)
+
+    def press_key(self, key, hold_ms=100):
+        self.board.keypad.press(key, self.clock.now_ms(), hold_ms)
+
+    def status(self):
+        """A plain dict of what a panel or a summary shows; works with the meter dead too."""
+        app = self.app
+        snap = dict(app.snapshot) if app is not None else {}
+        lines = self.board.lcd.lines() if self.board.powered else ["", ""]
+        return {
+            "meter_id": self.meter_id,
+            "powered": self.board.powered,
+            "running": app is not None,
+            "lcd": lines,
+            "relay_closed": self.world.relay_closed,
+            "balance_cents": snap.get("balance_cents"),
+            "power_w": snap.get("power_w"),
+            "energy_wh": snap.get("energy_wh"),
+            "alerts": sorted(k for k, v in (snap.get("alerts") or {}).items() if v),
+            "events": list(app.events) if app is not None else [],
+            "true_wh": self.world.energy_wh(),
+            "boots": self.boots,
+        }
