@@ -33,6 +33,7 @@ class MeterApp:
         self.config_problems = []
         self.reset_cause = 0
         self.running = False
+        self.online = False  # set by the cloud link (meter.link); shown in the snapshot
         self._uptime_ms = 0
         self._saved_uptime_ms = 0
         self._unsaved_wh = 0
@@ -198,7 +199,7 @@ class MeterApp:
         s["reason"] = self.policy.reason
         s["alerts"] = alerts
         s["tariff_version"] = self.biller.tariff.version
-        s["online"] = False
+        s["online"] = self.online
 
     # --- commands -----------------------------------------------------------------------
     def apply_recharge(self, msg):

@@ -1,0 +1,260 @@
+# micropython-heap: 192k (imports the whole app, the MQTT client and asyncio: their bytecode lives in the unix port heap)
+# The meter's side of the protocol (meter.link) on a real MeterApp with fake hardware and a
+# recording stand-in for the MQTT client: what goes out, what comes in, what is refused.
+import json
+
+from meter import config as meter_config
+from meter.app import MeterApp
+from meter.history import HistoryLog
+from meter.link import MeterLink, decode, make_link
+from meter.storage import StateStore
+from support import tmpdir
+from appfakes import FakeBoard, ManualClock
+
+P = "meters/MTR-L1/"
+
+
+class RecordingClient:
+    """What MQTTClient.publish would have queued, in order."""
+
+    def __init__(self):
+        self.out = []
+        self.connected = True
+        self.dropped = 0
+
+    def publish(self, topic, payload, qos=0, retain=False, first=False):
+        item = (topic, json.loads(payload), qos, retain)
+        if first:
+            self.out.insert(0, item)
+        else:
+            self.out.append(item)
+
+    def take(self, sub=None):
+        got = [m for m in self.out if sub is None or m[0] == P + sub]
+        self.out = [m for m in self.out if m not in got]
+        return got
+
+
+def make(name, history=True, balance=5000, fail_persist=False):
+    cfg, _ = meter_config.from_dict({
+        "meter_id": "MTR-L1", "initial_balance_cents": balance,
+        "tariff": {"version": 1, "bands": [{"rate": 2500}], "vat_bp": 0},
+        "thresholds": {"low_cents": 2000, "critical_cents": 500},
+        "policy": {"min_switch_s": 0}})
+    root = tmpdir(name)
+    clock = ManualClock(1767225600)  # 2026-01-01 00:00 UTC = 03:00 local
+    app = MeterApp(cfg, StateStore(root), clock)
+    board = FakeBoard(clock, app.relay_at_boot())
+    app.attach(board)
+    app.tick()  # the first tick closes the relay on credit
+    log = HistoryLog(root, 10800) if history else None
+    link = MeterLink(app, log, telemetry_s=60, min_gap_s=2)
+    client = RecordingClient()
+    link.attach(client)
+    return app, board, link, client
+
+
+def recharge(seq, amount=10000, **extra):
+    msg = {"v": 1, "id": "R%d" % seq, "seq": seq, "amount_cents": amount, "source": "cloud"}
+    for k in extra:
+        msg[k] = extra[k]
+    return json.dumps(msg).encode()
+
+
+def test_connect_publishes_retained_status_first_then_telemetry():
+    app, board, link, client = make("link_connect")
+    client.publish(P + "telemetry", "{}")  # something already waiting
+    link.on_connect()
+    topic, status, qos, retain = client.out[0]
+    assert (topic, qos, retain) == (P + "status", 1, True)
+    assert status["state"] == "online" and status["v"] == 1
+    assert status["mqtt_status"] == "connected" and status["load_connected"] is True
+    assert status["boot"] == "fresh" and status["firmware"]
+    tele = client.take("telemetry")[-1][1]
+    assert tele["balance_cents"] == 5000 and tele["alerts"]["low_balance"] is False
+    assert app.snapshot["online"] is True or app.online
+
+
+def test_will_is_a_retained_offline_status():
+    app, board, link, client = make("link_will", history=False)
+    topic, payload, qos, retain = link.will()
+    assert (topic, qos, retain) == (P + "status", 1, True)
+    assert json.loads(payload) == {"v": 1, "state": "offline", "reason": "connection_lost"}
+
+
+def test_recharge_is_applied_persisted_then_acknowledged_once():
+    app, board, link, client = make("link_recharge", balance=0)
+    link.on_message(P + "recharge", recharge(1, 20000))
+    ack = client.take("recharge/ack")
+    assert len(ack) == 1 and ack[0][2] == 1
+    assert ack[0][1]["status"] == "applied" and ack[0][1]["seq"] == 1
+    assert ack[0][1]["balance_cents"] == 20000
+    # It was on flash before the ack: a fresh app from the same store has it.
+    assert app.store.load()["ledger"]["balance_cents"] == 20000
+    link.on_message(P + "recharge", recharge(1, 20000))  # re-delivered by the broker
+    ack = client.take("recharge/ack")[0][1]
+    assert (ack["status"], ack["reason"]) == ("duplicate", "already_applied")
+    assert app.ledger.balance == 20000
+
+
+def test_recharges_out_of_order_and_with_unknown_fields_apply_once_each():
+    app, board, link, client = make("link_order", balance=0)
+    for seq in (3, 1, 2, 3, 1):
+        link.on_message(P + "recharge", recharge(seq, 100, extra_field={"x": 1}))
+    statuses = [m[1]["status"] for m in client.take("recharge/ack")]
+    assert statuses == ["applied", "applied", "applied", "duplicate", "duplicate"]
+    assert app.ledger.balance == 300
+
+
+def test_bad_recharges_are_rejected_with_a_reason_and_change_nothing():
+    app, board, link, client = make("link_bad", balance=1000)
+    link.on_message(P + "recharge", recharge(1, 0))
+    link.on_message(P + "recharge", recharge(2, True))
+    link.on_message(P + "recharge", recharge(3, 100, source="token"))
+    acks = [(m[1]["seq"], m[1]["status"], m[1]["reason"]) for m in client.take("recharge/ack")]
+    assert acks == [(1, "rejected", "zero"), (2, "rejected", "bad_amount"),
+                    (3, "rejected", "bad_source")]
+    assert app.ledger.balance == 1000 and not app.recharger.seen("token", 3)
+
+
+def test_garbage_is_counted_and_dropped_without_an_ack():
+    app, board, link, client = make("link_garbage", balance=1000)
+    junk = [b"", b"\xff\xfe\x00", b"not json", b"[1,2]", b'"text"', b'{"seq": 1}',
+            b'{"v": 2, "seq": 1, "id": "x", "amount_cents": 5, "source": "cloud"}',
+            b'{"v": true, "seq": 1}', b'{"v": 1, "seq": "1"}', b'{"v": 1}']
+    for payload in junk:
+        link.on_message(P + "recharge", payload)
+    link.on_message(P + "nonsense", b'{"v": 1}')
+    assert link.malformed == len(junk) + 1
+    assert client.out == [] and app.ledger.balance == 1000
+
+
+def test_power_cut_during_the_write_means_no_ack_and_the_redelivery_applies():
+    app, board, link, client = make("link_cut", balance=0)
+
+    def failing_save(state):
+        raise OSError(28)  # the flash write did not complete
+
+    real_save = app.store.save
+    app.store.save = failing_save
+    link.on_message(P + "recharge", recharge(1, 500))
+    ack = client.take("recharge/ack")[0][1]
+    assert (ack["status"], ack["reason"]) == ("rejected", "storage_error")
+    assert app.ledger.balance == 0
+    app.store.save = real_save
+    link.on_message(P + "recharge", recharge(1, 500))
+    assert client.take("recharge/ack")[0][1]["status"] == "applied"
+    assert app.ledger.balance == 500
+
+
+def test_tariff_update_is_taken_once_and_acknowledged():
+    app, board, link, client = make("link_tariff")
+    tariff = {"version": 2, "bands": [{"rate": 3000}], "vat_bp": 1600}
+    link.on_message(P + "tariff", json.dumps({"v": 1, "tariff": tariff}).encode())
+    link.on_message(P + "tariff", json.dumps({"v": 1, "tariff": tariff}).encode())
+    acks = [m[1] for m in client.take("tariff/ack")]
+    assert [(a["version"], a["ok"], a["reason"]) for a in acks] == [
+        (2, True, "ok"), (2, False, "not_newer")]
+    assert app.biller.tariff.version == 2
+    link.on_message(P + "tariff", b'{"v": 1, "tariff": [1]}')
+    link.on_message(P + "tariff", b'{"v": 1, "tariff": {"version": 3, "bands": "x"}}')
+    assert link.malformed == 1
+    assert client.take("tariff/ack")[0][1]["ok"] is False
+
+
+def test_sync_raises_the_floor_only_upwards_and_persists():
+    app, board, link, client = make("link_sync", balance=0)
+    link.on_message(P + "sync", b'{"v": 1, "recharge_floor": 40}')
+    assert app.recharger.floor("cloud") == 40
+    assert app.store.load()["recharge"]["cloud"][0] == 40
+    link.on_message(P + "sync", b'{"v": 1, "recharge_floor": 10}')
+    assert app.recharger.floor("cloud") == 40
+    link.on_message(P + "recharge", recharge(40, 100))
+    assert client.take("recharge/ack")[0][1]["status"] == "duplicate"
+    for bad in (b'{"v": 1, "recharge_floor": -1}', b'{"v": 1, "recharge_floor": true}',
+                b'{"v": 1, "recharge_floor": 4294967296}', b'{"v": 1}'):
+        link.on_message(P + "sync", bad)
+    assert link.malformed == 4 and app.recharger.floor("cloud") == 40
+
+
+def run_seconds(app, link, seconds, power_w=None):
+    if power_w is not None:
+        app.board.sensor.power_w = power_w
+    for _ in range(seconds):
+        app.clock.advance(1000)
+        app.tick()
+        link.tick()
+
+
+def test_telemetry_is_periodic_and_immediate_on_an_alert_but_not_too_often():
+    app, board, link, client = make("link_tele", history=False, balance=2050)
+    link.on_connect()
+    client.take()
+    run_seconds(app, link, 59, 0)
+    assert client.take("telemetry") == []
+    run_seconds(app, link, 1)
+    assert len(client.take("telemetry")) == 1
+    run_seconds(app, link, 5, 3600)  # 1 Wh a second at KES 25/kWh: 2.5 cents a second
+    run_seconds(app, link, 30)
+    sent = [m[1] for m in client.take("telemetry")]
+    assert len(sent) == 1 and sent[0]["alerts"]["low_balance"] is True
+
+
+def test_status_follows_the_relay():
+    app, board, link, client = make("link_status", history=False, balance=10)
+    link.on_connect()
+    client.take()
+    run_seconds(app, link, 30, 3600)  # credit runs out: the relay opens
+    statuses = [m[1] for m in client.take("status")]
+    assert statuses and statuses[-1]["load_connected"] is False
+    assert board.relay.is_closed() is False
+
+
+def test_hourly_history_is_uploaded_in_order_and_dropped_on_ack():
+    app, board, link, client = make("link_hist", balance=10000000)
+    link.on_connect()
+    client.take()
+    client.connected = False  # offline for three hours: records pile up in flash
+    for _ in range(3):
+        run_seconds(app, link, 3600, 1000)
+    assert client.take("history") == [] and link.history.unacked() == 3
+    client.connected = True
+    link.on_connect()
+    hist = [m[1] for m in client.take("history")]
+    assert [h["seq"] for h in hist] == [1, 2, 3]
+    assert [h["hour"] for h in hist] == ["03", "04", "05"] and hist[0]["date"] == "2026-01-01"
+    assert all(h["wh"] > 0 and h["cost_cents"] > 0 for h in hist)
+    assert sum(h["wh"] for h in hist) <= app.energy.total_wh
+    for seq in (2, 1, 3):
+        link.on_message(P + "history/ack", json.dumps({"v": 1, "seq": seq}).encode())
+    assert link.history.unacked() == 0
+    link.on_connect()
+    assert client.take("history") == []
+
+
+def test_history_upload_keeps_at_most_eight_in_flight():
+    app, board, link, client = make("link_window", balance=10000000)
+    client.connected = False
+    for _ in range(12):
+        run_seconds(app, link, 3600, 500)
+    client.connected = True
+    link.on_connect()
+    assert [m[1]["seq"] for m in client.take("history")] == list(range(1, 9))
+    link.on_message(P + "history/ack", b'{"v": 1, "seq": 1}')
+    assert [m[1]["seq"] for m in client.take("history")] == [9]
+
+
+def test_decode_accepts_only_versioned_objects():
+    assert decode(b'{"v": 1, "x": 2}') == {"v": 1, "x": 2}
+    for bad in (b"", b"{", b"1", b"null", b'{"v": 0}', b'{"v": "1"}', b'{"v": 1.0}'):
+        assert decode(bad) is None
+
+
+def test_make_link_builds_the_client_from_config():
+    app, board, link, client = make("link_make", history=False)
+    link2, mqtt = make_link(app, history_root=None)
+    assert mqtt.client_id == "MTR-L1" and mqtt.user == "MTR-L1" and mqtt.clean_session is False
+    assert mqtt.will[0] == P + "status" and mqtt.will[3] is True
+    assert sorted(t for t, q in mqtt.subscriptions) == sorted(
+        [P + "recharge", P + "tariff", P + "sync", P + "history/ack"])
+    assert mqtt.on_message == link2.on_message
