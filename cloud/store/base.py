@@ -30,7 +30,10 @@ Exactly once: `record_payment` is the single credit path. In one atomic step it 
 transaction under its receipt (M-Pesa receipt / C2B TransID / CheckoutRequestID when only an
 STK query confirmed it), gives the meter's next recharge sequence number to a new pending
 recharge, settles the STK request, and updates the user's latest payment. A receipt already
-recorded returns the existing records and changes nothing.
+recorded returns the existing records and changes nothing; so does a checkout_request_id
+already credited, whatever receipt it came with this time (an STK request settled by query
+under its CheckoutRequestID, then its late callback with the MpesaReceiptNumber, is one
+credit).
 """
 
 
@@ -184,7 +187,12 @@ class Store:
 
         payment: {receipt, meter_no, user_id, amount_cents, phone_number, transaction_date,
                   source, checkout_request_id (optional), ts}
-        Returns (created: bool, transaction, recharge).
+        Returns (created: bool, transaction, recharge). A payment whose receipt, or whose
+        checkout_request_id, already has a transaction is a duplicate, decided atomically
+        (concurrent calls and several processes included): created is False and the existing
+        transaction and recharge come back unchanged; the duplicate's own receipt is not
+        recorded (get_transaction_by_receipt of it stays None). At most one of any set of
+        duplicates returns created=True.
         """
         raise NotImplementedError
 

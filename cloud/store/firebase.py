@@ -1,9 +1,9 @@
 """The production store: Firebase Realtime Database through firebase-admin, calls off the loop.
 
 Nodes: the reference schema's `users`, `meters`, `transactions`, `consumption_history`, plus
-`stk_requests`, `recharges/<meter>/<seq>`, `receipts/<receipt>` (the exactly-once index),
-`device_keys/<meter>` and `api_keys/<hash>` (server-only secrets kept out of readable nodes),
-`user_api_keys/<user>` and `tariff`. Ids used as keys go through base.safe_key.
+`stk_requests`, `recharges/<meter>/<seq>`, `receipts/<receipt>` and `checkouts/<checkout id>`
+(the exactly-once indexes), `device_keys/<meter>` and `api_keys/<hash>` (server-only secrets
+kept out of readable nodes), `user_api_keys/<user>` and `tariff`. Ids used as keys go through base.safe_key.
 
 Exactly once: see firebase_credit.
 """
@@ -21,7 +21,7 @@ from firebase_admin import credentials, db, exceptions
 from .base import (Conflict, InvalidRecord, NotFound, Store, StoreError, cents, check_date,
                    check_field_names, check_hour, next_recharge_status, safe_key,
                    transaction_id_for)
-from .firebase_credit import Abort, record_claimed_payment, run_transaction
+from .firebase_credit import Abort, record_payment_once, run_transaction
 
 _USER_FIELDS = ("user_id", "name", "email", "phone_number", "meter_no", "role", "created_at",
                 "latest_transaction_id", "last_payment_amount_cents",
@@ -38,7 +38,8 @@ _PAYMENT_FIELDS = ("receipt", "meter_no", "user_id", "amount_cents", "phone_numb
                    "transaction_date", "source", "checkout_request_id", "ts")
 # Every ordered query this backend makes (path pattern -> children): database.rules.json
 # must index each one, or the real database refuses the query ("Index not defined").
-QUERIED_INDEXES = {"meters": ("user_id",), "transactions": ("user_id", "meter_no"),
+QUERIED_INDEXES = {"meters": ("user_id",),
+                   "transactions": ("user_id", "meter_no", "checkout_request_id"),
                    "stk_requests": ("status",), "recharges/$meter": ("status",)}
 _EMULATOR_ENV = "FIREBASE_DATABASE_EMULATOR_HOST"
 
@@ -288,7 +289,7 @@ class FirebaseStore(Store):
         if await self.get_meter(payment["meter_no"]) is None:
             raise NotFound("meter %s" % payment["meter_no"])
         created, tx_id, meter_no, seq = await self._call(
-            record_claimed_payment, self._ref, claim, self.claim_wait_s)
+            record_payment_once, self._ref, claim, self.claim_wait_s)
         tx = await self._call(self._ref("transactions", tx_id).get)
         recharge = await self._call(self._ref("recharges", safe_key(meter_no), str(seq)).get)
         return created, _full(tx, _TX_FIELDS), _full(recharge, _RECHARGE_FIELDS)

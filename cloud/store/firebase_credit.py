@@ -9,6 +9,13 @@ alone, so it may safely be repeated. A duplicate that finds the claim unfinished
 writer; a writer silent for `claim_wait_s` (crashed) is taken over, or, if it had committed,
 its final write is repeated for it. The only trace a crash can leave is an unused sequence
 number. `ref_at(*parts)` gives a db.Reference; everything here blocks.
+
+One STK request is one credit, though it may arrive under two receipts (the CheckoutRequestID
+when an STK query settled it, the MpesaReceiptNumber in a late callback). So a payment with a
+checkout id first claims `checkouts/<id>` (first claim wins, forever; it holds the winner's
+whole claim) and then runs the receipt protocol above for the winner's claim, never for its
+own if it lost. Checkouts credited before this index existed are found through their
+transaction and claimed for it.
 """
 
 import functools
@@ -34,8 +41,57 @@ def run_transaction(ref, fn):
         return abort.value
 
 
-def record_claimed_payment(ref_at, claim, claim_wait_s):
-    """Claim, take a seq, commit, write; returns (created, transaction_id, meter_no, seq)."""
+def record_payment_once(ref_at, claim, claim_wait_s):
+    """The credit path: once per checkout id (if any), once per receipt; returns
+    (created, transaction_id, meter_no, seq), created meaning this call wrote the credit."""
+    cid = claim.get("checkout_request_id")
+    if not cid or ref_at("receipts", safe_key(claim["receipt"])).get():
+        # no checkout, or a receipt already claimed: the receipt's claim decides (as in SQLite)
+        return record_claimed_payment(ref_at, claim, claim_wait_s)
+    winner = claim_checkout(ref_at, cid, claim)
+    if winner.get("state") == "recorded":  # credited before checkouts were claimed
+        return False, winner["transaction_id"], winner["meter_no"], winner["seq"]
+    if winner["receipt"] == claim["receipt"]:
+        return record_claimed_payment(ref_at, winner, claim_wait_s)
+    # Another receipt holds this request: its own writer should be finishing it, so only
+    # claim its receipt on its behalf if that writer stays silent.
+    return record_claimed_payment(ref_at, winner, claim_wait_s, on_behalf=True)
+
+
+def claim_checkout(ref_at, cid, claim):
+    """The claim that credits this checkout: the first one stored under it, else ours."""
+    ref = ref_at("checkouts", safe_key(cid))
+    held = ref.get()
+    if held:
+        return held
+    first = _claim_from_transaction(ref_at, cid) or claim
+
+    def take(cur):
+        if cur:
+            raise Abort(cur)
+        return first
+    return run_transaction(ref, take)
+
+
+def _claim_from_transaction(ref_at, cid):
+    """The earliest transaction already recorded for cid, as a finished claim, or None."""
+    found = ref_at("transactions").order_by_child("checkout_request_id").equal_to(cid).get()
+    txs = [t for t in (found or {}).values() if isinstance(t, dict)]
+    if not txs:
+        return None
+    tx = min(txs, key=lambda t: (t.get("timestamp", 0), t.get("transaction_id", "")))
+    claim = {"receipt": tx["mpesa_receipt"], "ts": tx["timestamp"], "state": "recorded",
+             "transaction_id": tx["transaction_id"], "seq": tx["recharge_seq"]}
+    for field in ("meter_no", "user_id", "amount_cents", "phone_number", "transaction_date",
+                  "source", "checkout_request_id"):
+        if tx.get(field) is not None:
+            claim[field] = tx[field]
+    return claim
+
+
+def record_claimed_payment(ref_at, claim, claim_wait_s, on_behalf=False):
+    """Claim, take a seq, commit, write; returns (created, transaction_id, meter_no, seq).
+    on_behalf: the claim is another call's, so give that call claim_wait_s to claim it."""
     token = uuid.uuid4().hex
     ref = ref_at("receipts", safe_key(claim["receipt"]))
 
@@ -43,7 +99,8 @@ def record_claimed_payment(ref_at, claim, claim_wait_s):
         if cur:
             raise Abort(cur)
         return dict(claim, owner=token, state="claimed")
-    held = run_transaction(ref, take)
+    held = _wait_for_claim(ref, claim_wait_s) if on_behalf else None
+    held = held or run_transaction(ref, take)
     watching, deadline = None, 0.0
     while True:
         worker = (held.get("owner"), held.get("committed_by"))
@@ -64,6 +121,15 @@ def record_claimed_payment(ref_at, claim, claim_wait_s):
             held = ref.get() or held
         elif not committed:
             held = run_transaction(ref, functools.partial(take_over, token))
+
+
+def _wait_for_claim(ref, claim_wait_s):
+    deadline = time.monotonic() + claim_wait_s
+    while True:
+        held = ref.get()
+        if held or time.monotonic() >= deadline:
+            return held
+        time.sleep(0.01)
 
 
 def commit(ref_at, ref, held, token):

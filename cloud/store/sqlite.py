@@ -333,6 +333,13 @@ def _get_tx_by_receipt(db, receipt):
     return dict(row) if row else None
 
 
+def _get_tx_by_checkout(db, checkout_request_id):
+    row = db.execute(select(TX_FIELDS, "transactions") + "WHERE transaction_id = (SELECT "
+                     "transaction_id FROM checkouts WHERE checkout_request_id = ?)",
+                     (checkout_request_id,)).fetchone()
+    return dict(row) if row else None
+
+
 def _get_recharge(db, meter_no, seq):
     row = db.execute(select(RECHARGE_FIELDS, "recharges") + "WHERE meter_no = ? AND seq = ?",
                      (meter_no, seq)).fetchone()
@@ -341,8 +348,11 @@ def _get_recharge(db, meter_no, seq):
 
 def _record_payment(db, payment, tx_id):
     """The whole credit in the caller's transaction: transaction, recharge, seq, STK, user."""
-    receipt = payment["receipt"]
+    receipt, checkout = payment["receipt"], payment.get("checkout_request_id")
     existing = _get_tx_by_receipt(db, receipt)
+    if existing is None and checkout:
+        # the same STK request already credited under its other receipt (query vs callback)
+        existing = _get_tx_by_checkout(db, checkout)
     if existing is not None:
         return False, existing, _get_recharge(db, existing["meter_no"],
                                               existing["recharge_seq"])
@@ -358,19 +368,22 @@ def _record_payment(db, payment, tx_id):
           "phone_number": payment.get("phone_number"),
           "transaction_date": payment.get("transaction_date"), "status": "SUCCESS",
           "source": payment.get("source"),
-          "checkout_request_id": payment.get("checkout_request_id"), "timestamp": ts,
+          "checkout_request_id": checkout, "timestamp": ts,
           "recharge_seq": seq}
     insert_row(db, "transactions", tx, TX_FIELDS)
+    if checkout:
+        db.execute("INSERT INTO checkouts (checkout_request_id, transaction_id) VALUES (?, ?)",
+                   (checkout, tx_id))
     recharge = {"meter_no": meter_no, "seq": seq, "id": receipt,
                 "amount_cents": payment["amount_cents"], "source": "cloud",
                 "transaction_id": tx_id, "status": "pending", "reason": None,
                 "created_at": ts, "sent_at": None, "acked_at": None}
     insert_row(db, "recharges", recharge, RECHARGE_FIELDS)
-    if payment.get("checkout_request_id"):
+    if checkout:
         # money has moved: a success settles the request even after an earlier failure
         db.execute("UPDATE stk_requests SET status = 'success', result_code = 0, "
                    "settled_at = ?, transaction_id = ? WHERE checkout_request_id = ?",
-                   (ts, tx_id, payment["checkout_request_id"]))
+                   (ts, tx_id, checkout))
     if payment.get("user_id"):
         db.execute("UPDATE users SET latest_transaction_id = ?, last_payment_amount_cents = ?,"
                    " last_payment_timestamp = ? WHERE user_id = ?",

@@ -1,11 +1,15 @@
 """The SQLite store's tables, the record fields they hold, and opening a database file."""
 
 import json
+import logging
 import sqlite3
 
 from .base import StoreError
 
-SCHEMA_VERSION = 1
+log = logging.getLogger(__name__)
+
+# 2: `checkouts` holds the one transaction that credited each STK request (issue #4)
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -40,6 +44,12 @@ CREATE TABLE IF NOT EXISTS recharges (
     amount_cents INTEGER NOT NULL, source TEXT NOT NULL, transaction_id TEXT,
     status TEXT NOT NULL, reason TEXT, created_at INTEGER, sent_at INTEGER, acked_at INTEGER,
     PRIMARY KEY (meter_no, seq));
+-- One STK request credits once, whatever receipt it arrives under: the query-settled
+-- CheckoutRequestID or the callback's MpesaReceiptNumber. A table rather than a unique index
+-- on transactions, so a file that already holds such a double credit still opens.
+CREATE TABLE IF NOT EXISTS checkouts (
+    checkout_request_id TEXT PRIMARY KEY,
+    transaction_id TEXT NOT NULL REFERENCES transactions (transaction_id));
 CREATE UNIQUE INDEX IF NOT EXISTS recharges_by_id ON recharges (meter_no, id);
 CREATE TABLE IF NOT EXISTS consumption (
     meter_no TEXT NOT NULL, date TEXT NOT NULL, hour INTEGER NOT NULL,
@@ -72,14 +82,47 @@ def open_database(path):
     db.execute("PRAGMA busy_timeout=5000")
     db.execute("PRAGMA foreign_keys=ON")
     db.executescript(_SCHEMA)
-    row = db.execute("SELECT version FROM schema_version").fetchone()
-    if row is None:
-        db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
-    elif row[0] > SCHEMA_VERSION:
+    try:
+        _settle_version(db)
+    except BaseException:
         db.close()
-        raise StoreError("database schema %d is newer than this code (%d)"
-                         % (row[0], SCHEMA_VERSION))
+        raise
     return db
+
+
+def _settle_version(db):
+    """Stamp a new file, migrate an older one; under BEGIN IMMEDIATE so two processes opening
+    the same file at once neither stamp it twice nor migrate it twice."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        row = db.execute("SELECT version FROM schema_version").fetchone()
+        if row is None:
+            db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+        elif row[0] > SCHEMA_VERSION:
+            raise StoreError("database schema %d is newer than this code (%d)"
+                             % (row[0], SCHEMA_VERSION))
+        elif row[0] < SCHEMA_VERSION:
+            _migrate_to_2(db)
+            db.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def _migrate_to_2(db):
+    """Index the STK requests already credited; the earliest transaction of each stands."""
+    db.execute("INSERT OR IGNORE INTO checkouts (checkout_request_id, transaction_id) "
+               "SELECT checkout_request_id, transaction_id FROM (SELECT checkout_request_id, "
+               "transaction_id, ROW_NUMBER() OVER (PARTITION BY checkout_request_id "
+               "ORDER BY timestamp, transaction_id) AS n FROM transactions "
+               "WHERE checkout_request_id IS NOT NULL) WHERE n = 1")
+    doubled = db.execute("SELECT COUNT(*) - COUNT(DISTINCT checkout_request_id) FROM "
+                         "transactions WHERE checkout_request_id IS NOT NULL").fetchone()[0]
+    if doubled:
+        # history is kept as it is; the extra credits need a person (reverse or accept)
+        log.warning("STK requests credited more than once before schema 2",
+                    extra={"extra_transactions": doubled})
 
 
 def select(fields, table):

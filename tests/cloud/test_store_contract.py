@@ -15,10 +15,11 @@ from cloud.store.sqlite_schema import SCHEMA_VERSION
 T0 = 1_700_000_000_000
 
 
-def payment(receipt, meter_no="M1", user_id="u1", amount_cents=50_000, ts=T0, **extra):
+def payment(receipt, meter_no="M1", user_id="u1", amount_cents=50_000, ts=T0, source="stk",
+            **extra):
     return dict(receipt=receipt, meter_no=meter_no, user_id=user_id, amount_cents=amount_cents,
                 phone_number="254712345678", transaction_date="20231115120000",
-                source="stk", ts=ts, **extra)
+                source=source, ts=ts, **extra)
 
 
 async def given_meters(store, *meters, user_id="u1"):
@@ -279,6 +280,101 @@ async def test_transactions_newest_first_with_limit(store):
     assert [t["mpesa_receipt"] for t in await store.list_transactions_for_meter("M1")] == [
         "R3", "R2"]
     assert await store.list_transactions_for_user("nobody") == []
+
+
+# one STK request, two receipts (issue #4) -------------------------------------------------
+# An STK query settles a request under its CheckoutRequestID (no receipt in the reply); the
+# late callback carries the MpesaReceiptNumber. Both name the same money.
+
+def by_query(cid, ts=T0, **extra):
+    return payment(cid, checkout_request_id=cid, ts=ts, source="stk_query", **extra)
+
+
+def by_callback(receipt, cid, ts=T0, **extra):
+    return payment(receipt, checkout_request_id=cid, ts=ts, **extra)
+
+
+async def assert_one_credit(store, meter_no="M1"):
+    txs = await store.list_transactions_for_meter(meter_no)
+    recharges = await store.list_recharges(meter_no)
+    assert len(txs) == 1 and [r["seq"] for r in recharges] == [1]
+    assert recharges[0]["transaction_id"] == txs[0]["transaction_id"]
+    assert (await store.get_meter(meter_no))["recharge_seq"] == 1
+    return txs[0]
+
+
+async def test_query_settled_then_late_callback_credits_once(store):
+    await given_meters(store, "M1")
+    await store.create_stk_request(stk("ws_CO_1", T0))
+    first = await store.record_payment(by_query("ws_CO_1", ts=T0 + 10))
+    assert first[0] is True and first[1]["mpesa_receipt"] == "ws_CO_1"
+    for i in (1, 2):  # the late callback, then Daraja re-sending it
+        late = await store.record_payment(by_callback("QKJ12ABC", "ws_CO_1", ts=T0 + 20 + i,
+                                                      amount_cents=99))
+        assert late == (False, first[1], first[2])
+    tx = await assert_one_credit(store)
+    assert tx["source"] == "stk_query"
+    assert await store.get_transaction_by_receipt("QKJ12ABC") is None
+    settled = await store.get_stk_request("ws_CO_1")
+    assert settled["status"] == "success" and settled["transaction_id"] == tx["transaction_id"]
+    assert (await store.get_user("u1"))["last_payment_timestamp"] == T0 + 10
+
+
+async def test_callback_first_then_query_credits_once(store):
+    await given_meters(store, "M1")
+    await store.create_stk_request(stk("ws_CO_1", T0))
+    first = await store.record_payment(by_callback("QKJ12ABC", "ws_CO_1", ts=T0 + 10))
+    assert first[0] is True
+    assert await store.record_payment(by_query("ws_CO_1", ts=T0 + 30)) == (False, first[1],
+                                                                         first[2])
+    tx = await assert_one_credit(store)
+    assert tx["mpesa_receipt"] == "QKJ12ABC" and tx["source"] == "stk"
+    assert await store.get_transaction_by_receipt("ws_CO_1") is None
+
+
+async def test_query_and_callback_racing_credit_once(store):
+    await given_meters(store, "M1")
+    await store.create_stk_request(stk("ws_CO_1", T0))
+    racers = [by_query("ws_CO_1", ts=T0 + 1), by_callback("QKJ12ABC", "ws_CO_1", ts=T0 + 2)]
+    results = await asyncio.gather(*(store.record_payment(p) for p in racers * 3))
+    assert sorted(created for created, _, _ in results) == [False] * 5 + [True]
+    assert len({tx["transaction_id"] for _, tx, _ in results}) == 1
+    assert {rc["seq"] for _, _, rc in results} == {1}
+    tx = await assert_one_credit(store)
+    assert (await store.get_stk_request("ws_CO_1"))["transaction_id"] == tx["transaction_id"]
+
+
+async def test_different_checkouts_with_different_receipts_credit_twice(store):
+    await given_meters(store, "M1")
+    one = await store.record_payment(by_callback("QKJ1", "ws_CO_1", ts=T0 + 1))
+    two = await store.record_payment(by_query("ws_CO_2", ts=T0 + 2))
+    three = await store.record_payment(by_callback("QKJ3", "ws_CO_3", ts=T0 + 3))
+    assert [r[0] for r in (one, two, three)] == [True, True, True]
+    assert [r["seq"] for r in await store.list_recharges("M1")] == [1, 2, 3]
+    # and each stays closed to its other receipt
+    assert (await store.record_payment(by_query("ws_CO_1", ts=T0 + 4)))[0] is False
+    assert (await store.record_payment(by_callback("QKJ2", "ws_CO_2", ts=T0 + 5)))[0] is False
+    assert len(await store.list_recharges("M1")) == 3
+
+
+async def test_c2b_payments_without_a_checkout_are_unaffected(store):
+    await given_meters(store, "M1")
+    await store.record_payment(by_query("ws_CO_1", ts=T0))
+    for i, extra in enumerate(({}, {"checkout_request_id": None}, {})):
+        created, tx, rc = await store.record_payment(payment("TRANS%d" % i, source="c2b",
+                                                             ts=T0 + 1 + i, **extra))
+        assert created and tx["checkout_request_id"] is None and rc["seq"] == i + 2
+    assert (await store.record_payment(payment("TRANS0", source="c2b", ts=T0 + 9)))[0] is False
+    assert len(await store.list_recharges("M1")) == 4
+
+
+async def test_a_receipt_already_recorded_wins_over_a_new_checkout(store):
+    # M-Pesa never reuses a receipt; if a caller did, the receipt's record is the answer
+    await given_meters(store, "M1")
+    first = await store.record_payment(by_callback("QKJ1", "ws_CO_1", ts=T0))
+    again = await store.record_payment(by_callback("QKJ1", "ws_CO_9", ts=T0 + 1))
+    assert again == (False, first[1], first[2])
+    assert len(await store.list_recharges("M1")) == 1
 
 
 # recharges --------------------------------------------------------------------------------
