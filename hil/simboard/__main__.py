@@ -51,7 +51,7 @@ def main(argv=None):
     print(port, flush=True)
     try:
         while not done.wait(0.2):
-            if board._stop.is_set():
+            if board.stopped():
                 break
     finally:
         board.stop()

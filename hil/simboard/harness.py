@@ -29,7 +29,9 @@ _EXIT_SOFT_RAW = 10
 _EXIT_SOFT_FRIENDLY = 11
 _EXIT_RESET = 20
 RTC_AT_POWER_ON_MS = 946684800000  # the ESP32 RTC restarts at 2000-01-01 without a battery
-_WRITE_WAIT_S = 0.5  # how long the serial line waits for a slow reader before dropping bytes
+_EARLY_CTRL_C_S = 1.0  # a Ctrl-C this close before main.py starts interrupts it
+_WRITE_WAIT_S = 0.5
+_CRASH_PAUSE_S = 0.5  # a boot loop, slowed down to something a log can follow  # how long the serial line waits for a slow reader before dropping bytes
 
 
 class SimBoardError(Exception):
@@ -52,7 +54,7 @@ class SimBoard:
 
     def __init__(self, flash_dir, rig_path=None, heap="512k", log=None, micropython=None):
         self.flash_dir = os.path.abspath(flash_dir)
-        self.rig_path = rig_path
+        self.rig_path = os.path.abspath(rig_path) if rig_path else None
         self.heap = heap
         self.log = log  # fn(text) for harness events, or None
         self.exe = micropython or micropython_binary()
@@ -64,6 +66,7 @@ class SimBoard:
         self._stop = threading.Event()
         self._busy = False
         self._interrupted = False
+        self._idle_ctrl_c = -1e9
         self._wdt_ms = None
         self._wdt_fed = 0.0
         self._hw_cause = PWRON_RESET
@@ -103,6 +106,9 @@ class SimBoard:
     def press_reset(self, cause=HARD_RESET):
         """The EN button (HARD_RESET) or a power cycle (PWRON_RESET)."""
         self._request = (cause, "boot")
+
+    def stopped(self):
+        return self._stop.is_set()
 
     def alive(self):
         return self._proc is not None and self._proc.poll() is None
@@ -174,7 +180,7 @@ class SimBoard:
             self._spawn(self._hw_cause, "soft-raw")
         elif code == _EXIT_SOFT_FRIENDLY:
             self._spawn(self._hw_cause, "soft")
-        elif code > _EXIT_RESET:
+        elif _EXIT_RESET < code <= _EXIT_RESET + SOFT_RESET:
             self._spawn(code - _EXIT_RESET, "boot")
         elif code == 0:
             self._note("board process ended (serial closed)")
@@ -182,6 +188,7 @@ class SimBoard:
         else:
             # The interpreter itself died (a bug in the board process): a panic reboots.
             self._note("board process crashed with exit code %d" % code)
+            self._stop.wait(_CRASH_PAUSE_S)
             self._spawn(HARD_RESET, "boot")
 
     # --- the serial line ------------------------------------------------------------------
@@ -195,19 +202,27 @@ class SimBoard:
                 data = os.read(self._master, 4096)
             except OSError:
                 return
+            if b"\x03" in data and not self._busy:
+                self._idle_ctrl_c = time.monotonic()
             if b"\x03" in data and self._busy:
                 data = data.replace(b"\x03", b"")
-                if not self._interrupted and self.alive():
-                    self._interrupted = True  # a second SIGINT before the first lands kills it
-                    try:
-                        os.kill(self._proc.pid, signal.SIGINT)
-                    except OSError:
-                        pass
+                self._interrupt()
             if data:
                 try:
                     os.write(self._stdin_w, data)
                 except OSError:
                     return
+
+    def _interrupt(self):
+        with self._lock:
+            if self._interrupted or not self.alive():
+                return
+            self._interrupted = True  # a second SIGINT before the first lands kills it
+            self._note("Ctrl-C: SIGINT to the board process")
+            try:
+                os.kill(self._proc.pid, signal.SIGINT)
+            except OSError:
+                pass
 
     def _pump_out(self, stream):
         """Board -> host, like a UART: bytes nobody reads are lost, the board never blocks."""
@@ -249,6 +264,9 @@ class SimBoard:
             if kind == "busy":
                 self._busy = True
                 self._interrupted = False
+                if len(words) > 1 and time.monotonic() - self._idle_ctrl_c < _EARLY_CTRL_C_S:
+                    # Ctrl-C sent while the board was still booting was meant for main.py.
+                    self._interrupt()
             elif kind == "idle":
                 self._busy = False
             elif kind == "wdt":

@@ -42,3 +42,8 @@ def restore(load_w, fault):
 def relay_closed():
     """Whether the simulated load sees its relay closed (what the rig's host measures)."""
     return _board().world.relay_closed
+
+
+def energy_mwh():
+    """The true energy that went through the meter since this board process started."""
+    return _board().world.energy_mwh()

@@ -9,8 +9,18 @@ import sys
 from clock import VirtualClock, REAL
 from world import World, SteadyLoad
 import board_context
+import sim_board
 from simboard_hw import HilBoard, SideChannel
 from simboard_repl import Repl
+
+
+def _board_reset_init(self, cause):
+    self.cause = cause
+
+
+# simulator/sim_board.py's BoardReset calls BaseException.__init__, which MicroPython's
+# BaseException lacks (AttributeError at machine.reset()); reported, patched here meanwhile.
+sim_board.BoardReset.__init__ = _board_reset_init
 
 
 def main(argv):
@@ -35,6 +45,7 @@ def main(argv):
     sim_rig.restore(int(load_w), fault)
     os.umount("/")
     os.mount(os.VfsPosix(flash), "/")
+    os.use_flash(flash)
     os.chdir("/")
     sys.path[:] = ["", "/lib", ".frozen"]
     repl = Repl(channel)

@@ -51,18 +51,21 @@ class Repl:
     def execute(self, source, filename="<stdin>", mode="exec"):
         """Run source in the REPL's globals; returns the exception it raised or None.
         A BoardReset or SystemExit passes through: they end this interpreter."""
-        self.channel.send("busy")
         try:
-            try:
-                code = compile(source, filename, mode)
-                exec(code, self.globals)
-            except (BoardReset, SystemExit):
-                raise
-            except BaseException as exc:  # noqa: B036 - KeyboardInterrupt is reported too
-                return exc
-            return None
+            # Inside the try: the harness's SIGINT may land the moment it hears "busy".
+            if filename == "<stdin>":
+                self.channel.send("busy")
+            else:
+                self.channel.send("busy", filename)
+            code = compile(source, filename, mode)
+            exec(code, self.globals)
+        except (BoardReset, SystemExit):
+            raise
+        except BaseException as exc:  # noqa: B036 - KeyboardInterrupt is reported too
+            return exc
         finally:
             self.channel.send("idle")
+        return None
 
     def run_file(self, path):
         try:
@@ -175,9 +178,12 @@ class Repl:
         """boot.py, main.py unless the soft reset came from the raw REPL, then the REPLs.
         Returns the process exit code."""
         try:
-            self.run_file("/boot.py")
-            if run_main:
-                self.run_file("/main.py")
+            try:
+                self.run_file("/boot.py")
+                if run_main:
+                    self.run_file("/main.py")
+            except KeyboardInterrupt:
+                pass  # the Ctrl-C for main.py landed just after it: it has done its job
             mode = "raw" if raw else "friendly"
             while True:
                 try:
