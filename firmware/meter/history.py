@@ -72,6 +72,12 @@ class HistoryLog:
         self._append(record)
         return record
 
+    def unclosed(self, energy_wh, debited_cents):
+        """(Wh, cents) since the last closed hour: what the next record will hold so far."""
+        if self._base is None:
+            return 0, 0
+        return energy_wh - self._base[0], debited_cents - self._base[1]
+
     # --- the file ----------------------------------------------------------------------
     def _load(self):
         found = {"header": None, "good": 0, "broken": 0}

@@ -56,6 +56,9 @@ class MeterLink:
         self._last_shape = None
         self._since_telemetry_s = 0
         self._hist_sent = []  # history seqs published in this session, not yet acked
+        if history is not None:
+            # The baseline now, so the first second's consumption is not lost from history.
+            history.sample(app.clock.now(), app.energy.total_wh, app.ledger.total_debited)
 
     # --- wiring --------------------------------------------------------------------------
     def subscriptions(self):

@@ -1,0 +1,138 @@
+"""A whole meter (MeterApp on fake hardware + meter.link + the firmware MQTT client) against a
+real broker, with a minimal cloud stand-in on the other side speaking docs/protocol.md."""
+import asyncio
+import json
+import os
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "tests", "firmware"))
+
+from appfakes import FakeBoard, ManualClock  # noqa: E402
+from meter import config as meter_config  # noqa: E402
+from meter.app import MeterApp  # noqa: E402
+from meter.link import make_link  # noqa: E402
+from meter.storage import StateStore  # noqa: E402
+from test_mqtt_client import Meter, until  # noqa: E402
+
+MID = "MTR-E1"
+P = "meters/%s/" % MID
+
+
+class Cloud(Meter):
+    """Records what the meter says; acknowledges history as the bridge would."""
+
+    def __init__(self, broker):
+        super().__init__(broker, "cloud", "cpw", subs=[("meters/#", 1)])
+        self.history = []
+        self.acks = []
+        self.status = []
+
+    def got(self, topic, payload, retained):
+        super().got(topic, payload, retained)
+        msg = json.loads(payload)
+        if topic == P + "history":
+            self.history.append(msg)
+            self.client.publish(P + "history/ack", json.dumps({"v": 1, "seq": msg["seq"]}), 1)
+        elif topic == P + "recharge/ack":
+            self.acks.append(msg)
+        elif topic == P + "status":
+            self.status.append(msg)
+
+    def recharge(self, seq, amount):
+        self.client.publish(P + "recharge", json.dumps(
+            {"v": 1, "id": "QK%d" % seq, "seq": seq, "amount_cents": amount,
+             "source": "cloud"}), qos=1)
+
+
+def make_meter(root, broker):
+    cfg, _ = meter_config.from_dict({
+        "meter_id": MID, "initial_balance_cents": 50000000,
+        "tariff": {"version": 1, "bands": [{"rate": 2500}], "vat_bp": 0},
+        "mqtt": {"host": broker.host, "port": broker.port, "user": MID, "password": "mpw"},
+        "policy": {"min_switch_s": 0}, "persist_interval_s": 3600})
+    clock = ManualClock(1767225600)
+    app = MeterApp(cfg, StateStore(root), clock)
+    app.attach(FakeBoard(clock, app.relay_at_boot()))
+    app.tick()
+    link, client = make_link(app, history_root=root, backoff_min_ms=10, backoff_max_ms=50)
+    return app, link, client
+
+
+def run_for(app, link, seconds, step_s=60):
+    for _ in range(seconds // step_s):
+        app.clock.advance(step_s * 1000)
+        app.tick()
+        link.tick(step_s)
+
+
+@pytest.fixture
+async def accounts(any_broker):
+    await any_broker.add_user(MID, "mpw")
+    await any_broker.add_user("cloud", "cpw", superuser=True)
+    return any_broker
+
+
+async def test_a_week_offline_then_history_in_order_and_the_recharge_once(accounts, tmp_path):
+    cloud = await Cloud(accounts).start()
+    app, link, client = make_meter(str(tmp_path), accounts)
+    start_wh = app.energy.total_wh
+    network = asyncio.Event()
+    network.set()
+    task = asyncio.create_task(client.run(network_up=network))
+    try:
+        await asyncio.wait_for(client.up.wait(), 10)
+        await until(lambda: cloud.status and cloud.status[-1]["state"] == "online")
+        # The network goes: no DISCONNECT, so the broker publishes the will.
+        network.clear()
+        client.reconnect("wifi lost")
+        await until(lambda: cloud.status[-1]["state"] == "offline")
+        assert cloud.status[-1]["reason"] == "connection_lost"
+        cloud.recharge(1, 250000)  # paid while the meter was away: the broker holds it
+        await until(lambda: cloud.client.pending() == 0)
+        app.board.sensor.power_w = 500
+        run_for(app, link, 7 * 24 * 3600, 300)  # a week of metering and billing, offline
+        assert link.history.unacked() >= 167 and app.online is False
+        balance_before = app.ledger.balance
+        network.set()
+        await until(lambda: cloud.acks)
+        await until(lambda: link.history.unacked() == 0)
+        hours = [h["hour_start"] for h in cloud.history]
+        assert [h["seq"] for h in cloud.history] == list(range(1, len(hours) + 1))
+        assert all(b - a == 3600 for a, b in zip(hours, hours[1:]))
+        open_wh = link.history.unclosed(app.energy.total_wh, app.ledger.total_debited)[0]
+        assert sum(h["wh"] for h in cloud.history) + open_wh == app.energy.total_wh - start_wh
+        assert (cloud.acks[0]["status"], cloud.acks[0]["seq"]) == ("applied", 1)
+        assert app.ledger.balance == balance_before + 250000
+        cloud.recharge(1, 250000)  # the cloud re-sends: it changes nothing
+        await until(lambda: len(cloud.acks) == 2)
+        assert cloud.acks[1]["status"] == "duplicate"
+        assert app.ledger.balance == balance_before + 250000
+        assert app.store.load()["ledger"]["balance_cents"] == balance_before + 250000
+    finally:
+        await client.stop()
+        task.cancel()
+        await cloud.stop()
+
+
+async def test_history_energy_adds_up_to_the_meter_total(accounts, tmp_path):
+    cloud = await Cloud(accounts).start()
+    app, link, client = make_meter(str(tmp_path), accounts)
+    start_wh = app.energy.total_wh
+    start_debited = app.ledger.total_debited
+    app.board.sensor.power_w = 1234
+    run_for(app, link, 10 * 3600 + 1800)
+    task = asyncio.create_task(client.run())
+    try:
+        await until(lambda: len(cloud.history) == 10)
+        open_wh, open_cents = link.history.unclosed(app.energy.total_wh, app.ledger.total_debited)
+        assert sum(h["wh"] for h in cloud.history) + open_wh == app.energy.total_wh - start_wh
+        assert (sum(h["cost_cents"] for h in cloud.history) + open_cents
+                == app.ledger.total_debited - start_debited)
+        assert all(h["wh"] in (1234, 1233, 1235) for h in cloud.history[1:])
+    finally:
+        await client.stop(will_payload=link.offline_payload("disconnect"))
+        task.cancel()
+        await cloud.stop()
