@@ -555,6 +555,75 @@ async def test_sqlite_process_killed_mid_write_leaves_no_trace(tmp_path):
         assert raw.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
+def _back_to_schema_1(path):
+    """Make a current file look like one written before `checkouts` existed, holding the
+    double credit issue #4 made possible: ws_CO_2 credited again under a second receipt."""
+    raw = sqlite3.connect(path)
+    raw.execute("DROP TABLE checkouts")
+    raw.execute("UPDATE schema_version SET version = 1")
+    raw.execute("INSERT INTO transactions (transaction_id, meter_no, amount_cents, mpesa_receipt,"
+                " status, source, checkout_request_id, timestamp, recharge_seq) VALUES "
+                "('TXN_late', 'M1', 50000, 'QKJ2b', 'SUCCESS', 'stk', 'ws_CO_2', ?, 3)",
+                (T0 + 5,))
+    raw.execute("UPDATE meters SET recharge_seq = 3")
+    raw.commit()
+    raw.close()
+
+
+async def test_sqlite_schema_1_file_is_migrated_and_its_history_kept(tmp_path, caplog):
+    path = tmp_path / "v1.sqlite3"
+    store = await SqliteStore.open(path)
+    await given_meters(store, "M1")
+    queried = await store.record_payment(by_query("ws_CO_1", ts=T0))
+    called = await store.record_payment(by_callback("QKJ2", "ws_CO_2", ts=T0 + 1))
+    await store.close()
+    _back_to_schema_1(path)
+    store = await SqliteStore.open(path)
+    try:
+        assert "credited more than once" in caplog.text
+        late = await store.record_payment(by_callback("QKJ1", "ws_CO_1", ts=T0 + 9))
+        assert late == (False, queried[1], queried[2])
+        # of a request already credited twice, the earliest transaction stands
+        again = await store.record_payment(by_query("ws_CO_2", ts=T0 + 9))
+        assert again == (False, called[1], called[2])
+        created, _, rc = await store.record_payment(by_callback("QKJ3", "ws_CO_3", ts=T0 + 9))
+        assert created and rc["seq"] == 4
+        assert len(await store.list_transactions_for_meter("M1")) == 4  # nothing erased
+    finally:
+        await store.close()
+    raw = sqlite3.connect(path)
+    assert raw.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
+    raw.close()
+    assert SCHEMA_VERSION == 2
+
+
+async def test_sqlite_refuses_a_file_from_newer_code(tmp_path):
+    path = tmp_path / "new.sqlite3"
+    await (await SqliteStore.open(path)).close()
+    raw = sqlite3.connect(path)
+    raw.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION + 1,))
+    raw.commit()
+    raw.close()
+    with pytest.raises(StoreError, match="newer"):
+        await SqliteStore.open(path)
+
+
+async def test_sqlite_two_stores_on_one_file_credit_a_checkout_once(tmp_path):
+    # the settle loop in one process, the callback in another
+    path = tmp_path / "shared.sqlite3"
+    one, two = await SqliteStore.open(path), await SqliteStore.open(path)
+    try:
+        await given_meters(one, "M1")
+        racers = [(one, by_query("ws_CO_1", ts=T0)), (two, by_callback("QKJ1", "ws_CO_1")),
+                  (two, by_query("ws_CO_1", ts=T0)), (one, by_callback("QKJ1", "ws_CO_1"))]
+        results = await asyncio.gather(*(s.record_payment(p) for s, p in racers))
+        assert sum(created for created, _, _ in results) == 1
+        await assert_one_credit(two)
+    finally:
+        await one.close()
+        await two.close()
+
+
 async def test_open_store_from_a_config(tmp_path, rtdb_server, monkeypatch):
     import types
 
@@ -629,6 +698,63 @@ async def test_firebase_writer_overtaken_mid_payment_does_not_credit_twice(rtdb_
         await store.close()
 
 
+async def test_firebase_checkout_credited_before_its_index_existed(firebase_store):
+    store = firebase_store
+    await given_meters(store, "M1")
+    queried = await store.record_payment(by_query("ws_CO_1", ts=T0))
+    called = await store.record_payment(by_callback("QKJ2", "ws_CO_2", ts=T0 + 1))
+    # data written before `checkouts` existed, with the double credit issue #4 allowed
+    doubled = await store.record_payment(by_callback("QKJ3", "elsewhere", ts=T0 + 2))
+    await asyncio.to_thread(store._ref().update, {
+        "checkouts": None,
+        "transactions/%s/checkout_request_id" % doubled[1]["transaction_id"]: "ws_CO_2"})
+    late = await store.record_payment(by_callback("QKJ1", "ws_CO_1", ts=T0 + 9))
+    assert late == (False, queried[1], queried[2])
+    again = await store.record_payment(by_query("ws_CO_2", ts=T0 + 9))
+    assert again == (False, called[1], called[2])  # the earliest transaction stands
+    assert len(await store.list_recharges("M1")) == 3
+
+
+async def test_firebase_checkout_claimed_by_a_writer_that_died(rtdb_server, monkeypatch):
+    from tests.cloud.conftest import open_firebase_store
+    store = await open_firebase_store(monkeypatch, rtdb_server.emulator_host,
+                                      claim_wait_s=0.05)
+    try:
+        await given_meters(store, "M1")
+        # the callback's writer claimed the checkout, then died before claiming its receipt
+        dead = dict(by_callback("QKJ1", "ws_CO_1", ts=T0), transaction_id="TXN_%013d_QKJ1" % T0)
+        await asyncio.to_thread(store._ref("checkouts", "ws_CO_1").set, dead)
+        # the settle loop's query finishes the dead writer's payment, not its own
+        created, tx, rc = await store.record_payment(by_query("ws_CO_1", ts=T0 + 7))
+        assert created and tx["mpesa_receipt"] == "QKJ1" and tx["timestamp"] == T0
+        assert await store.record_payment(by_callback("QKJ1", "ws_CO_1", ts=T0 + 8)) == (
+            False, tx, rc)
+        await assert_one_credit(store)
+        assert await store.get_transaction_by_receipt("ws_CO_1") is None
+    finally:
+        await store.close()
+
+
+async def test_firebase_two_stores_on_one_database_credit_a_checkout_once(rtdb_server,
+                                                                          monkeypatch):
+    from cloud.store.firebase import FirebaseStore
+    monkeypatch.setenv("FIREBASE_DATABASE_EMULATOR_HOST", rtdb_server.emulator_host)
+    url = "https://mita-two-%s.firebaseio.com" % id(monkeypatch)
+    one = await FirebaseStore.open(url, claim_wait_s=2.0)
+    two = await FirebaseStore.open(url, claim_wait_s=2.0)
+    try:
+        await given_meters(one, "M1")
+        racers = [(one, by_query("ws_CO_1", ts=T0)), (two, by_callback("QKJ1", "ws_CO_1")),
+                  (two, by_query("ws_CO_1", ts=T0)), (one, by_callback("QKJ1", "ws_CO_1"))]
+        results = await asyncio.gather(*(s.record_payment(p) for s, p in racers))
+        assert sum(created for created, _, _ in results) == 1
+        assert len({tx["transaction_id"] for _, tx, _ in results}) == 1
+        await assert_one_credit(two)
+    finally:
+        await one.close()
+        await two.close()
+
+
 async def test_open_store_refuses_unknown_backends():
     with pytest.raises(StoreError):
         await open_store("mongodb")
@@ -675,12 +801,14 @@ def test_rules_let_clients_write_nothing_but_their_own_name_and_email():
     assert writable == {"users/$uid/name", "users/$uid/email"}
     for path, node in _walk(_rules()):
         assert "current_balance_cents" not in path
-        if path[:1] in (("meters",), ("transactions",), ("recharges",), ("receipts",)):
+        if path[:1] in (("meters",), ("transactions",), ("recharges",), ("receipts",),
+                        ("checkouts",)):
             assert ".write" not in node
 
 
 def test_rules_never_expose_secrets_to_clients():
     rules = _rules()
-    for secret in ("device_keys", "api_keys", "user_api_keys", "receipts", "stk_requests"):
+    for secret in ("device_keys", "api_keys", "user_api_keys", "receipts", "checkouts",
+                   "stk_requests"):
         assert all(".read" not in node for _, node in _walk(rules[secret]))
     assert rules[".read"] is False and rules[".write"] is False
