@@ -16,6 +16,20 @@ class MQTTError(Exception):
     """The broker refused us, or spoke something that is not MQTT."""
 
 
+def tls_context(cafile=None, cadata=None):
+    """A client TLS context that verifies the broker: against cafile (a path) or cadata (the CA
+    certificate's DER bytes). MicroPython's own default context verifies nothing, so a meter
+    that talks TLS should always be given one of these."""
+    import ssl
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if cadata is not None:
+        context.load_verify_locations(cadata=cadata)
+    elif cafile is not None:
+        context.load_verify_locations(cafile)
+    context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
 class MQTTClient:
     """Publish with publish(); incoming messages go to on_message(topic, payload, retained),
     a plain function: a QoS 1 message is PUBACKed only after it returns, so work it persists

@@ -132,8 +132,10 @@ class MosquittoBroker:
     host = "127.0.0.1"
     kind = "mosquitto"
 
-    def __init__(self, port=None):
+    def __init__(self, port=None, tls=False):
         self.port = port or free_port()
+        self.tls_port = None
+        self.cafile = None
         # Not pytest's tmp_path: mosquitto started as root drops to its own user, which must be
         # able to read these files.
         self.folder = tempfile.mkdtemp(prefix="mita-mosquitto-")
@@ -150,8 +152,25 @@ class MosquittoBroker:
             f.write("listener %d %s\nallow_anonymous false\npassword_file %s\nacl_file %s\n"
                     "persistence false\nlog_dest stderr\nlog_type error\nlog_type warning\n"
                     "max_keepalive 600\n" % (self.port, self.host, self.passwords, self.acl))
+            if tls:
+                self.tls_port = free_port()
+                cert, key = self._make_certificate()
+                f.write("listener %d %s\ncertfile %s\nkeyfile %s\n"
+                        % (self.tls_port, self.host, cert, key))
         for path in (self.passwords, self.acl, self.conf):
             os.chmod(path, 0o644)
+
+    def _make_certificate(self):
+        """A self-signed certificate for 127.0.0.1, which is also the CA clients trust."""
+        cert = os.path.join(self.folder, "server.crt")
+        key = os.path.join(self.folder, "server.key")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                        "-keyout", key, "-out", cert], check=True, capture_output=True)
+        for path in (cert, key):
+            os.chmod(path, 0o644)
+        self.cafile = cert
+        return cert, key
 
     def _write_acl(self):
         lines = []

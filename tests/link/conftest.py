@@ -5,6 +5,7 @@
 runs a test once per broker. mosquitto tests skip only when the binary is absent.
 """
 import os
+import shutil
 import sys
 
 import pytest
@@ -34,6 +35,20 @@ async def mosquitto_broker():
     if not os.path.exists(MOSQUITTO):
         pytest.skip("mosquitto is not installed (%s); CI installs it" % MOSQUITTO)
     broker = MosquittoBroker()
+    await broker.start()
+    try:
+        yield broker
+    finally:
+        await broker.stop()
+        broker.cleanup()
+
+
+@pytest.fixture
+async def mosquitto_tls_broker():
+    """mosquitto with a second, TLS listener on .tls_port; .cafile is the certificate to trust."""
+    if not os.path.exists(MOSQUITTO) or not shutil.which("openssl"):
+        pytest.skip("mosquitto or openssl is not installed; CI installs both")
+    broker = MosquittoBroker(tls=True)
     await broker.start()
     try:
         yield broker

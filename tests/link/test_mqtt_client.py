@@ -221,3 +221,49 @@ async def test_a_handler_that_raises_is_counted_and_the_session_lives(accounts):
     finally:
         await meter.stop()
         await cloud.stop()
+
+
+async def test_clean_stop_publishes_the_offline_status_instead_of_the_will(accounts):
+    will = ("meters/m1/status", b'{"v":1,"state":"offline","reason":"connection_lost"}', 1, True)
+    meter = await Meter(accounts, "m1", "pw1", will=will).start()
+    await meter.stop(will_payload=b'{"v":1,"state":"offline","reason":"disconnect"}')
+    watcher = await Meter(accounts, "cloud", "cpw", subs=[("meters/m1/status", 1)]).start()
+    try:
+        await until(lambda: watcher.messages)
+        assert watcher.messages == [("meters/m1/status",
+                                     b'{"v":1,"state":"offline","reason":"disconnect"}', True)]
+    finally:
+        await watcher.stop()
+
+
+async def test_tls_connection_to_mosquitto(mosquitto_tls_broker):
+    import ssl
+    broker = mosquitto_tls_broker
+    await broker.add_user("m1", "pw1")
+    await broker.add_user("cloud", "cpw", superuser=True)
+    context = ssl.create_default_context(cafile=broker.cafile)
+    meter = Meter(broker, "m1", "pw1", subs=[("meters/m1/recharge", 1)], tls=True,
+                  ssl_context=context)
+    meter.client.port = broker.tls_port
+    await meter.start()
+    cloud = await Meter(broker, "cloud", "cpw").start()
+    try:
+        cloud.client.publish("meters/m1/recharge", b"over tls", qos=1)
+        await until(lambda: meter.messages)
+        assert meter.messages[0][1] == b"over tls"
+    finally:
+        await cloud.stop()
+        await meter.stop()
+
+
+async def test_tls_with_an_untrusted_certificate_never_comes_up(mosquitto_tls_broker):
+    broker = mosquitto_tls_broker
+    await broker.add_user("m1", "pw1")
+    meter = Meter(broker, "m1", "pw1", tls=True)  # default context: the self-signed cert fails
+    meter.client.port = broker.tls_port
+    await meter.start(wait=False)
+    try:
+        await until(lambda: meter.client.failures >= 1)
+        assert meter.client.connects == 0 and "CERTIFICATE" in meter.client.last_error.upper()
+    finally:
+        await meter.stop()

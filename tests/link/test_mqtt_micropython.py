@@ -159,3 +159,49 @@ async def test_micropython_meter_drops_oversized_and_survives_garbage(accounts, 
         await peer.finish()
     finally:
         await cloud.stop()
+
+
+async def test_micropython_meter_over_tls_verifies_the_broker(mosquitto_tls_broker, firmware_lib):
+    broker = mosquitto_tls_broker
+    await broker.add_user("m1", "pw1")
+    await broker.add_user("cloud", "cpw", superuser=True)
+
+    class TlsPort:  # the peer is told the TLS listener's port
+        host = broker.host
+        port = broker.tls_port
+
+    # MicroPython's mbedTLS takes the CA as DER, as the device keeps it.
+    import ssl
+    der = os.path.join(broker.folder, "ca.der")
+    with open(broker.cafile) as f, open(der, "wb") as out:
+        out.write(ssl.PEM_cert_to_DER_cert(f.read()))
+    cloud = await Meter(broker, "cloud", "cpw", subs=[("meters/m1/telemetry", 1)]).start()
+    peer = await start_peer(firmware_lib, TlsPort, "serve", "m1", "pw1", 4096, der)
+    try:
+        assert await peer.line("up") == "up 1"
+        await until(lambda: cloud.messages)
+        cloud.client.publish("meters/m1/recharge", b"quit", qos=1)
+        await peer.finish()
+    finally:
+        await cloud.stop()
+
+
+async def test_micropython_meter_refuses_a_broker_it_cannot_verify(mosquitto_tls_broker,
+                                                                   firmware_lib, tmp_path):
+    import subprocess
+    broker = mosquitto_tls_broker
+    await broker.add_user("m1", "pw1")
+    other = str(tmp_path / "other.der")  # a CA that did not sign the broker's certificate
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=someone-else", "-keyout", str(tmp_path / "k"),
+                    "-outform", "DER", "-out", other], check=True, capture_output=True)
+
+    class TlsPort:
+        host = broker.host
+        port = broker.tls_port
+
+    peer = await start_peer(firmware_lib, TlsPort, "refused", "m1", "pw1", 4096, other)
+    await peer.finish()
+    assert "down" in peer.lines
+    s = stats([line for line in peer.lines if line.startswith("stats")][0])
+    assert s["connects"] == "0" and int(s["failures"]) >= 2

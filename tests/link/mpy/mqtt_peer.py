@@ -1,10 +1,10 @@
 # The firmware MQTT client driven from the MicroPython unix port for tests/link: prints what
 # happens as lines on stdout (up N / msg TOPIC PAYLOAD / stats ...), stops on a "quit" message.
-#   micropython mqtt_peer.py serve|refused HOST PORT USER PASSWORD [MAX_PACKET]
+#   micropython mqtt_peer.py serve|refused HOST PORT USER PASSWORD [MAX_PACKET [CAFILE]]
 import sys
 import json
 import asyncio
-from meter.mqtt import MQTTClient
+from meter.mqtt import MQTTClient, tls_context
 
 
 def report(client):
@@ -53,7 +53,9 @@ async def refused(client):
 def main(argv):
     mode, host, port, user, password = argv[:5]
     max_packet = int(argv[5]) if len(argv) > 5 else 4096
+    context = tls_context(argv[6]) if len(argv) > 6 else None
     client = MQTTClient(user, host, int(port), user=user, password=password,
+                        tls=context is not None, ssl_context=context,
                         subscriptions=[("meters/%s/recharge" % user, 1)],
                         max_packet=max_packet, backoff_min_ms=20, backoff_max_ms=200)
     asyncio.run(serve(client) if mode == "serve" else refused(client))
