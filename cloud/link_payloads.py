@@ -1,0 +1,183 @@
+"""The meter-cloud MQTT payloads (docs/protocol.md): parse what meters send, build what the
+cloud sends, and the recharge floor the cloud tells a meter in `sync`. No I/O here."""
+
+import json
+
+PROTOCOL_VERSION = 1
+MAX_PAYLOAD_BYTES = 4096
+RECHARGE_WINDOW = 64  # the meter's Recharger window: seqs further past its floor are refused
+ACK_STATUSES = ("applied", "duplicate", "rejected")
+# Rejections that say "not now" rather than "never": the recharge stays pending.
+RETRYABLE_REASONS = ("ahead_of_window", "storage_error")
+SETTLED = ("delivered", "rejected")  # recharge statuses the meter has answered for good
+_STATUS_TEXT = 32
+
+
+class Malformed(ValueError):
+    """Not a payload of the protocol: counted and dropped."""
+
+
+class Oversized(Malformed):
+    """Longer than a meter may send."""
+
+
+class BadRecord(ValueError):
+    """A history record with an int seq but unusable fields: acknowledged with ok false."""
+
+    def __init__(self, seq, message):
+        super().__init__(message)
+        self.seq = seq
+
+
+def decode(payload):
+    """The JSON object of a payload of a known version, or Malformed."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise Oversized("payload of %d bytes" % len(payload))
+    try:
+        msg = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        raise Malformed("not JSON") from None
+    if not isinstance(msg, dict):
+        raise Malformed("not a JSON object")
+    version = msg.get("v")
+    if type(version) is not int or not 1 <= version <= PROTOCOL_VERSION:
+        raise Malformed("no known version field v")
+    return msg
+
+
+def split_topic(topic):
+    """meters/<id>/<kind> -> (id, kind), kind possibly two levels ("recharge/ack")."""
+    parts = topic.split("/")
+    if len(parts) < 3 or parts[0] != "meters" or not parts[1]:
+        raise Malformed("topic %r is not under meters/<id>/" % topic)
+    return parts[1], "/".join(parts[2:])
+
+
+def _int(msg, name, required=True):
+    value = msg.get(name)
+    if value is None and not required:
+        return None
+    if type(value) is not int:
+        raise Malformed("%s must be an integer" % name)
+    return value
+
+
+def _text(value, name):
+    if not isinstance(value, str) or len(value) > _STATUS_TEXT:
+        raise Malformed("%s must be a short string" % name)
+    return value
+
+
+def parse_status(msg):
+    """The meter's status fields to merge into the store's `status`; state is required."""
+    state = msg.get("state")
+    if state not in ("online", "offline"):
+        raise Malformed("state must be online or offline")
+    fields = {"state": state,
+              "mqtt_status": "connected" if state == "online" else "disconnected"}
+    if "load_connected" in msg:
+        if type(msg["load_connected"]) is not bool:
+            raise Malformed("load_connected must be true or false")
+        fields["load_connected"] = msg["load_connected"]
+    for name in ("wifi_status", "firmware", "boot", "reason"):
+        if msg.get(name) is not None:
+            fields[name] = _text(msg[name], name)
+    version = _int(msg, "tariff_version", required=False)
+    if version is not None:
+        fields["tariff_version"] = version
+    return fields
+
+
+def parse_telemetry(msg):
+    """(balance_cents or None, alerts {name: bool}). `connection_lost` is the cloud's own."""
+    balance = _int(msg, "balance_cents", required=False)
+    alerts = msg.get("alerts", {})
+    if not isinstance(alerts, dict):
+        raise Malformed("alerts must be an object")
+    flags = {}
+    for name, value in alerts.items():
+        if type(value) is not bool:
+            raise Malformed("alert %r must be true or false" % (name,))
+        if (name != "connection_lost" and isinstance(name, str) and 0 < len(name) <= 40
+                and name.replace("_", "").isalnum() and name.isascii()):
+            flags[name] = value
+    return balance, flags
+
+
+def parse_history(msg):
+    """{seq, date, hour (int), wh, cost_cents}; Malformed without an int seq, else BadRecord."""
+    seq = _int(msg, "seq")
+    date, hour = msg.get("date"), msg.get("hour")
+    if isinstance(hour, str) and len(hour) == 2 and hour.isdigit():
+        hour = int(hour)
+    if not (isinstance(date, str) and len(date) == 10 and type(hour) is int and 0 <= hour <= 23):
+        raise BadRecord(seq, "date/hour are not a local YYYY-MM-DD and 00..23")
+    wh, cost = msg.get("wh"), msg.get("cost_cents")
+    if type(wh) is not int or type(cost) is not int or wh < 0 or cost < 0:
+        raise BadRecord(seq, "wh and cost_cents must be non-negative integers")
+    return {"seq": seq, "date": date, "hour": hour, "wh": wh, "cost_cents": cost}
+
+
+def parse_recharge_ack(msg):
+    """(seq, status, reason, balance_cents or None)."""
+    seq = _int(msg, "seq")
+    status = msg.get("status")
+    if status not in ACK_STATUSES:
+        raise Malformed("status must be one of %s" % ", ".join(ACK_STATUSES))
+    reason = msg.get("reason")
+    reason = _text(reason, "reason") if reason is not None else None
+    return seq, status, reason, _int(msg, "balance_cents", required=False)
+
+
+def parse_tariff_ack(msg):
+    """(version, ok, reason)."""
+    version = _int(msg, "version")
+    if type(msg.get("ok")) is not bool:
+        raise Malformed("ok must be true or false")
+    reason = msg.get("reason")
+    return version, msg["ok"], reason if isinstance(reason, str) else None
+
+
+def _encode(body):
+    return json.dumps(dict(v=PROTOCOL_VERSION, **body), separators=(",", ":")).encode()
+
+
+def recharge_message(recharge):
+    return _encode({"id": recharge["id"], "seq": recharge["seq"],
+                    "amount_cents": recharge["amount_cents"], "source": "cloud"})
+
+
+def sync_message(floor):
+    return _encode({"recharge_floor": floor})
+
+
+def history_ack(seq, ok=True):
+    return _encode({"seq": seq} if ok else {"seq": seq, "ok": False})
+
+
+def tariff_message(tariff):
+    return _encode({"tariff": tariff})
+
+
+def recharge_floor(recharges, issued_seq, void_seqs=()):
+    """The highest seq such that it and every seq below it is settled (delivered or rejected:
+    the meter answered for good) or void (a number the store gave out to no credit).
+
+    recharges: the meter's recharge records; issued_seq: the meter's last seq given out."""
+    status = {r["seq"]: r["status"] for r in recharges}
+    void = set(void_seqs)
+    floor = 0
+    while floor < issued_seq:
+        nxt = floor + 1
+        if status.get(nxt) in SETTLED or (nxt not in status and nxt in void):
+            floor = nxt
+        else:
+            break
+    return floor
+
+
+def missing_seqs(recharges, issued_seq):
+    """Seqs 1..issued_seq with no recharge record: gaps, void once they stay missing."""
+    have = {r["seq"] for r in recharges}
+    top = max([issued_seq] + list(have))
+    return [s for s in range(1, top + 1) if s not in have]

@@ -1,0 +1,313 @@
+"""The cloud end of the meter link against real brokers: the cloud app with its bridge, on the
+in-process amqtt broker (cloud.broker) or on mosquitto configured by cloud.mosquitto, and fake
+meters that speak docs/protocol.md over aiomqtt with the firmware's own Recharger and Ledger.
+
+These fixtures start brokers the way the cloud does in production; tests/link/conftest.py has
+separate broker fixtures for the firmware client's own tests."""
+
+import asyncio
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+
+import aiomqtt
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+for sub in ("firmware", os.path.join("simulator", "hal"), os.path.join("tests", "cloud")):
+    path = os.path.join(ROOT, sub)
+    if path not in sys.path:
+        sys.path.insert(0, path)
+
+from cloud_harness import Harness, c2b_body, make_config, SECRET  # noqa: E402
+from meter.ledger import Ledger  # noqa: E402
+from meter.recharge import Recharger  # noqa: E402
+
+from cloud.app import create_app  # noqa: E402
+from cloud.broker import (BRIDGE_USERNAME, LINK, LinkSettings, meter_broker_password,  # noqa: E402
+                          setup_link)
+from cloud import mosquitto as mosq  # noqa: E402
+
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+BRIDGE_PASSWORD = "bridge-test-password-0123"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def eventually(check, timeout_s=5.0):
+    """Poll a sync or async condition in few-ms steps; its last value."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result or loop.time() > deadline:
+            return result
+        await asyncio.sleep(0.005)
+
+
+class FakeMeter:
+    """A meter per docs/protocol.md: persistent session, retained last will, the four
+    subscriptions, recharges applied by the firmware's Recharger before the ack."""
+
+    def __init__(self, host, port, meter_no, password, balance_cents=0):
+        self.host, self.port = host, port
+        self.meter_no = meter_no
+        self.password = password
+        self.recharger = Recharger(Ledger(balance_cents))
+        self.messages = []       # (kind, msg) received, in order
+        self.acks = []           # recharge acks sent
+        self.history_acks = []   # history/ack bodies received
+        self.refuse = {}         # seq -> reason: always reject it (a message the meter refuses)
+        self.refuse_once = {}    # seq -> reason: reject the next copy only (storage_error)
+        self.client = None
+        self._reader = None
+
+    @property
+    def balance(self):
+        return self.recharger.ledger.balance
+
+    def topic(self, kind):
+        return "meters/%s/%s" % (self.meter_no, kind)
+
+    def received(self, kind):
+        return [m for k, m in self.messages if k == kind]
+
+    async def connect(self, tariff_version=None):
+        will = aiomqtt.Will(self.topic("status"), json.dumps(
+            {"v": 1, "state": "offline", "reason": "connection_lost"}), qos=1, retain=True)
+        self.client = aiomqtt.Client(self.host, self.port, username=self.meter_no,
+                                     password=self.password, identifier=self.meter_no,
+                                     clean_session=False, will=will, keepalive=60)
+        await self.client.__aenter__()
+        for kind in ("recharge", "tariff", "sync", "history/ack"):
+            await self.client.subscribe(self.topic(kind), qos=1)
+        self._reader = asyncio.create_task(self._read())
+        status = {"state": "online", "load_connected": self.balance > 0,
+                  "wifi_status": "connected", "mqtt_status": "connected", "firmware": "0.1.0"}
+        if tariff_version is not None:
+            status["tariff_version"] = tariff_version
+        await self.send("status", status, retain=True)
+
+    async def send(self, kind, body, qos=1, retain=False, raw=None):
+        payload = raw if raw is not None else json.dumps(dict({"v": 1}, **body))
+        await self.client.publish(self.topic(kind), payload, qos=qos, retain=retain)
+
+    async def _read(self):
+        try:
+            async for message in self.client.messages:
+                kind = str(message.topic).split("/", 2)[2]
+                msg = json.loads(message.payload)
+                self.messages.append((kind, msg))
+                if kind == "recharge":
+                    await self._on_recharge(msg)
+                elif kind == "sync":
+                    self.recharger.advance_floor("cloud", msg["recharge_floor"])
+                elif kind == "history/ack":
+                    self.history_acks.append(msg)
+        except aiomqtt.MqttError:
+            pass
+
+    async def _on_recharge(self, msg):
+        seq = msg["seq"]
+        if seq in self.refuse or seq in self.refuse_once:
+            status, reason = "rejected", self.refuse.get(seq) or self.refuse_once.pop(seq)
+        else:
+            status, reason = self.recharger.apply(msg, 0)
+        ack = {"seq": msg["seq"], "id": msg["id"], "status": status, "reason": reason,
+               "balance_cents": self.balance, "t": 1764120001}
+        self.acks.append(ack)
+        await self.send("recharge/ack", ack)
+
+    async def disconnect(self):
+        """A clean goodbye: offline status first, as the protocol says."""
+        await self.send("status", {"state": "offline", "reason": "disconnect"}, retain=True)
+        await self._close()
+
+    async def drop(self):
+        """The power dies: the socket closes with no DISCONNECT, so the broker sends the will."""
+        self.client._client.socket().shutdown(socket.SHUT_RDWR)
+        await self._close()
+
+    async def _close(self):
+        if self._reader is not None:
+            self._reader.cancel()
+            await asyncio.gather(self._reader, return_exceptions=True)
+        try:
+            await self.client.__aexit__(None, None, None)
+        except aiomqtt.MqttError:
+            pass
+
+
+class MosquittoProcess:
+    """mosquitto run from the files cloud.mosquitto writes (config, ACL, password file)."""
+
+    def __init__(self):
+        self.folder = tempfile.mkdtemp(prefix="mita-cloud-mosquitto-")
+        os.chmod(self.folder, 0o755)  # started as root it drops to its own user
+        self.port = free_port()
+        self.paths = mosq.write_config(self.folder, self.port, persistence=False)
+        self.pid_file = os.path.join(self.folder, "pid")  # ours: mosquitto's own would need root
+        self.proc = None
+
+    async def start(self):
+        self.log = open(os.path.join(self.folder, "log"), "ab")
+        self.proc = subprocess.Popen([MOSQUITTO, "-c", self.paths["mosquitto.conf"]],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        with open(self.pid_file, "w") as f:
+            f.write(str(self.proc.pid))
+        for _ in range(500):
+            if self.proc.poll() is not None:
+                raise RuntimeError("mosquitto exited: " + self.log_text())
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return
+            except OSError:
+                await asyncio.sleep(0.01)
+        raise RuntimeError("mosquitto did not listen")
+
+    def log_text(self):
+        with open(os.path.join(self.folder, "log"), "rb") as f:
+            return f.read().decode(errors="replace")
+
+    async def stop(self):
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(5)
+            self.proc = None
+            self.log.close()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class LinkRig:
+    """The cloud app (SQLite, Daraja stand-in) with its bridge on a real broker."""
+
+    def __init__(self, harness, kind, broker_port, mosquitto=None):
+        self.h = harness
+        self.kind = kind
+        self.port = broker_port
+        self.mosquitto = mosquitto
+        self.store = harness.store
+        self.bridge = harness.app[LINK]
+
+    async def meter(self, meter_no="MTR0001", balance_cents=0, connect=True):
+        """Register a customer's meter (through the API) and, by default, connect it."""
+        user_id, _ = await self.h.create_customer()
+        meter_no, device_key = await self.h.register_meter(user_id, meter_no)
+        password = meter_broker_password(meter_no, device_key)
+        if self.mosquitto is not None:
+            await self.add_mosquitto_account(meter_no, password)
+        fake = FakeMeter("127.0.0.1", self.port, meter_no, password, balance_cents)
+        if connect:
+            await fake.connect()
+            await eventually(lambda: self._online(meter_no))
+        return fake
+
+    async def _online(self, meter_no):
+        meter = await self.store.get_meter(meter_no)
+        return meter["status"].get("state") == "online"
+
+    async def add_mosquitto_account(self, user, password):
+        mosq.add_password(self.mosquitto.paths["passwords"], user, password,
+                          self.mosquitto.pid_file)
+        await eventually(lambda: _accepts(self.port, user, password), 3.0)
+
+    async def pay(self, meter_no, trans_id, amount="100.00"):
+        """A C2B payment confirmed by Daraja: recorded, and its recharge handed to the bridge."""
+        resp = await self.h.client.post("/daraja/c2b/confirmation/%s" % SECRET,
+                                        json=c2b_body(trans_id, meter_no, amount))
+        assert resp.status == 200, await resp.text()
+
+    async def recharge(self, meter_no, seq):
+        for r in await self.store.list_recharges(meter_no):
+            if r["seq"] == seq:
+                return r
+        return None
+
+
+def _accepts(port, user, password):
+    """A throwaway CONNECT; True once the broker answers CONNACK 0."""
+    def utf8(text):
+        data = text.encode()
+        return len(data).to_bytes(2, "big") + data
+    body = (utf8("MQTT") + bytes([4, 0xC2]) + (5).to_bytes(2, "big") + utf8("probe-" + user)
+            + utf8(user) + utf8(password))
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+            s.sendall(bytes([0x10, len(body)]) + body)
+            reply = s.recv(4)
+            s.sendall(b"\xe0\x00")
+        return len(reply) == 4 and reply[3] == 0
+    except OSError:
+        return False
+
+
+def connack_code(port, user, password):
+    def utf8(text):
+        data = text.encode()
+        return len(data).to_bytes(2, "big") + data
+    body = (utf8("MQTT") + bytes([4, 0xC2]) + (5).to_bytes(2, "big") + utf8("probe-" + user)
+            + utf8(user) + utf8(password))
+    with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+        s.sendall(bytes([0x10, len(body)]) + body)
+        reply = s.recv(4)
+    return reply[3] if len(reply) == 4 else None
+
+
+BRIDGE_OPTIONS = {"resend_every_s": 3600.0, "void_after_s": 0.0, "backoff_s": (0.05, 0.2)}
+
+
+async def _rig(aiohttp_client, tmp_path, kind, **bridge_options):
+    config = make_config(tmp_path)
+    app = create_app(config, settle=False)
+    options = dict(BRIDGE_OPTIONS, **bridge_options)
+    mosquitto = None
+    if kind == "amqtt":
+        settings = LinkSettings(port=free_port(), bridge_password=BRIDGE_PASSWORD)
+        port = settings.port
+    else:
+        mosquitto = MosquittoProcess()
+        mosq.write_password_file(mosquitto.paths["passwords"], {
+            BRIDGE_USERNAME: mosq.hash_password(BRIDGE_PASSWORD)})
+        await mosquitto.start()
+        port = mosquitto.port
+        settings = LinkSettings(url="mqtt://%s:%s@127.0.0.1:%d" % (
+            BRIDGE_USERNAME, BRIDGE_PASSWORD, port))
+    setup_link(app, settings, **options)
+    client = await aiohttp_client(app)
+    rig = LinkRig(Harness(client), kind, port, mosquitto)
+    await rig.bridge.wait_connected()
+    return rig
+
+
+@pytest.fixture(params=["amqtt", "mosquitto"])
+async def rig(request, aiohttp_client, tmp_path):
+    """The same test on the in-process amqtt broker and on mosquitto."""
+    if request.param == "mosquitto" and not os.path.exists(MOSQUITTO):
+        pytest.skip("mosquitto is not installed (%s); CI installs it" % MOSQUITTO)
+    made = await _rig(aiohttp_client, tmp_path, request.param)
+    try:
+        yield made
+    finally:
+        if made.mosquitto is not None:
+            await made.mosquitto.stop()
+
+
+@pytest.fixture
+async def mosquitto_rig(aiohttp_client, tmp_path):
+    if not os.path.exists(MOSQUITTO):
+        pytest.skip("mosquitto is not installed (%s); CI installs it" % MOSQUITTO)
+    made = await _rig(aiohttp_client, tmp_path, "mosquitto")
+    try:
+        yield made
+    finally:
+        await made.mosquitto.stop()
