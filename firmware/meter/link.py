@@ -258,3 +258,28 @@ def make_link(app, wifi=None, history_root=None, telemetry_s=60, log=None, **mqt
                         subscriptions=link.subscriptions(), log=log, **mqtt_options)
     link.attach(client)
     return link, client
+
+
+def start_link(app, wlan=None, ntp=None, history_root="", log=None, ssl_context=None):
+    """Start everything the meter does online as tasks beside app.run(): WiFi (if a WLAN is
+    given), MQTT once WiFi is up, NTP while online, and the link's one-second step. The meter
+    meters and bills the same whether or not any of this is up. Returns (link, client, tasks)."""
+    import asyncio
+    from meter.ntp import TimeSync
+    from meter.wifi import WifiManager
+    wifi = None
+    if wlan is not None:
+        w = app.config["wifi"]
+        wifi = WifiManager(wlan, w["ssid"], w["password"], log=log)
+    link, client = make_link(app, wifi=wifi, history_root=history_root, log=log,
+                             ssl_context=ssl_context)
+    tasks = []
+    tasks.append(asyncio.create_task(link.run()))
+    if wifi is not None:
+        tasks.append(asyncio.create_task(wifi.run()))
+    if app.config["mqtt"]["host"]:
+        tasks.append(asyncio.create_task(client.run(wifi.up if wifi is not None else None)))
+    if ntp is not None:
+        sync = TimeSync(app.clock, ntp, log=log)
+        tasks.append(asyncio.create_task(sync.run(wifi.up if wifi is not None else None)))
+    return link, client, tasks

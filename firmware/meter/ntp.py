@@ -54,11 +54,15 @@ class TimeSync:
             self._log("info", "clock set by NTP, moved %d s", self.last_step_s)
         return True
 
-    async def run(self, online):
-        """online() says whether the network is up."""
+    async def run(self, network_up=None):
+        """network_up: an asyncio Event set while the network is up (None: always up). While
+        it is down this waits for it rather than polling, so the first query follows at once."""
         import asyncio
         while True:
-            await asyncio.sleep(self.step(online()) / 1000)
+            if network_up is not None and not network_up.is_set():
+                self._wait_s = 0
+                await network_up.wait()
+            await asyncio.sleep(self.step(True) / 1000)
 
     def _failed(self, why):
         self.failures += 1

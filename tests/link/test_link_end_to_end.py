@@ -136,3 +136,61 @@ async def test_history_energy_adds_up_to_the_meter_total(accounts, tmp_path):
         await client.stop(will_payload=link.offline_payload("disconnect"))
         task.cancel()
         await cloud.stop()
+
+
+class FakeWLAN:
+    def __init__(self):
+        self.connected = False
+        self.requests = []
+
+    def active(self, on=None):
+        pass
+
+    def connect(self, ssid, key):
+        self.requests.append((ssid, key))
+        self.connected = True
+
+    def disconnect(self):
+        self.connected = False
+
+    def isconnected(self):
+        return self.connected
+
+
+class FakeNtp:
+    def __init__(self, t):
+        self.t = t
+
+    def time(self):
+        return self.t
+
+
+async def test_start_link_brings_up_wifi_then_mqtt_then_sets_the_clock(accounts, tmp_path):
+    from meter.link import start_link
+    cloud = await Cloud(accounts).start()
+    cfg, _ = meter_config.from_dict({
+        "meter_id": MID, "initial_balance_cents": 1000,
+        "wifi": {"ssid": "mita-net", "password": "secret"},
+        "mqtt": {"host": accounts.host, "port": accounts.port, "user": "", "password": "mpw"}})
+
+    class SettableClock(ManualClock):
+        def set(self, t):
+            self.t = t
+
+    clock = SettableClock(1767225600)
+    app = MeterApp(cfg, StateStore(str(tmp_path)), clock)
+    app.attach(FakeBoard(clock, app.relay_at_boot()))
+    wlan = FakeWLAN()
+    link, client, tasks = start_link(app, wlan, FakeNtp(1767300000), str(tmp_path))
+    try:
+        await asyncio.wait_for(client.up.wait(), 10)
+        assert wlan.requests == [("mita-net", "secret")]
+        await until(lambda: cloud.status and cloud.status[-1]["state"] == "online")
+        assert cloud.status[-1]["wifi_status"] == "connected"
+        await until(lambda: clock.t == 1767300000)
+        await until(lambda: app.snapshot.get("online") is True or app.online)
+    finally:
+        await client.stop()
+        for task in tasks:
+            task.cancel()
+        await cloud.stop()
