@@ -3,7 +3,8 @@
 Nodes: the reference schema's `users`, `meters`, `transactions`, `consumption_history`, plus
 `stk_requests`, `recharges/<meter>/<seq>`, `receipts/<receipt>` and `checkouts/<checkout id>`
 (the exactly-once indexes), `device_keys/<meter>` and `api_keys/<hash>` (server-only secrets
-kept out of readable nodes), `user_api_keys/<user>` and `tariff`. Ids used as keys go through base.safe_key.
+kept out of readable nodes), `user_api_keys/<user>` and `tariff`. Ids used as keys go through
+base.safe_key.
 
 Exactly once: see firebase_credit.
 """
