@@ -6,9 +6,11 @@ import shutil
 import sys
 import tempfile
 
+from rich.markup import escape
+
 from simulator.clock import FAST, REAL, VirtualClock, install
 from simulator.scenario import Scenario, ScenarioError
-from simulator.meter import CloudLinkMissing
+from simulator.meter import MeterError, cloud_config
 
 DEFAULT_SCENARIO = {"name": "household", "start_balance_kes": 500, "load": {"kind": "household"},
                     "duration": "1d"}
@@ -37,7 +39,8 @@ def build_parser():
     run.add_argument("--seconds", type=float, help="virtual seconds to run (default: scenario)")
     run.add_argument("--no-panel", action="store_true", help="headless: print a summary")
     run.add_argument("--flash", help="the meter's flash folder (default: a temporary one)")
-    run.add_argument("--cloud", metavar="URL", help="connect the meter to a mita cloud")
+    run.add_argument("--cloud", metavar="URL",
+                     help="the cloud's MQTT broker, mqtt://[user:password@]host[:port]")
     fleet = sub.add_parser("fleet", help="many meters, a progress bar and a summary table")
     fleet.add_argument("--meters", type=int, default=10)
     fleet.add_argument("--days", type=float, default=1.0)
@@ -47,8 +50,17 @@ def build_parser():
     fleet.add_argument("--workers", type=int, default=1, help="worker processes (one per core)")
     fleet.add_argument("--seed", type=int, default=1)
     fleet.add_argument("--rows", type=int, default=20, help="meters listed in the table")
-    fleet.add_argument("--cloud", metavar="URL", help="connect the meters to a mita cloud")
+    fleet.add_argument("--cloud", metavar="URL",
+                       help="the cloud's MQTT broker, mqtt://[user:password@]host[:port]")
     return parser
+
+
+def check_cloud(args):
+    """--cloud talks to a real broker over real sockets: only with a real-time clock."""
+    if args.cloud:
+        cloud_config(args.cloud)  # a bad URL is a MeterError now, not in every meter later
+        if args.speed is None:
+            raise MeterError("--cloud needs a real-time clock: give --speed N (1 = real time)")
 
 
 def main(argv=None, console=None):
@@ -56,11 +68,12 @@ def main(argv=None, console=None):
     args = build_parser().parse_args(argv)
     console = console or Console()
     try:
+        check_cloud(args)
         if args.command == "run":
             return cmd_run(args, console)
         return cmd_fleet(args, console)
-    except (ScenarioError, CloudLinkMissing) as exc:
-        console.print("[red]error:[/red] %s" % exc)
+    except (ScenarioError, MeterError) as exc:
+        console.print("[red]error:[/red] %s" % escape(str(exc)))
         return 2
 
 

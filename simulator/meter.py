@@ -32,21 +32,32 @@ def use_firmware():
             sys.path.insert(0, path)
 
 
-def start_cloud_link(app, url):
-    """The hook that joins a running firmware app to a mita cloud at url.
+def cloud_config(url):
+    """The firmware's "mqtt" config section for a cloud URL: mqtt[s]://[user[:password]@]host[:port].
+    An empty user makes the firmware use the meter id, as a provisioned meter does."""
+    from urllib.parse import unquote, urlsplit
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not parts.hostname:
+        raise MeterError("--cloud %r: expected mqtt://[user:password@]host[:port]" % (url,))
+    tls = parts.scheme in ("mqtts", "ssl")
+    return {"host": parts.hostname, "port": parts.port or (8883 if tls else 1883),
+            "user": unquote(parts.username or ""), "password": unquote(parts.password or ""),
+            "tls": tls}
 
-    The link itself belongs to the firmware (firmware/meter/link.py, issue 5); the simulator
-    only hands it the app and the address. Until that module exists this says so plainly.
-    """
+
+def start_cloud_link(meter, app):
+    """The hook that joins a running firmware app to the cloud named in its mqtt config: the
+    firmware's own link (meter.link.start_link) on the fake WLAN and ntptime. Its tasks are
+    the meter's, so a power cut or a reset stops them with the app."""
     try:
-        from meter import link  # type: ignore  # arrives with the meter-cloud link issue
+        from meter.link import start_link  # type: ignore
     except ImportError:
-        raise CloudLinkMissing("--cloud %s: the firmware has no meter-cloud link yet "
-                               "(firmware/meter/link.py)" % url)
-    starter = getattr(link, "start", None)
-    if starter is None:
-        raise CloudLinkMissing("firmware/meter/link.py has no start(app, url)")
-    return starter(app, url)
+        raise CloudLinkMissing("the firmware has no meter-cloud link (firmware/meter/link.py)")
+    import network
+    import ntptime
+    _, _, tasks = start_link(app, wlan=network.WLAN(network.STA_IF), ntp=ntptime,
+                             history_root=meter.board.flash.root, log=app.log)
+    meter.side_tasks.extend(tasks)
 
 
 async def run_firmware(meter):
@@ -58,7 +69,7 @@ async def run_firmware(meter):
     meter.app = meter.last_app = app
     meter.apps_started += 1
     if meter.cloud_url:
-        start_cloud_link(app, meter.cloud_url)
+        start_cloud_link(meter, app)
     await boot.run(app)
 
 
@@ -76,12 +87,17 @@ class SimulatedMeter:
         self.clock = clock
         self.meter_id = meter_id or config.get("meter_id") or "sim-%04d" % seed
         self.config["meter_id"] = self.meter_id
+        if cloud_url:
+            self.config["mqtt"] = cloud_config(cloud_url)
+            # the firmware joins the simulated access point the board offers
+            self.config.setdefault("wifi", {"ssid": "mita-net", "password": "mita-pass"})
         # rig: board facts the firmware's config does not hold (rtc_battery, adc, ...)
         board_rig = dict(self.config, **(rig or {}))
         self.board = SimBoard(world, flash_dir, clock, rig=board_rig, meter_id=self.meter_id,
                               seed=seed)
         self.cloud_url = cloud_url
         self.app = None  # the firmware's MeterApp of the current boot (None while dead)
+        self.side_tasks = []  # the firmware's other tasks of this boot (the cloud link)
         self.last_app = None  # the most recent boot's app, kept for summaries after death
         self.outbox = []  # recharges (amount_cents, ref) the "cloud" still has to deliver
         self.hangs = 0
@@ -128,6 +144,9 @@ class SimulatedMeter:
 
     def _kill(self):
         self.app = None
+        side, self.side_tasks = self.side_tasks, []
+        for task in side:
+            task.cancel()
         task, self.task = self.task, None
         if task is not None and not task.done():
             task.cancel()
