@@ -191,13 +191,18 @@ class MQTTClient:
             await self._send(pk.subscribe(self._suback_pid, self.subscriptions))
             await asyncio.wait_for(self._suback.wait(), timeout)
         # What the broker had not acknowledged goes again, flagged DUP, before anything new.
-        for pid, topic, payload, retain in self._inflight:
+        # A copy: PUBACKs for these may arrive (and shrink the list) while they are sent.
+        for pid, topic, payload, retain in list(self._inflight):
             await self._send(pk.publish(topic, payload, 1, retain, True, pid))
         self.connects += 1
         self._log("info", "connected to %s:%d (session %s)", self.host, self.port,
                   "resumed" if session_present else "new")
         if self.on_connect is not None:
-            self.on_connect()
+            try:
+                self.on_connect()
+            except Exception as exc:  # a handler bug must not keep the meter offline
+                self.callback_errors += 1
+                self._log("error", "connect handler failed: %r", exc)
         self._tasks.append(asyncio.create_task(self._send_loop()))
         self.down.clear()
         self.up.set()

@@ -234,3 +234,40 @@ async def test_reconnect_is_idempotent_one_new_session_per_loss():
         assert client.connects == 2 and len(broker.conns) == 2
     finally:
         await finish(client, task, broker)
+
+
+async def test_a_connect_handler_that_raises_does_not_keep_the_client_offline():
+    broker = FakeBroker()
+    await broker.start()
+
+    def broken():
+        raise RuntimeError("bug")
+
+    client, task = await started(broker, on_connect=broken)
+    try:
+        await asyncio.wait_for(client.up.wait(), 5)
+        assert client.callback_errors == 1 and client.connects == 1
+    finally:
+        await finish(client, task, broker)
+
+
+async def test_pubacks_arriving_during_the_dup_resend_lose_nothing():
+    broker = FakeBroker()
+    broker.puback = False
+    await broker.start()
+    client, task = await started(broker)
+    try:
+        await asyncio.wait_for(client.up.wait(), 5)
+        # Big enough to fill the socket buffer, so each resend waits in drain() and the
+        # reader runs in between, as it always does on MicroPython.
+        big = [b"%d" % i + b"." * 3000000 for i in range(6)]
+        for payload in big:
+            client.publish("meters/m1/history", payload, qos=1)
+        await until(lambda: len(broker.of(pk.PUBLISH, 1)) == 6)
+        broker.puback = True  # the second session acks each DUP at once, mid-resend
+        broker.drop_connections()
+        await until(lambda: client.pending() == 0)
+        again = [pk.parse_publish(f, b)[1] for _, _, f, b in broker.of(pk.PUBLISH, 2)]
+        assert again == big
+    finally:
+        await finish(client, task, broker)
