@@ -10,6 +10,8 @@ from aiohttp import web
 
 from cloud.app import create_app, open_store
 from cloud.auth import hash_key, new_secret
+from cloud.broker import (BrokerConfigError, load_link_settings, meter_registered,
+                          setup_link)
 from cloud.callbacks import normalise_meter_no
 from cloud.config import ConfigError, load_config
 from cloud.phone import normalise_msisdn
@@ -51,12 +53,13 @@ def _register_own_c2b_urls(config):
     return on_startup
 
 
-def serve(config):
+def serve(config, link):
     if config.auth_mode == "apikey" and not config.operator_key:
         # Bootstrap: without an operator nobody could create the first customer.
         config.operator_key = new_secret("op_")
         print(f"operator API key (this run only): {config.operator_key}", flush=True)
     app = create_app(config)
+    setup_link(app, link)  # MQTT broker (in-process unless MITA_MQTT_URL) + bridge
     if config.embedded_daraja:
         app.on_startup.append(_register_own_c2b_urls(config))
     logging.getLogger("mita").info("serving", extra={
@@ -80,13 +83,15 @@ async def create_user(config, name, role, user_id, phone):
         await store.close()
 
 
-async def register_meter(config, meter_no, user_id):
+async def register_meter(config, link, meter_no, user_id):
     store = await open_store(config)
     try:
         key = new_secret("dk_")
         meter = await store.create_meter(normalise_meter_no(meter_no), user_id, key)
+        broker = meter_registered(link, meter["meter_no"], key)
         print(f"meter_no: {meter['meter_no']}")
         print(f"device_key: {key}   (shown once; put it in the meter's config)")
+        print(f"mqtt_password: {broker['mqtt_password']}   (config['mqtt']['password'])")
     finally:
         await store.close()
 
@@ -113,19 +118,20 @@ def main(argv=None):
     setup_logging()
     try:
         config = load_config(env_file=args.env_file)
-    except ConfigError as e:
+        link = load_link_settings(env_file=args.env_file)
+    except (ConfigError, BrokerConfigError) as e:
         print(f"configuration error: {e}", file=sys.stderr)
         return 2
     if args.command == "serve":
         if args.port is not None:
             config.port = args.port
-        serve(config)
+        serve(config, link)
         return 0
     try:
         if args.command == "create-user":
             asyncio.run(create_user(config, args.name, args.role, args.user_id, args.phone))
         elif args.command == "register-meter":
-            asyncio.run(register_meter(config, args.meter_no, args.user_id))
+            asyncio.run(register_meter(config, link, args.meter_no, args.user_id))
     except (StoreError, ValueError) as e:  # Conflict, NotFound, bad meter number or phone
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -54,6 +54,7 @@ def topic_allowed(username, topic, bridge_username):
 
 @dataclass
 class LinkSettings:
+    enabled: bool = True             # MITA_MQTT=off: no broker, no bridge (HTTP only)
     url: str = ""                    # empty: run the in-process amqtt broker
     bind_host: str = "127.0.0.1"     # the in-process broker's listener
     port: int = 1883
@@ -87,6 +88,7 @@ def link_settings(environ=None):
     """Settings from the environment (MITA_MQTT_*; see docs/operations.md)."""
     env = os.environ if environ is None else environ
     s = LinkSettings()
+    s.enabled = env.get("MITA_MQTT", "on").lower() not in ("off", "0", "no", "false")
     s.url = env.get("MITA_MQTT_URL", "")
     if s.url:
         parse_mqtt_url(s.url)  # refuse a bad URL at start, not at first connect
@@ -98,6 +100,17 @@ def link_settings(environ=None):
     s.mosquitto_password_file = env.get("MITA_MOSQUITTO_PASSWORD_FILE", "")
     s.mosquitto_pid_file = env.get("MITA_MOSQUITTO_PID_FILE", "")
     return s
+
+
+def load_link_settings(env_file=".env"):
+    """link_settings from `env_file` overlaid by the environment, as cloud.config does."""
+    from cloud.config import parse_env_file
+    env = {}
+    if env_file and os.path.exists(env_file):
+        with open(env_file, encoding="utf-8") as f:
+            env.update(parse_env_file(f.read()))
+    env.update(os.environ)
+    return link_settings(env)
 
 
 def parse_mqtt_url(url):
@@ -214,14 +227,16 @@ def _free_port(host):
 
 # -- the app wiring -------------------------------------------------------------------------
 
+LINK_SETTINGS = web.AppKey("mqtt_settings", LinkSettings)
 LINK = web.AppKey("mqtt_link", object)       # the running Bridge
 LINK_BROKER = web.AppKey("mqtt_broker", object)  # the EmbeddedBroker, if one runs
 
 
 def setup_link(app, settings, **bridge_options):
     """Add the broker + bridge cleanup_ctx to an app made by cloud.app.create_app."""
-    app[_SETTINGS] = settings
-    app.cleanup_ctx.append(_link_ctx(settings, bridge_options))
+    app[LINK_SETTINGS] = settings
+    if settings.enabled:
+        app.cleanup_ctx.append(_link_ctx(settings, bridge_options))
 
 
 def _link_ctx(settings, bridge_options):
@@ -260,17 +275,13 @@ def _link_ctx(settings, bridge_options):
     return ctx
 
 
-def meter_registered(app_or_settings, meter_no, device_key):
+def meter_registered(settings, meter_no, device_key):
     """Call after a meter is registered: returns its broker credentials and, when the cloud
-    keeps mosquitto's password file, adds the meter to it and reloads mosquitto."""
-    settings = app_or_settings
-    if isinstance(app_or_settings, web.Application):
-        settings = app_or_settings.get(_SETTINGS) or link_settings()
-    if settings.mosquitto_password_file:
+    keeps mosquitto's password file, adds the meter to it and reloads mosquitto.
+    settings: LinkSettings, or None when this process runs no link."""
+    if settings is not None and settings.mosquitto_password_file:
         from cloud.mosquitto import add_password
         add_password(settings.mosquitto_password_file, meter_no,
                      meter_broker_password(meter_no, device_key), settings.mosquitto_pid_file)
     return meter_credentials(meter_no, device_key)
 
-
-_SETTINGS = web.AppKey("mqtt_settings", LinkSettings)

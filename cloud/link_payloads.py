@@ -1,6 +1,7 @@
 """The meter-cloud MQTT payloads (docs/protocol.md): parse what meters send, build what the
 cloud sends, and the recharge floor the cloud tells a meter in `sync`. No I/O here."""
 
+import datetime
 import json
 
 PROTOCOL_VERSION = 1
@@ -110,12 +111,22 @@ def parse_history(msg):
     date, hour = msg.get("date"), msg.get("hour")
     if isinstance(hour, str) and len(hour) == 2 and hour.isdigit():
         hour = int(hour)
-    if not (isinstance(date, str) and len(date) == 10 and type(hour) is int and 0 <= hour <= 23):
+    if not (_is_date(date) and type(hour) is int and 0 <= hour <= 23):
         raise BadRecord(seq, "date/hour are not a local YYYY-MM-DD and 00..23")
     wh, cost = msg.get("wh"), msg.get("cost_cents")
     if type(wh) is not int or type(cost) is not int or wh < 0 or cost < 0:
         raise BadRecord(seq, "wh and cost_cents must be non-negative integers")
     return {"seq": seq, "date": date, "hour": hour, "wh": wh, "cost_cents": cost}
+
+
+def _is_date(text):
+    if not isinstance(text, str) or len(text) != 10:
+        return False
+    try:
+        datetime.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 def parse_recharge_ack(msg):

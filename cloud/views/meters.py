@@ -7,6 +7,7 @@ import time
 from aiohttp import web
 
 from cloud.auth import new_secret, require_meter_access, require_operator
+from cloud.broker import LINK_SETTINGS, meter_registered
 from cloud.callbacks import normalise_meter_no
 from cloud.errors import BadRequest, field, read_json_object
 from cloud.views.common import meter_from_path, principal, public_meter
@@ -74,8 +75,11 @@ async def register_meter(request):
     user_id = field(body, "user_id", str)
     device_key = new_secret("dk_")
     meter = await request.app[STORE].create_meter(meter_no, user_id, device_key)
+    # Broker credentials (derived from the key); mosquitto's password file learns them too.
+    broker = meter_registered(request.app.get(LINK_SETTINGS), meter_no, device_key)
     # The only time the device key is shown: it goes into the meter's config at provisioning.
-    return web.json_response(dict(public_meter(meter), device_key=device_key), status=201)
+    return web.json_response(dict(public_meter(meter), device_key=device_key, **broker),
+                             status=201)
 
 
 def _date(text, name):
