@@ -136,8 +136,9 @@ def config_text(port, password_file, acl_file, bind="127.0.0.1", persistence_fil
              "password_file %s" % password_file, "acl_file %s" % acl_file,
              # protocol.md: meters drop incoming packets over 4096 bytes; keep the cloud's
              # side bounded too (history and statuses are far smaller).
-             "message_size_limit 16384", "max_queued_messages 1000"]
+             "max_packet_size 16384", "max_queued_messages 1000"]
     if persistence_file:
+        # The folder must be writable by the user mosquitto drops to (see operations.md).
         folder, name = os.path.split(os.path.abspath(persistence_file))
         lines += ["persistence true", "persistence_location %s/" % folder,
                   "persistence_file %s" % name]

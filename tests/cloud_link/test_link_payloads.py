@@ -1,0 +1,183 @@
+"""The link's pure parts: payload parsing never raises anything but its own errors, the sync
+floor, and mosquitto's files as cloud.mosquitto writes them."""
+
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from cloud import link_payloads as lp
+from cloud import mosquitto as mosq
+from cloud.broker import (BrokerConfigError, link_settings, meter_broker_password,
+                          parse_mqtt_url, topic_allowed)
+
+MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.binary(max_size=300),
+                 st.recursive(st.none() | st.booleans() | st.integers() | st.floats()
+                              | st.text(max_size=10),
+                              lambda kids: st.lists(kids, max_size=4)
+                              | st.dictionaries(st.text(max_size=8), kids, max_size=5),
+                              max_leaves=12).map(lambda v: json.dumps(v).encode())))
+def test_any_payload_parses_or_is_refused_with_the_links_own_errors(payload):
+    try:
+        msg = lp.decode(payload)
+    except lp.Malformed:
+        return
+    for parse in (lp.parse_status, lp.parse_telemetry, lp.parse_history, lp.parse_recharge_ack,
+                  lp.parse_tariff_ack):
+        try:
+            parse(msg)
+        except (lp.Malformed, lp.BadRecord):
+            pass
+
+
+def test_decode_refuses_what_the_protocol_calls_malformed():
+    for raw in (b"", b"null", b"[]", b'"x"', b'{"v": "1"}', b'{"v": 1.0}', b'{"v": true}',
+                b'{"v": 0}', b'{"v": 2}', b"\xff"):
+        with pytest.raises(lp.Malformed):
+            lp.decode(raw)
+    with pytest.raises(lp.Oversized):
+        lp.decode(b'{"v": 1, "x": "' + b"a" * 4096 + b'"}')
+    assert lp.decode(b'{"v": 1, "future_field": [1]}') == {"v": 1, "future_field": [1]}
+
+
+def test_amounts_are_never_floats_or_booleans():
+    with pytest.raises(lp.Malformed):
+        lp.parse_telemetry({"v": 1, "balance_cents": 100.0})
+    with pytest.raises(lp.Malformed):
+        lp.parse_recharge_ack({"v": 1, "seq": True, "status": "applied"})
+    with pytest.raises(lp.BadRecord):
+        lp.parse_history({"v": 1, "seq": 3, "date": "2026-11-26", "hour": "01", "wh": True,
+                          "cost_cents": 1})
+
+
+def test_split_topic():
+    assert lp.split_topic("meters/M1/recharge/ack") == ("M1", "recharge/ack")
+    for bad in ("meters//status", "meters/M1", "other/M1/status"):
+        with pytest.raises(lp.Malformed):
+            lp.split_topic(bad)
+
+
+def _r(seq, status):
+    return {"seq": seq, "status": status}
+
+
+def test_floor_stops_at_the_first_seq_not_answered_for_good():
+    recharges = [_r(1, "delivered"), _r(2, "rejected"), _r(3, "pending"), _r(4, "delivered")]
+    assert lp.recharge_floor(recharges, 4) == 2
+    assert lp.recharge_floor([], 0) == 0
+    assert lp.recharge_floor([_r(1, "pending")], 1) == 0
+
+
+def test_void_seqs_let_the_floor_pass_gaps_but_never_a_pending_recharge():
+    recharges = [_r(1, "delivered"), _r(3, "delivered"), _r(5, "pending")]
+    assert lp.missing_seqs(recharges, 6) == [2, 4, 6]
+    assert lp.recharge_floor(recharges, 6) == 1
+    assert lp.recharge_floor(recharges, 6, {2}) == 3
+    assert lp.recharge_floor(recharges, 6, {2, 4}) == 4
+    assert lp.recharge_floor(recharges, 6, {2, 4, 5, 6}) == 4  # 5 exists: never void
+
+
+def test_messages_the_cloud_sends():
+    recharge = {"meter_no": "M1", "seq": 17, "id": "QKX1234567", "amount_cents": 50000,
+                "status": "pending", "source": "cloud"}
+    assert json.loads(lp.recharge_message(recharge)) == {
+        "v": 1, "id": "QKX1234567", "seq": 17, "amount_cents": 50000, "source": "cloud"}
+    assert json.loads(lp.sync_message(16)) == {"v": 1, "recharge_floor": 16}
+    assert json.loads(lp.history_ack(412)) == {"v": 1, "seq": 412}
+    assert json.loads(lp.history_ack(7, ok=False)) == {"v": 1, "seq": 7, "ok": False}
+
+
+def test_acl_rule():
+    assert topic_allowed("M1", "meters/M1/status", "bridge")
+    assert not topic_allowed("M1", "meters/M2/status", "bridge")
+    assert not topic_allowed("M1", "meters/M1", "bridge")
+    assert not topic_allowed("M1", "meters/+/recharge", "bridge")
+    assert not topic_allowed("M1", "meters/#", "bridge")
+    assert not topic_allowed("+", "meters/+/status", "bridge")
+    assert not topic_allowed(None, "meters/None/status", "bridge")
+    assert topic_allowed("bridge", "meters/M2/recharge", "bridge")
+
+
+def test_broker_passwords_are_derived_per_meter_and_never_the_device_key():
+    a = meter_broker_password("M1", "dk_secret")
+    assert a == meter_broker_password("M1", "dk_secret")
+    assert a != meter_broker_password("M2", "dk_secret")
+    assert a != meter_broker_password("M1", "dk_other")
+    assert "dk_secret" not in a and len(a) == 64
+
+
+def test_settings_from_the_environment():
+    s = link_settings({})
+    assert (s.enabled, s.embedded, s.port, s.bind_host) == (True, True, 1883, "127.0.0.1")
+    s = link_settings({"MITA_MQTT_URL": "mqtts://b:p%40ss@broker.example:8884",
+                       "MITA_MQTT_RESEND_S": "5", "MITA_MQTT": "off"})
+    assert not s.enabled and not s.embedded and s.resend_every_s == 5
+    assert parse_mqtt_url(s.url) == {"host": "broker.example", "port": 8884, "tls": True,
+                                     "username": "b", "password": "p@ss"}
+    for bad in ({"MITA_MQTT_URL": "http://x"}, {"MITA_MQTT_PORT": "abc"},
+                {"MITA_MQTT_RESEND_S": "-1"}, {"MITA_MQTT_URL": "mqtt://h:99999"}):
+        with pytest.raises(BrokerConfigError):
+            link_settings(bad)
+
+
+def test_password_hashes_are_mosquittos_own_format(tmp_path):
+    line = mosq.hash_password("s3cret", salt=b"0123456789ab")
+    assert line.startswith("$7$101$MDEyMzQ1Njc4OWFi$")
+    assert mosq.check_password(line, "s3cret") and not mosq.check_password(line, "s3cre")
+    if not os.path.exists(MOSQUITTO_PASSWD):
+        pytest.skip("mosquitto_passwd is not installed; CI installs it")
+    path = tmp_path / "pw"
+    path.write_text("")
+    subprocess.run([MOSQUITTO_PASSWD, "-b", str(path), "alice", "s3cret"], check=True)
+    theirs = mosq.read_password_file(str(path))["alice"]
+    assert mosq.check_password(theirs, "s3cret")
+
+
+class _Store:
+    def __init__(self, keys):
+        self.keys = keys
+
+    async def list_meters(self):
+        return [{"meter_no": m} for m in self.keys]
+
+    async def get_device_key(self, meter_no):
+        return self.keys[meter_no]
+
+
+async def test_password_file_sync_writes_every_meter_and_leaves_an_unchanged_file_alone(tmp_path):
+    path = str(tmp_path / "passwords")
+    store = _Store({"M1": "dk1", "M2": "dk2"})
+    assert await mosq.sync_password_file(store, path, {"mita-bridge": "bp"}) == 3
+    first = open(path).read()
+    hashes = mosq.read_password_file(path)
+    assert mosq.check_password(hashes["M1"], meter_broker_password("M1", "dk1"))
+    assert mosq.check_password(hashes["mita-bridge"], "bp")
+    mtime = os.stat(path).st_mtime_ns
+    await mosq.sync_password_file(store, path, {"mita-bridge": "bp"})
+    assert open(path).read() == first and os.stat(path).st_mtime_ns == mtime
+    mosq.add_password(path, "M3", "pw3")
+    mosq.add_password(path, "M1", "new")  # replaces, never duplicates
+    hashes = mosq.read_password_file(path)
+    assert sorted(hashes) == ["M1", "M2", "M3", "mita-bridge"]
+    assert mosq.check_password(hashes["M1"], "new")
+    with pytest.raises(mosq.MosquittoError):
+        mosq.add_password(path, "bad:name", "x")
+
+
+def test_config_and_acl_text(tmp_path):
+    paths = mosq.write_config(str(tmp_path / "m"), 1884)
+    conf = open(paths["mosquitto.conf"]).read()
+    assert "listener 1884 127.0.0.1\n" in conf and "allow_anonymous false\n" in conf
+    assert "password_file %s\n" % paths["passwords"] in conf
+    assert "acl_file %s\n" % paths["acl"] in conf
+    assert open(paths["acl"]).read() == ("user mita-bridge\ntopic readwrite meters/#\n\n"
+                                         "pattern readwrite meters/%u/#\n")
+    assert mosq.reload("") is False
+    assert mosq.reload(str(tmp_path / "no-such-pid")) is False
