@@ -180,6 +180,7 @@ class Display:
         # customer flipping the breaker back on should hear.
         self._level = _LEVEL_OK
         self.lcd_errors = 0
+        self._lcd_failed = False
 
     def next_page(self):
         self.page = (self.page + 1) % PAGES
@@ -187,17 +188,27 @@ class Display:
 
     def show(self, snapshot, now_ms):
         level = low_level(snapshot)
-        if level > self._level and self._buzzer is not None:
-            self._buzzer.beep(now_ms, self._patterns[level])
+        buzzer = self._buzzer
+        if buzzer is not None:
+            # The buzzer has no timer of its own: without this a beep never ends.
+            buzzer.update(now_ms)
+            if level > self._level:
+                buzzer.beep(now_ms, self._patterns[level])
         self._level = level
         if self._lcd is None:
             return
         line1, line2 = render(snapshot, self.page)
         try:
+            if self._lcd_failed:
+                # An LCD that lost power or was replugged wakes up in 8-bit mode, blank: it
+                # has to be initialised again before the lines mean anything to it.
+                self._lcd.init()
+                self._lcd_failed = False
             self._lcd.write_line(0, line1)
             self._lcd.write_line(1, line2)
         except OSError as exc:
-            # A loose LCD must not stop the meter; the LCD driver resends what failed.
+            # A loose LCD must not stop the meter.
+            self._lcd_failed = True
             self.lcd_errors += 1
             if self._log is not None and self.lcd_errors == 1:
                 self._log.warn("LCD write failed: %s", exc)

@@ -235,3 +235,33 @@ def test_a_broken_lcd_does_not_stop_the_meter():
 def test_without_lcd_or_buzzer():
     d = Display(None, None)
     d.show(snap(alerts={"low_balance": True}), 0)
+
+
+def test_a_beep_ends_on_the_display_updates_alone():
+    # Nothing but show() runs the buzzer: a beep that only ended on buzzer.update() calls from
+    # elsewhere would sound for ever on the meter.
+    display, _, _, buzzer, pin = make_display()
+    display.show(snap(), 0)
+    low = snap(alerts={"low_balance": True})
+    display.show(low, 1000)
+    assert buzzer.busy and pin.value() == 1
+    display.show(low, 2000)
+    assert not buzzer.busy and pin.value() == 0
+
+
+def test_an_lcd_back_after_a_bus_error_is_initialised_again():
+    display, lcd, i2c, _, _ = make_display()
+    display.show(snap(), 0)
+    i2c.devices = []  # unplugged: the panel loses power and forgets its 4-bit mode
+    display.show(snap(balance_cents=100), 1000)
+    i2c.devices = [0x27]
+    i2c.writes = []
+    display.show(snap(balance_cents=100), 2000)
+    sent = [buf for _, buf in i2c.writes]
+    # E low with the backlight, then the 0x3 nibble latched three times: the init sequence
+    assert sent[0] == bytes((0x08,))
+    assert sent[1] == bytes((0x3C, 0x38))
+    assert lcd.lines[0] == "KES 1.00        "
+    n = len(i2c.writes)
+    display.show(snap(balance_cents=100), 3000)
+    assert len(i2c.writes) == n  # initialised once, not on every update after
