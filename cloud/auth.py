@@ -15,6 +15,7 @@ TIMESTAMP_HEADER = "X-Mita-Timestamp"
 NONCE_HEADER = "X-Mita-Nonce"
 SIGNATURE_HEADER = "X-Mita-Signature"
 _MAX_NONCES_PER_METER = 4096
+_HEX_DIGITS = "0123456789abcdef"
 
 
 class AuthError(Exception):
@@ -162,7 +163,8 @@ class MeterVerifier:
             raise AuthError(f"{TIMESTAMP_HEADER} must be Unix seconds")
         if not (8 <= len(nonce) <= 64 and nonce.isascii() and nonce.isalnum()):
             raise AuthError(f"{NONCE_HEADER} must be 8..64 letters/digits")
-        if len(signature) != 64:
+        # compare_digest raises TypeError on non-ASCII text: refuse anything but hex first.
+        if len(signature) != 64 or signature.strip(_HEX_DIGITS):
             raise AuthError(f"{SIGNATURE_HEADER} must be a hex HMAC-SHA256")
         return int(timestamp), nonce, signature
 
