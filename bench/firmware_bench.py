@@ -1,0 +1,430 @@
+"""Firmware benchmark under the MicroPython unix port: heap, smallest heap cap for a day, tick CPU.
+
+    .venv/bin/python bench/firmware_bench.py                     # everything (a few minutes)
+    .venv/bin/python bench/firmware_bench.py --no-bisect         # skip the heap-cap search
+    .venv/bin/python bench/firmware_bench.py --day-ticks 100 --no-bisect --tick-count 100
+
+The firmware runs as the device runs it, from mpy-cross .mpy files (tools/build_firmware.py), on
+the simulator's fake hardware (PZEM emulator on the UART, LCD decoder on I2C, relay pin, a flash
+folder as the state root), with the simulator compiled to .mpy as well so its own compilation does
+not weigh on the heap figures. Each figure comes from its own micropython process; the scripts it
+runs are in bench/mpy/. Figures are printed with the commands that made them; nothing here passes
+or fails on time.
+"""
+import argparse
+import ast
+import json
+import os
+import re
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FIRMWARE = os.path.join(ROOT, "firmware")
+SIMULATOR = os.path.join(ROOT, "simulator")
+BENCH_MPY = os.path.join(ROOT, "bench", "mpy")
+# The simulator modules a meter needs under MicroPython (simulator/meter.py and the CLI are
+# CPython-only and not compiled).
+SIM_MODULES = ("clock", "world", "sim_board", "board_context")
+
+TARGET_LIVE_KB = 32
+TARGET_CAP_KB = 48
+TARGET_TICK_US = 300
+
+
+class BenchError(Exception):
+    """The benchmark could not produce a figure (build failed, a run crashed)."""
+
+
+# --- building what the micropython processes import ---------------------------------------
+
+def _bin(name):
+    exe = os.path.join(os.path.dirname(sys.executable), name)
+    return exe if os.path.exists(exe) else name
+
+
+def _mpy_cross(src, dest):
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    proc = subprocess.run([_bin("mpy-cross"), "-o", dest, src], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise BenchError("mpy-cross %s: %s" % (src, proc.stdout + proc.stderr))
+
+
+def build(work):
+    """Firmware .mpy (the device layout), simulator and bench scripts .mpy; returns the dirs."""
+    fw = os.path.join(work, "fw")
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "build_firmware.py"),
+                           "--out", fw], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise BenchError("firmware build failed:\n" + proc.stdout + proc.stderr)
+    sim = os.path.join(work, "sim")
+    if os.path.isdir(sim):
+        shutil.rmtree(sim)
+    for name in os.listdir(os.path.join(SIMULATOR, "hal")):
+        if name.endswith(".py"):
+            _mpy_cross(os.path.join(SIMULATOR, "hal", name),
+                       os.path.join(sim, "hal", name[:-3] + ".mpy"))
+    for name in SIM_MODULES:
+        _mpy_cross(os.path.join(SIMULATOR, name + ".py"), os.path.join(sim, "lib", name + ".mpy"))
+    for name in os.listdir(os.path.join(SIMULATOR, "devices")):
+        if name.endswith(".py"):
+            _mpy_cross(os.path.join(SIMULATOR, "devices", name),
+                       os.path.join(sim, "lib", "devices", name[:-3] + ".mpy"))
+    for name in os.listdir(BENCH_MPY):
+        if name.endswith(".py"):
+            _mpy_cross(os.path.join(BENCH_MPY, name), os.path.join(sim, "bench", name[:-3] + ".mpy"))
+    # bench first: its time.mpy must shadow the port's time module; .frozen keeps asyncio.
+    return [os.path.join(sim, "bench"), os.path.join(fw, "lib"), os.path.join(sim, "hal"),
+            os.path.join(sim, "lib"), ".frozen"]
+
+
+class Runner:
+    """Runs one bench script call per micropython process and remembers the command lines."""
+
+    def __init__(self, path, work):
+        self.path = path
+        self.work = work
+        self.exe = _bin("micropython")
+        self.commands = {}
+        self._flash_n = 0
+
+    def flash_dir(self):
+        self._flash_n += 1
+        # Fixed width: the length of a path changes allocation sizes, and so where a tight
+        # heap fragments.
+        path = os.path.join(self.work, "flash%04d" % self._flash_n)
+        os.makedirs(path, exist_ok=True)
+        return path
+
+    def command(self, code, heap_kb):
+        return [self.exe, "-X", "heapsize=%dk" % heap_kb, "-c", code]
+
+    def shell_line(self, code, heap_kb):
+        return "MICROPYPATH=%s %s" % (":".join(self.path),
+                                      " ".join(shlex.quote(a) for a in self.command(code, heap_kb)))
+
+    def run(self, label, code, heap_kb, timeout=900):
+        self.commands.setdefault(label, self.shell_line(code, heap_kb))
+        env = dict(os.environ, MICROPYPATH=":".join(self.path))
+        try:
+            return subprocess.run(self.command(code, heap_kb), capture_output=True, text=True,
+                                  env=env, cwd=self.work, timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            raise BenchError("%s: no answer after %d s" % (label, timeout)) from exc
+
+    def run_json(self, label, code, heap_kb):
+        proc = self.run(label, code, heap_kb)
+        lines = proc.stdout.strip().splitlines()
+        if proc.returncode != 0 or not lines:
+            raise BenchError("%s failed (status %d):\n%s%s" % (label, proc.returncode,
+                                                               proc.stdout, proc.stderr))
+        return json.loads(lines[-1]), lines[:-1]
+
+
+def call(module, func, *args):
+    """The -c program: `import module; module.func(args)`, arguments written as JSON (which is
+    valid Python for the strings, numbers and lists used here, and quotes readably)."""
+    return "import %s; %s.%s(%s)" % (module, module, func, ", ".join(json.dumps(a) for a in args))
+
+
+# --- (1) heap: the firmware's code by module, the app's data ------------------------------
+
+def firmware_modules():
+    """{module name: set of firmware modules it imports at module level}."""
+    deps = {}
+    base = os.path.join(FIRMWARE, "meter")
+    for folder, _, files in os.walk(base):
+        for name in files:
+            if not name.endswith(".py"):
+                continue
+            rel = os.path.relpath(os.path.join(folder, name), FIRMWARE)[:-3].replace(os.sep, ".")
+            mod = rel[:-len(".__init__")] if rel.endswith(".__init__") else rel
+            with open(os.path.join(folder, name), encoding="utf-8") as f:
+                deps[mod] = _top_level_imports(ast.parse(f.read()))
+    return {m: set(d for d in ds if d in deps and d != m) for m, ds in deps.items()}
+
+
+def _top_level_imports(tree):
+    # Imports inside functions are lazy (drivers the board picks): they are not dependencies.
+    found = set()
+    nodes = list(tree.body)
+    while nodes:
+        node = nodes.pop()
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(node.module + "." + a.name for a in node.names)
+        elif isinstance(node, (ast.Try, ast.If)):
+            nodes.extend(node.body + node.orelse + getattr(node, "handlers", [])
+                         + getattr(node, "finalbody", []))
+        elif isinstance(node, ast.ExceptHandler):
+            nodes.extend(node.body)
+    return found
+
+
+def import_order(wanted, deps):
+    """wanted modules, each after the firmware modules it imports (leaves first)."""
+    order, done = [], set()
+
+    def visit(mod, stack):
+        if mod in done or mod in stack:
+            return
+        for dep in sorted(deps.get(mod, ())):
+            visit(dep, stack + (mod,))
+        done.add(mod)
+        order.append(mod)
+
+    for mod in sorted(wanted):
+        visit(mod, ())
+    return [m for m in order if m in wanted and m not in ("meter", "meter.drivers")]
+
+
+_QSTR = re.compile(r"n_total_bytes=(\d+)")
+
+
+def measure_heap(runner, heap_kb, ticks, fw_lib):
+    flash = runner.flash_dir()
+    loaded, _ = runner.run_json("modules", call("heap", "loaded_modules", flash), heap_kb)
+    deps = firmware_modules()
+    order = import_order(set(loaded), deps)
+    extra = import_order(set(deps) - set(loaded), deps)
+    code = call("heap", "main", runner.flash_dir(), order, extra, ticks)
+    out, lines = runner.run_json("heap", code, heap_kb)
+    qstr = [int(m.group(1)) for m in map(_QSTR.search, lines) if m]
+    marks = iter(qstr)
+    for group in (out["modules"], out["not_loaded"]):
+        prev = next(marks, None)
+        for row in group:
+            now = next(marks, None)
+            row.append(now - prev if now is not None and prev is not None else None)
+            row.append(_mpy_size(fw_lib, row[0]))
+            prev = now
+    return out
+
+
+def _mpy_size(fw_lib, module):
+    path = os.path.join(fw_lib, *module.split(".")) + ".mpy"
+    if not os.path.exists(path):
+        path = os.path.join(fw_lib, *module.split("."), "__init__.mpy")
+    return os.path.getsize(path) if os.path.exists(path) else None
+
+
+def print_heap(out):
+    kb = lambda n: n / 1024.0  # noqa: E731
+    print("\n## (1) live heap after gc.collect(), app running (%d ticks)" % out["ticks"])
+    print("simulator + bench modules   %7.1f KB  (not on the device)" % kb(out["sim_code"]))
+    print("simulator objects (board)   %7.1f KB  (not on the device)" % kb(out["sim_objects"]))
+    print("firmware code (imports)     %7.1f KB" % kb(out["code"]))
+    print("app data after boot         %7.1f KB" % kb(out["data_after_boot"]))
+    print("app data after the ticks    %7.1f KB" % kb(out["data"]))
+    fw = out["code"] + out["data"]
+    print("firmware total (code+data)  %7.1f KB   target <= %d KB: %s" % (
+        kb(fw), TARGET_LIVE_KB, "met" if fw <= TARGET_LIVE_KB * 1024 else "MISSED"))
+    print("whole process live heap     %7.1f KB of a %d KB heap" % (
+        kb(out["live"]), out["heap_total"] // 1024))
+    print("\nper-module import cost (leaves first; qstr = interned names and strings, a new qstr "
+          "pool lands on the module that needs it)")
+    print("%-26s %8s %8s %8s" % ("module", "heap B", "qstr B", ".mpy B"))
+    for name, cost, _, q, size in sorted(out["modules"], key=lambda r: -r[1]):
+        print("%-26s %8d %8s %8s" % (name, cost, q if q is not None else "-", size or "-"))
+    if out["not_loaded"]:
+        print("not loaded by this meter (cost if imported later):")
+        for name, cost, _, q, size in out["not_loaded"]:
+            print("%-26s %8d %8s %8s" % (name, cost, q if q is not None else "-", size or "-"))
+    print("\napp data by the attribute holding it (freed when dropped in this order; shared "
+          "objects count for the last holder):")
+    for name, freed in out["data_by_attribute"]:
+        print("  %-28s %6d B" % (name, freed))
+    rest = out["data"] - sum(f for _, f in out["data_by_attribute"])
+    print("  %-28s %6d B  (fake hardware objects the board made, buffers, stack-held)" % (
+        "not freed by dropping", rest))
+
+
+# --- (2) the smallest heap cap for a simulated day ----------------------------------------
+
+def run_day(runner, heap_kb, ticks):
+    """(passed, the run's last line) for one day at one heap cap, in its own process."""
+    proc = runner.run("day", call("day", "main", runner.flash_dir(), ticks), heap_kb)
+    lines = (proc.stdout + proc.stderr).strip().splitlines()
+    last = lines[-1] if lines else "(no output)"
+    ok = proc.returncode == 0 and proc.stdout.startswith("day-ok")
+    if not ok and "MemoryError" not in proc.stdout + proc.stderr:
+        raise BenchError("day at %d KB failed for another reason than memory:\n%s%s" % (
+            heap_kb, proc.stdout, proc.stderr))
+    where = [ln for ln in lines if ln.startswith("day-")]
+    return ok, (where[0] if where else last)
+
+
+def bisect_cap(runner, ticks, good_kb, bad_kb, jobs, step_kb=1):
+    """Smallest passing cap between a failing and a passing one; each probe its own process,
+    `jobs` at a time. Assumes a larger heap never fails where a smaller one passed."""
+    probes = []
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        while good_kb - bad_kb > step_kb:
+            span = good_kb - bad_kb
+            caps = sorted(set(bad_kb + max(step_kb, span * (i + 1) // (jobs + 1))
+                              for i in range(jobs)))
+            caps = [c for c in caps if bad_kb < c < good_kb]
+            results = list(pool.map(lambda c: (c,) + run_day(runner, c, ticks), caps))
+            probes.extend(results)
+            for cap, ok, _ in results:
+                if ok:
+                    good_kb = min(good_kb, cap)
+            bad_kb = max([bad_kb] + [c for c, ok, _ in results if not ok and c < good_kb])
+    return good_kb, bad_kb, probes
+
+
+def measure_cap(runner, ticks, start_kb, jobs, floor_kb=1, scan_kb=8):
+    """floor_kb: a cap known to fail (below the live heap measured in (1), nothing fits)."""
+    ok, line = run_day(runner, start_kb, ticks)
+    good = start_kb
+    while not ok:
+        good *= 2
+        if good > 16384:
+            raise BenchError("a day does not complete even with 16 MB: " + line)
+        ok, line = run_day(runner, good, ticks)
+    cap, bad, probes = bisect_cap(runner, ticks, good, max(1, min(floor_kb, good - 1)), jobs)
+    # Fragmentation makes "fits" non-monotonic near the edge: try the caps just above too.
+    above = [c for c in range(cap + 1, cap + scan_kb + 1) if c not in [p[0] for p in probes]]
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        probes.extend(pool.map(lambda c: (c,) + run_day(runner, c, ticks), above))
+    failing = [c for c, ok, _ in probes if not ok and c > cap]
+    return {"cap_kb": cap, "fails_kb": bad, "probes": probes,
+            "all_above_kb": max(failing) + 1 if failing else cap, "scan_kb": scan_kb}
+
+
+# --- (3) CPU time of one tick --------------------------------------------------------------
+
+def measure_ticks(runner, heap_kb, warm, count, repeats):
+    results = {}
+    for variant in ("sim", "split", "trivial", "driver"):
+        runs = []
+        for _ in range(repeats):
+            code = call("tick", "main", runner.flash_dir(), variant, warm, count)
+            runs.append(runner.run_json("tick-" + variant, code, heap_kb)[0])
+        results[variant] = runs
+    return results
+
+
+def _med(runs, *keys):
+    vals = []
+    for r in runs:
+        for k in keys:
+            r = r[k]
+        vals.append(r)
+    return statistics.median(vals)
+
+
+def print_ticks(t, heap_kb):
+    sim, split, trivial, driver = t["sim"], t["split"], t["trivial"], t["driver"]
+    n = len(sim)
+    print("\n## (3) CPU time of app.tick(), time.ticks_us, display on, %d KB heap "
+          "(median of %d run%s)" % (heap_kb, n, "" if n == 1 else "s"))
+    print("%-34s %7s %7s %7s %7s %5s" % ("", "median", "p90", "p99", "max", "n"))
+    rows = (("sim fakes, every tick", sim, "all"), ("sim fakes, ticks without persist", sim,
+            "no_persist"), ("sim fakes, ticks that persisted", sim, "persist"),
+            ("trivial fakes, every tick", trivial, "all"),
+            ("trivial fakes, without persist", trivial, "no_persist"),
+            ("PZEM driver read(), canned reply", driver, "all"))
+    for label, runs, key in rows:
+        if not runs[0][key].get("n"):
+            continue
+        print("%-34s %7.0f %7.0f %7.0f %7.0f %5d" % (
+            label, _med(runs, key, "median"), _med(runs, key, "p90"), _med(runs, key, "p99"),
+            _med(runs, key, "max"), runs[0][key]["n"]))
+    med = _med(sim, "all", "median")
+    print("median tick %.0f us   target < %d us: %s" % (med, TARGET_TICK_US,
+                                                      "met" if med < TARGET_TICK_US else "MISSED"))
+    print("split, ticks without persist (timing proxies around the fakes, their own cost "
+          "taken out): fakes %.0f us + firmware %.0f us (medians; %.1f fake calls a tick)" % (
+              _med(split, "fakes", "median"), _med(split, "firmware", "median"),
+              _med(split, "fake_calls_per_tick")))
+    print("firmware alone (trivial fakes, median) %.0f us + PZEM driver %.0f us = %.0f us" % (
+        _med(trivial, "no_persist", "median"), _med(driver, "all", "median"),
+        _med(trivial, "no_persist", "median") + _med(driver, "all", "median")))
+    print("one full gc.collect() with this heap: %.0f us (the sim's objects included)" % (
+        _med(sim, "gc_collect_us")))
+    print("the bench's virtual time.ticks_ms adds %.1f us per call (Python, not C)" % (
+        _med(sim, "ticks_ms_call_us")))
+
+
+# --- the run -------------------------------------------------------------------------------
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--heap-kb", type=int, default=512,
+                   help="heap cap for the heap and tick runs (default 512)")
+    p.add_argument("--heap-ticks", type=int, default=300, help="ticks before the heap is taken")
+    p.add_argument("--day-ticks", type=int, default=86400, help="ticks in the simulated day")
+    p.add_argument("--no-bisect", action="store_true",
+                   help="run the day once at --heap-kb instead of searching the smallest cap")
+    p.add_argument("--jobs", type=int, default=max(1, min(4, os.cpu_count() or 1)),
+                   help="micropython processes at a time in the cap search")
+    p.add_argument("--warm", type=int, default=120, help="ticks before the timed ones")
+    p.add_argument("--tick-count", type=int, default=3000, help="timed ticks per run")
+    p.add_argument("--repeats", type=int, default=3, help="runs per tick variant")
+    p.add_argument("--work", help="folder for the build and the flash folders (default: temp)")
+    p.add_argument("--json", help="also write every figure to this file")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    work = args.work or tempfile.mkdtemp(prefix="mita-fwbench-")
+    os.makedirs(work, exist_ok=True)
+    shown = [os.path.relpath(sys.executable, ROOT) if sys.executable.startswith(ROOT)
+             else sys.executable, "bench/firmware_bench.py"] + list(
+        sys.argv[1:] if argv is None else argv)
+    print("# mita firmware benchmark (MicroPython unix port, firmware as .mpy)")
+    print("command: " + " ".join(shlex.quote(a) for a in shown))
+    path = build(work)
+    runner = Runner(path, work)
+    fw_lib = path[1]
+    figures = {"work": work}
+    figures["heap"] = heap = measure_heap(runner, args.heap_kb, args.heap_ticks, fw_lib)
+    print_heap(heap)
+    figures["ticks"] = measure_ticks(runner, args.heap_kb, args.warm, args.tick_count,
+                                     args.repeats)
+    print_ticks(figures["ticks"], args.heap_kb)
+    print("load average while timing: %.2f %.2f %.2f on %d CPUs (medians resist a busy machine, "
+          "p99 and max do not)" % (os.getloadavg() + (os.cpu_count() or 0,)))
+    print("\n## (2) a simulated day: %d one-second ticks" % args.day_ticks)
+    ok, line = run_day(runner, args.heap_kb, args.day_ticks)
+    print("at %d KB: %s" % (args.heap_kb, line))
+    figures["day"] = {"heap_kb": args.heap_kb, "ok": ok, "line": line}
+    if not args.no_bisect:
+        cap = measure_cap(runner, args.day_ticks, args.heap_kb, args.jobs,
+                          floor_kb=heap["live"] * 3 // 4 // 1024)
+        figures["day"].update(cap)
+        for kb_, ok_, line_ in sorted(cap["probes"]):
+            print("  probe %4d KB: %s" % (kb_, line_ if not ok_ else "completes"))
+        sim_kb = (heap["sim_code"] + heap["sim_objects"]) / 1024.0
+        print("smallest -X heapsize for the day: %d KB (%d KB fails)   target <= %d KB: %s" % (
+            cap["cap_kb"], cap["fails_kb"], TARGET_CAP_KB,
+            "met" if cap["cap_kb"] <= TARGET_CAP_KB else "MISSED"))
+        print("every cap from %d KB to %d KB completes (non-monotonic edge: %s)" % (
+            cap["all_above_kb"], cap["cap_kb"] + cap["scan_kb"],
+            "yes" if cap["all_above_kb"] > cap["cap_kb"] else "none seen"))
+        print("of which the simulator holds %.1f KB live; firmware's share about %.1f KB" % (
+            sim_kb, cap["cap_kb"] - sim_kb))
+    print("\n## commands (MicroPython side, as run from %s)" % work)
+    for label, line in runner.commands.items():
+        print("%s: %s" % (label, line))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(figures, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except BenchError as exc:
+        print("firmware bench: %s" % exc, file=sys.stderr)
+        sys.exit(2)
