@@ -70,9 +70,26 @@ async def error_middleware(request, handler):
     except Exception as exc:
         for cls, status, code in _MAPPING:
             if isinstance(exc, cls):
-                return json_error(status, code, str(exc) or code)
-        log.exception("unhandled error", extra={"method": request.method, "path": request.path})
+                return json_error(status, code, _public_message(request, exc, code))
+        log.exception("unhandled error", extra={"method": request.method,
+                                                "path": _route(request)})
         return json_error(500, "internal", "internal server error")
+
+
+def _public_message(request, exc, code):
+    """The message a caller sees. A bare backend failure names files, hosts or SQL: that goes
+    to the log for the operator, the caller only learns to try again."""
+    if type(exc) is StoreError:
+        log.warning("store unavailable", extra={"method": request.method,
+                                                "path": _route(request), "error": str(exc)})
+        return "the record store is unavailable; try again"
+    return str(exc) or code
+
+
+def _route(request):
+    # Daraja paths carry the callback secret: name the route, never the raw URL.
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else request.path
 
 
 def _reject_constant(name):

@@ -8,7 +8,8 @@ import time
 from collections import OrderedDict
 
 from cloud.callbacks import normalise_meter_no, InvalidMeterNumber
-from cloud.daraja import DarajaError, DarajaPending, DarajaTimeout
+from cloud.daraja import (DarajaAuthError, DarajaError, DarajaPending, DarajaRejected,
+                          DarajaTimeout)
 from cloud.phone import normalise_msisdn
 from cloud.store.base import NotFound
 
@@ -116,10 +117,8 @@ class Payments:
         try:
             reply = await self.daraja.stk_push(phone, amount_kes, meter_no[:_ACCOUNT_REF_MAX],
                                                _DESCRIPTION)
-        except DarajaTimeout as e:
-            raise GatewayError(f"M-Pesa did not answer: {e}", timeout=True) from None
         except DarajaError as e:
-            raise GatewayError(f"M-Pesa refused the request: {e}") from None
+            raise self._gateway_error(e, meter_no, amount_kes) from None
         checkout = reply.get("CheckoutRequestID") if isinstance(reply, dict) else None
         if not isinstance(checkout, str) or not checkout:
             raise GatewayError("M-Pesa accepted the request without a CheckoutRequestID")
@@ -145,6 +144,25 @@ class Payments:
             await self.apply_stk_result(orphan)
             stored = await self.store.get_stk_request(checkout) or stored
         return stored
+
+    def _gateway_error(self, error, meter_no, amount_kes):
+        """What the customer is told, and what the operator needs in the log. Transport and
+        credential details (hosts, OAuth codes) stay in the log."""
+        fields = {"meter_no": meter_no, "amount_cents": amount_kes * 100, "error": str(error)}
+        if isinstance(error, DarajaTimeout):
+            # The prompt may still reach the phone: a payment made from it arrives as a
+            # callback for an unknown request (logged there with its receipt).
+            log.error("stk push timed out; outcome unknown", extra=fields)
+            return GatewayError("M-Pesa did not answer in time; check your phone before "
+                                "trying again", timeout=True)
+        if isinstance(error, DarajaAuthError):
+            log.error("daraja refused our credentials", extra=fields)
+        elif isinstance(error, DarajaRejected):
+            log.warning("stk push refused", extra=fields)
+            return GatewayError(f"M-Pesa refused the request: {error.message}")
+        else:
+            log.error("stk push failed", extra=fields)
+        return GatewayError("M-Pesa is unavailable; try again shortly")
 
     async def stk_status(self, checkout_request_id):
         request = await self.store.get_stk_request(checkout_request_id)

@@ -30,3 +30,71 @@ async def test_a_non_ascii_signature_over_http_is_json_401(harness):
     assert resp.status == 401
     assert (await resp.json())["error"] == "unauthorized"
     assert (await h.store.get_meter(meter_no))["current_balance_cents"] == 0
+
+
+async def test_a_store_outage_tells_the_caller_nothing_about_the_backend(harness, monkeypatch,
+                                                                         caplog):
+    from cloud.store.base import StoreError
+    h = harness
+    _, auth, meter_no, _ = await h.customer_with_meter()
+
+    async def locked(*args):
+        raise StoreError("sqlite: database is locked (/srv/mita/mita.sqlite3)")
+    monkeypatch.setattr(h.store, "get_meter", locked)
+    resp = await h.client.get(f"/api/meters/{meter_no}", headers=auth)
+    assert resp.status == 503
+    body = await resp.json()
+    assert body["error"] == "store_unavailable"
+    assert "sqlite" not in body["message"] and "/srv" not in body["message"]
+    # the operator still sees what broke
+    assert any("database is locked" in str(getattr(r, "error", "")) for r in caplog.records)
+
+
+async def test_domain_store_errors_keep_their_message(harness):
+    h = harness
+    user_id, _ = await h.create_customer()
+    await h.register_meter(user_id, "MTR-9")
+    resp = await h.client.post("/api/meters", json={"meter_no": "MTR-9", "user_id": user_id},
+                               headers=h.op())
+    assert resp.status == 409 and "MTR9" in (await resp.json())["message"]
+
+
+async def test_an_unreachable_gateway_does_not_show_its_address_to_the_customer(harness,
+                                                                               caplog):
+    h = harness
+    _, auth, meter_no, _ = await h.customer_with_meter()
+    h.daraja.base_url = "http://127.0.0.1:9"
+    resp = await h.stk_push(auth, meter_no)
+    assert resp.status == 502
+    message = (await resp.json())["message"]
+    assert "127.0.0.1" not in message and "Daraja" not in message
+    logged = [r for r in caplog.records if r.levelname == "ERROR" and "stk push" in r.msg]
+    assert logged and "127.0.0.1" in logged[0].error and logged[0].meter_no == meter_no
+
+
+async def test_a_timed_out_push_is_logged_for_reconciliation(harness, caplog):
+    from cloud.daraja import DarajaTimeout
+    h = harness
+    _, auth, meter_no, _ = await h.customer_with_meter()
+
+    async def slow(*args):
+        raise DarajaTimeout("no reply from Daraja within 15s")
+    h.payments.daraja.stk_push = slow
+    resp = await h.stk_push(auth, meter_no, amount=250)
+    assert resp.status == 504
+    logged = [r for r in caplog.records if r.msg == "stk push timed out; outcome unknown"]
+    assert logged and logged[0].amount_cents == 25000 and logged[0].meter_no == meter_no
+
+
+async def test_a_crash_in_a_callback_never_logs_the_callback_secret(harness, monkeypatch,
+                                                                    caplog):
+    from tests.cloud.cloud_harness import SECRET, stk_failure
+    h = harness
+
+    async def boom(result):
+        raise RuntimeError("bug")
+    monkeypatch.setattr(h.payments, "apply_stk_result", boom)
+    resp = await h.post_callback(stk_failure("ws_CO_1"))
+    assert resp.status == 500
+    assert caplog.records and all(SECRET not in r.getMessage() and SECRET not in str(vars(r))
+                                  for r in caplog.records)
