@@ -1,0 +1,380 @@
+"""Benchmark: from an accepted M-Pesa callback to the meter's relay closing, over mosquitto;
+then how many meters (telemetry every 10 s) one cloud process serves before the p99 of that
+command latency passes 1 s.
+
+    .venv/bin/python bench/link_latency.py [--payments 250] [--fleet 1000,2000,5000,10000]
+
+The cloud runs as `python -m cloud serve` in its own process (SQLite store, the Daraja
+stand-in, MITA_MQTT_URL pointing at a mosquitto this script starts with the files
+cloud.mosquitto writes). Meters are fake: a small asyncio MQTT 3.1.1 client per meter speaking
+docs/protocol.md, applying credits with the firmware's own Recharger/Ledger and closing its
+"relay" when the balance turns positive; the load fleet runs in worker processes. A payment is
+a C2B confirmation (one Daraja callback). Prints figures only; never passes or fails on time.
+"""
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[:0] = [ROOT, os.path.join(ROOT, "firmware"), os.path.join(ROOT, "simulator", "hal")]
+
+import aiohttp  # noqa: E402
+
+from cloud import mosquitto as mosq  # noqa: E402
+from cloud.broker import BRIDGE_USERNAME, meter_broker_password  # noqa: E402
+
+SECRET = "bench-callback-secret-000"
+OPERATOR = "op-bench-key-0123456789"
+BRIDGE_PASSWORD = "bench-bridge-password"
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def percentile(values, p):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+# -- a minimal MQTT 3.1.1 meter ---------------------------------------------------------------
+
+def _utf8(text):
+    data = text.encode()
+    return len(data).to_bytes(2, "big") + data
+
+
+def _packet(kind, body):
+    n, length = len(body), bytearray()
+    while True:
+        byte, n = n % 128, n // 128
+        length.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes([kind]) + bytes(length) + body
+
+
+class MiniMeter:
+    """Just enough MQTT for a meter: CONNECT with a will, SUBSCRIBE, PUBLISH QoS 0/1, PUBACK."""
+
+    def __init__(self, port, meter_no, password, on_close=None):
+        from meter.ledger import Ledger
+        from meter.recharge import Recharger
+        self.port, self.meter_no, self.password = port, meter_no, password
+        self.recharger = Recharger(Ledger(0))
+        self.relay_closed = False
+        self.on_close = on_close  # called with (receipt, monotonic time) when the relay closes
+        self.mid = 0
+        self.writer = None
+
+    def topic(self, kind):
+        return "meters/%s/%s" % (self.meter_no, kind)
+
+    async def connect(self):
+        reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        will = json.dumps({"v": 1, "state": "offline", "reason": "connection_lost"})
+        body = (_utf8("MQTT") + bytes([4, 0xC0 | 0x20 | 0x08 | 0x04]) + (60).to_bytes(2, "big")
+                + _utf8(self.meter_no) + _utf8(self.topic("status")) + _utf8(will)
+                + _utf8(self.meter_no) + _utf8(self.password))
+        self.writer.write(_packet(0x10, body))
+        header = await reader.readexactly(4)
+        if header[3] != 0:
+            raise ConnectionError("CONNACK %d for %s" % (header[3], self.meter_no))
+        subs = b"".join(_utf8(self.topic(k)) + b"\x01" for k in ("recharge", "sync"))
+        self.writer.write(_packet(0x82, (1).to_bytes(2, "big") + subs))
+        self.publish("status", {"state": "online", "load_connected": False}, qos=1, retain=True)
+        return asyncio.create_task(self._read(reader))
+
+    def publish(self, kind, body, qos=0, retain=False):
+        payload = json.dumps(dict({"v": 1}, **body)).encode()
+        head = 0x30 | (qos << 1) | (1 if retain else 0)
+        mid = b""
+        if qos:
+            self.mid = self.mid % 65535 + 1
+            mid = self.mid.to_bytes(2, "big")
+        self.writer.write(_packet(head, _utf8(self.topic(kind)) + mid + payload))
+
+    async def _read(self, reader):
+        try:
+            while True:
+                first = (await reader.readexactly(1))[0]
+                length, shift = 0, 0
+                while True:
+                    byte = (await reader.readexactly(1))[0]
+                    length |= (byte & 0x7F) << shift
+                    shift += 7
+                    if not byte & 0x80:
+                        break
+                body = await reader.readexactly(length)
+                if first >> 4 == 3:
+                    self._on_publish(first, body)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+
+    def _on_publish(self, first, body):
+        n = int.from_bytes(body[:2], "big")
+        topic = body[2:2 + n].decode()
+        rest = body[2 + n:]
+        if (first >> 1) & 3:
+            self.writer.write(_packet(0x40, rest[:2]))  # PUBACK (after the "persisted" apply)
+            rest = rest[2:]
+        msg = json.loads(rest)
+        if topic.endswith("/sync"):
+            self.recharger.advance_floor("cloud", msg["recharge_floor"])
+            return
+        status, reason = self.recharger.apply(msg, 0)
+        balance = self.recharger.ledger.balance
+        self.publish("recharge/ack", {"seq": msg["seq"], "id": msg["id"], "status": status,
+                                      "reason": reason, "balance_cents": balance}, qos=1)
+        if balance > 0 and not self.relay_closed:
+            self.relay_closed = True
+            if self.on_close is not None:
+                self.on_close(msg["id"], time.monotonic())
+
+    def consume_all(self):
+        """The load eats the credit and the relay opens again (ready for the next payment)."""
+        ledger = self.recharger.ledger
+        if ledger.balance > 0:
+            ledger.debit(ledger.balance)
+        self.relay_closed = False
+
+    def telemetry(self):
+        self.publish("telemetry", {"balance_cents": self.recharger.ledger.balance,
+                                   "power_w": random.randint(0, 3000),
+                                   "alerts": {"low_balance": True, "critical_balance": True}})
+
+
+# -- the fleet: meters that only connect and send telemetry (worker processes) ----------------
+
+def fleet_worker(port, accounts, interval_s, ready):
+    async def main():
+        meters = []
+        for i, (meter_no, password) in enumerate(accounts):
+            meter = MiniMeter(port, meter_no, password)
+            await meter.connect()
+            meters.append(meter)
+            if i % 200 == 199:
+                await asyncio.sleep(0.2)  # a ramp, not a thundering herd
+        ready.set()
+        phase = {m.meter_no: random.uniform(0, interval_s) for m in meters}
+        start = time.monotonic()
+        ticks = {m.meter_no: 0 for m in meters}
+        while True:
+            now = time.monotonic() - start
+            for m in meters:
+                if now >= phase[m.meter_no] + ticks[m.meter_no] * interval_s:
+                    ticks[m.meter_no] += 1
+                    m.telemetry()
+            await asyncio.sleep(0.05)
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    asyncio.run(main())
+
+
+# -- the rig ----------------------------------------------------------------------------------
+
+async def prepare_store(path, count):
+    """A user and `count` meters straight into the SQLite file; (meter_no, password) each."""
+    from cloud.store.sqlite import SqliteStore
+    store = await SqliteStore.open(path)
+    try:
+        await store.create_user({"user_id": "bench", "name": "Bench"})
+        accounts = []
+        for i in range(count):
+            meter_no, key = "BENCH%06d" % i, "dk_bench_%06d" % i
+            await store.create_meter(meter_no, "bench", key)
+            accounts.append((meter_no, meter_broker_password(meter_no, key)))
+        return accounts
+    finally:
+        await store.close()
+
+
+class Rig:
+    def __init__(self, folder):
+        self.folder = folder
+        self.mqtt_port, self.http_port = free_port(), free_port()
+        self.paths = mosq.write_config(os.path.join(folder, "mosquitto"), self.mqtt_port,
+                                       persistence=False)
+        os.chmod(os.path.join(folder, "mosquitto"), 0o755)
+        os.chmod(folder, 0o755)
+        self.pid_file = os.path.join(folder, "mosquitto.pid")
+        self.procs = []
+
+    def start(self):
+        broker = subprocess.Popen([MOSQUITTO, "-c", self.paths["mosquitto.conf"]],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with open(self.pid_file, "w") as f:
+            f.write(str(broker.pid))
+        env = dict(os.environ, PORT=str(self.http_port), MITA_OPERATOR_KEY=OPERATOR,
+                   MITA_SQLITE_PATH=os.path.join(self.folder, "mita.sqlite3"),
+                   MITA_CALLBACK_SECRET=SECRET,
+                   MITA_MQTT_URL="mqtt://%s:%s@127.0.0.1:%d" % (BRIDGE_USERNAME, BRIDGE_PASSWORD,
+                                                               self.mqtt_port),
+                   MITA_MOSQUITTO_PASSWORD_FILE=self.paths["passwords"],
+                   MITA_MOSQUITTO_PID_FILE=self.pid_file, PYTHONPATH=ROOT)
+        cloud = subprocess.Popen([sys.executable, "-m", "cloud", "--env-file", "", "serve"],
+                                 env=env, cwd=self.folder, stdout=subprocess.DEVNULL,
+                                 stderr=open(os.path.join(self.folder, "cloud.log"), "wb"))
+        self.procs = [cloud, broker]
+
+    async def wait_ready(self, session, accounts):
+        for _ in range(3000):
+            try:
+                async with session.get("http://127.0.0.1:%d/health" % self.http_port) as r:
+                    if r.status == 200 and await self._accepts(*accounts[0]):
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.05)
+        raise RuntimeError("the cloud did not come up; see %s/cloud.log" % self.folder)
+
+    async def _accepts(self, meter_no, password):
+        meter = MiniMeter(self.mqtt_port, meter_no + "-probe", password)
+        try:
+            meter.meter_no = meter_no
+            task = await meter.connect()
+            task.cancel()
+            meter.writer.close()
+            return True
+        except (ConnectionError, OSError, asyncio.IncompleteReadError):
+            return False
+
+    def stop(self):
+        for proc in self.procs:
+            proc.terminate()
+            proc.wait(10)
+
+
+async def pay(session, port, meter_no, receipt):
+    body = {"TransactionType": "Pay Bill", "TransID": receipt, "TransTime": "20261126063845",
+            "TransAmount": "10.00", "BusinessShortCode": "174379", "BillRefNumber": meter_no,
+            "MSISDN": "254712345678", "FirstName": "Bench"}
+    url = "http://127.0.0.1:%d/daraja/c2b/confirmation/%s" % (port, SECRET)
+    async with session.post(url, json=body) as resp:
+        if resp.status != 200:
+            raise RuntimeError("callback refused: %d %s" % (resp.status, await resp.text()))
+
+
+async def measure(rig, session, probes, count, rate_hz, tag):
+    """`count` payments to the probe meters, `rate_hz` a second (0: one after another);
+    latency from sending the callback to the relay closing, in seconds."""
+    closed = {}
+    for meter in probes:
+        meter.on_close = lambda receipt, t: closed[receipt].set_result(t)
+    latencies = []
+
+    async def one(i):
+        meter = probes[i % len(probes)]
+        receipt = "%s%07d" % (tag, i)
+        closed[receipt] = asyncio.get_running_loop().create_future()
+        t0 = time.monotonic()
+        await pay(session, rig.http_port, meter.meter_no, receipt)
+        t1 = await asyncio.wait_for(closed[receipt], 30)
+        latencies.append(t1 - t0)
+        meter.consume_all()
+    if rate_hz:
+        tasks = []
+        for i in range(count):
+            tasks.append(asyncio.create_task(one(i)))
+            await asyncio.sleep(1 / rate_hz)
+        await asyncio.gather(*tasks)
+    else:
+        for i in range(count):
+            await one(i)
+    return latencies
+
+
+def report(label, values):
+    print("%-34s n=%4d  p50 %6.1f ms  p99 %6.1f ms  max %6.1f ms" % (
+        label, len(values), 1000 * percentile(values, 50), 1000 * percentile(values, 99),
+        1000 * max(values)), flush=True)
+
+
+async def run(args):
+    folder = tempfile.mkdtemp(prefix="mita-bench-link-")
+    fleet_sizes = [int(n) for n in args.fleet.split(",") if n]
+    probes_n = max(1, args.probes)
+    accounts = await prepare_store(os.path.join(folder, "mita.sqlite3"),
+                                   probes_n + (max(fleet_sizes) if fleet_sizes else 0))
+    rig = Rig(folder)
+    rig.start()
+    workers = []
+    try:
+        async with aiohttp.ClientSession() as session:
+            await rig.wait_ready(session, accounts)
+            probes = [MiniMeter(rig.mqtt_port, *a) for a in accounts[:probes_n]]
+            for meter in probes:
+                await meter.connect()
+            await asyncio.sleep(1.0)  # the bridge's delivery pass for each new status
+            lat = await measure(rig, session, probes, args.payments, 0, "QKL")
+            report("payments one at a time (idle)", lat)
+            lat = await measure(rig, session, probes, args.payments, args.rate, "QKR")
+            report("payments at %g/s (idle)" % args.rate, lat)
+            fleet = accounts[probes_n:]
+            have = 0
+            for size in fleet_sizes:
+                workers += start_fleet(rig.mqtt_port, fleet[have:size], args.workers,
+                                       args.telemetry_s)
+                have = size
+                await asyncio.sleep(args.telemetry_s + 2)  # every fleet meter has reported
+                lat = await measure(rig, session, probes, args.samples, args.rate, "Q%d" % size)
+                report("%5d meters, telemetry/%gs, %g pay/s" % (size, args.telemetry_s,
+                                                                args.rate), lat)
+                if percentile(lat, 99) > 1.0:
+                    print("p99 passed 1 s at %d meters" % size)
+                    break
+    finally:
+        for w in workers:
+            w.terminate()
+        rig.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def start_fleet(port, accounts, workers, interval_s):
+    procs = []
+    chunks = [accounts[i::workers] for i in range(workers)]
+    for chunk in chunks:
+        if not chunk:
+            continue
+        ready = multiprocessing.Event()
+        proc = multiprocessing.Process(target=fleet_worker, args=(port, chunk, interval_s,
+                                                                   ready), daemon=True)
+        proc.start()
+        procs.append((proc, ready))
+    for proc, ready in procs:
+        ready.wait(300)
+    return [p for p, _ in procs]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--payments", type=int, default=250)
+    parser.add_argument("--probes", type=int, default=10, help="meters receiving payments")
+    parser.add_argument("--rate", type=float, default=5.0, help="payments a second under load")
+    parser.add_argument("--samples", type=int, default=200, help="payments per fleet size")
+    parser.add_argument("--fleet", default="1000,2000,5000,10000",
+                        help="fleet sizes to try, comma-separated ('' to skip)")
+    parser.add_argument("--telemetry-s", type=float, default=10.0)
+    parser.add_argument("--workers", type=int, default=2, help="fleet processes")
+    args = parser.parse_args()
+    if not os.path.exists(MOSQUITTO):
+        sys.exit("mosquitto is not installed (%s)" % MOSQUITTO)
+    print("bench/link_latency.py: %d cpus, python %s" % (os.cpu_count(), sys.version.split()[0]))
+    asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    main()
