@@ -1,6 +1,7 @@
 # The meter's configuration: /config.json merged over defaults for everything. A missing,
 # corrupt or wrongly typed file never stops the meter: it runs on safe defaults and says why.
 import json
+import os
 
 # Pin map of the reference meter (ESP32 DevKit); a board wired differently says so in its
 # /config.json. Safe means: relay pin driven to "open" until the state says otherwise.
@@ -42,6 +43,64 @@ DEFAULT_TARIFF = {"version": 0, "bands": [{"rate": 2500}], "vat_bp": 0}
 
 class ConfigError(ValueError):
     pass
+
+
+_PIN_MAX = 48  # the highest GPIO of the ESP32 family (S3); the classic ESP32 stops at 39
+_MAX_CONFIG_BYTES = 8192  # a real config is about 1 KB; a bigger file is not read into RAM
+# Integer settings whose type alone does not make them safe: a zero tick busy-loops, a zero
+# persist interval wears the flash out, a bad offset makes every tick raise. A value outside
+# its range is reported and replaced by the default, like a wrong type.
+_RANGES = (
+    ("tick_ms", 100, 60000),
+    ("persist_interval_s", 5, 3600),
+    ("watchdog_ms", 2000, 60000),
+    ("sensor_fault_after", 1, 86400),
+    ("max_recharge_cents", 1, 1000000000),
+    ("initial_balance_cents", 0, 100000000),
+    ("utc_offset_min", -720, 840),
+    ("uart.id", 0, 2),
+    ("uart.tx", 0, _PIN_MAX),
+    ("uart.rx", 0, _PIN_MAX),
+    ("uart.timeout_ms", 10, 2000),
+    ("pzem.address", 1, 0xF8),
+    ("pzem.retries", 0, 5),
+    ("s0.impulses_per_kwh", 1, 100000),
+    ("s0.debounce_ms", 0, 1000),
+    ("relay.pulse_ms", 1, 1000),
+    ("lcd.addr", 0x08, 0x77),
+    ("cover.open_level", 0, 1),
+    ("mqtt.port", 1, 65535),
+    ("pins.relay", 0, _PIN_MAX),
+    ("pins.relay_reset", -1, _PIN_MAX),
+    ("pins.s0", -1, _PIN_MAX),
+    ("pins.buzzer", -1, _PIN_MAX),
+    ("pins.cover", -1, _PIN_MAX),
+    ("pins.i2c_scl", -1, _PIN_MAX),
+    ("pins.i2c_sda", -1, _PIN_MAX),
+)
+_PIN_LISTS = ("keypad_rows", "keypad_cols")
+
+
+def _check_ranges(config, problems):
+    for path, low, high in _RANGES:
+        parent = config
+        default = DEFAULTS
+        parts = path.split(".")
+        for part in parts[:-1]:
+            parent = parent[part]
+            default = default[part]
+        key = parts[-1]
+        value = parent[key]
+        if not low <= value <= high:
+            problems.append("%s: %d is outside %d..%d" % (path, value, low, high))
+            parent[key] = default[key]
+    pins = config["pins"]
+    for key in _PIN_LISTS:
+        for n in pins[key]:
+            if type(n) is not int or not 0 <= n <= _PIN_MAX:
+                problems.append("pins.%s: %r is not a pin number" % (key, n))
+                pins[key] = []
+                break
 
 
 def _merge(defaults, given, path, problems) -> dict:
@@ -105,19 +164,25 @@ def from_dict(given):
     for key in given:
         if key not in DEFAULTS:
             problems.append("%s: unknown key, ignored" % key)
-    return _merge(DEFAULTS, given, "", problems), problems
+    config = _merge(DEFAULTS, given, "", problems)
+    _check_ranges(config, problems)
+    return config, problems
 
 
 def load(path, log=None):
     """Read a config file; returns (config, problems). Never raises for a bad file."""
     try:
-        with open(path) as f:
-            text = f.read()
+        size = os.stat(path)[6]
     except OSError:
         return defaults(), ["%s: not found, using defaults" % path]
     try:
+        if size > _MAX_CONFIG_BYTES:
+            raise ValueError("%d bytes is too big" % size)
+        with open(path, "rb") as f:
+            # Bytes, decoded here: a config with invalid UTF-8 is corrupt, not a crash.
+            text = f.read().decode()
         given = json.loads(text)
-    except ValueError as exc:
+    except (OSError, ValueError) as exc:
         problems = ["%s: corrupt JSON (%s), using safe defaults" % (path, exc)]
         if log:
             log.error(problems[0])
