@@ -127,3 +127,74 @@ def test_panel_keys_drive_the_meter_and_the_render_shows_it(clock, tmp_path):
     assert "|KES 50." in text or "|KES 49." in text  # the LCD's first line, as decoded
     assert "0.45kW" in text  # 200 W + one step of 250 W, on the LCD
     assert "OFF (power cut)" in text and "closed (load on)" in text
+
+
+# --- the --cloud hook, against a real broker ---------------------------------------------------
+
+MOSQUITTO = "/usr/sbin/mosquitto"
+
+
+@pytest.fixture
+def mosquitto(tmp_path):
+    import socket
+    import time
+    if not os.path.exists(MOSQUITTO):
+        pytest.skip("mosquitto is not installed (%s)" % MOSQUITTO)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    conf = tmp_path / "mosquitto.conf"
+    conf.write_text("listener %d 127.0.0.1\nallow_anonymous true\n" % port)
+    proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+            break
+        except OSError:
+            time.sleep(0.01)
+    yield port
+    proc.terminate()
+    proc.wait(5)
+
+
+def test_cloud_hook_runs_the_firmware_link_and_a_recharge_arrives_over_mqtt(mosquitto, tmp_path):
+    import json
+    import threading
+    import paho.mqtt.client as paho
+    from simulator.clock import REAL, VirtualClock, install
+    clock = install(VirtualClock(mode=REAL, speed=20))  # WiFi's 1.5 s join takes 75 ms
+    scenario = Scenario({"start_balance_kes": 10, "load": {"watts": 300}})
+    meter = scenario.make_meter(clock, str(tmp_path / "m"), meter_id="MTR-SIM-1",
+                                cloud_url="mqtt://127.0.0.1:%d" % mosquitto)
+    acks = []
+    subscribed = threading.Event()
+    cloud = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="cloud")
+    cloud.on_subscribe = lambda *a: subscribed.set()
+    cloud.on_message = lambda c, u, msg: acks.append(json.loads(msg.payload))
+    cloud.connect("127.0.0.1", mosquitto)
+    cloud.subscribe("meters/MTR-SIM-1/recharge/ack", 1)
+    cloud.loop_start()
+
+    async def go():
+        meter.start(asyncio.get_running_loop())
+        assert subscribed.wait(5)
+        for _ in range(400):  # until the meter's MQTT session is up (the log says so)
+            if any("connected to 127.0.0.1" in line for _, line in meter.log):
+                break
+            await asyncio.sleep(0.5)
+        cloud.publish("meters/MTR-SIM-1/recharge", json.dumps(
+            {"v": 1, "id": "QK1", "seq": 1, "amount_cents": 5000, "source": "cloud"}), 1)
+        for _ in range(400):
+            if acks:
+                break
+            await asyncio.sleep(0.5)
+        meter.stop()
+
+    try:
+        clock.run(go())
+    finally:
+        cloud.loop_stop()
+        cloud.disconnect()
+    assert meter.last_app.ledger.total_credited == 5000
+    assert acks and acks[0]["seq"] == 1 and "applied" in json.dumps(acks[0])
