@@ -25,7 +25,11 @@ class Logger:
         if level < self.level:
             return
         if args:
-            msg = msg % args
+            try:
+                msg = msg % args
+            except (TypeError, ValueError):
+                # A log line with the wrong arguments must not take the tick down with it.
+                msg = "%s %r" % (msg, args)
         line = "%s %s: %s" % (_NAMES.get(level, str(level)), self.name, msg)
         if self.sink is None:
             print(line)
