@@ -30,14 +30,18 @@ def _one_worker(args):
     from simulator.clock import VirtualClock
     from simulator.fleet import Fleet
     rss0 = _rss_kb("VmRSS")
+    cpu0 = time.process_time()
     t0 = time.perf_counter()
     fleet = Fleet(count, clock=VirtualClock(sleep_advances=False), sensor=sensor, first=first)
     t1 = time.perf_counter()
+    cpu1 = time.process_time()
     rows = fleet.run(seconds)
     t2 = time.perf_counter()
+    cpu2 = time.process_time()
     fleet.close()
     crashes = sum(r["crashes"] for r in rows)
-    return {"meters": count, "build_s": t1 - t0, "run_s": t2 - t1, "rss0_kb": rss0,
+    return {"meters": count, "build_s": t1 - t0, "run_s": t2 - t1, "cpu_s": cpu2 - cpu1,
+            "build_cpu_s": cpu1 - cpu0, "rss0_kb": rss0,
             "hwm_kb": _rss_kb("VmHWM"), "crashes": crashes,
             "billed_wh": sum(r["billed_wh"] for r in rows),
             "true_wh": sum(r["true_wh"] for r in rows)}
@@ -61,6 +65,7 @@ def measure(meters, workers, seconds, sensor="pzem"):
     grown_kb = sum(p["hwm_kb"] - p["rss0_kb"] for p in parts)
     return {"meters": meters, "workers": workers, "virtual_s": seconds,
             "rate_run": meter_seconds / run_wall, "rate_total": meter_seconds / wall,
+            "rate_cpu": meter_seconds / sum(p["cpu_s"] for p in parts),
             "wall_s": wall, "kb_per_meter": grown_kb / meters,
             "peak_process_mb": max(p["hwm_kb"] for p in parts) / 1024.0,
             "crashes": sum(p["crashes"] for p in parts),
@@ -81,20 +86,22 @@ def main(argv=None):
                               " ".join([os.path.relpath(__file__, ROOT)] + sys.argv[1:])))
     print("machine: %d CPU(s), load average %s" % (os.cpu_count() or 0,
                                                   " ".join("%.2f" % x for x in os.getloadavg())))
-    print("%7s %7s %9s %14s %14s %9s %11s %9s" % (
-        "meters", "workers", "virtual s", "meter-s/s run", "meter-s/s all", "wall s",
-        "KB/meter", "peak MB"))
+    print("%7s %7s %9s %14s %14s %14s %9s %11s %9s" % (
+        "meters", "workers", "virtual s", "meter-s/s run", "meter-s/s all", "per CPU-s",
+        "wall s", "KB/meter", "peak MB"))
     for meters in sizes:
         seconds = max(10, args.budget // meters)
         r = measure(meters, args.workers, seconds, args.sensor)
-        print("%7d %7d %9d %14.0f %14.0f %9.1f %11.1f %9.1f%s" % (
+        print("%7d %7d %9d %14.0f %14.0f %14.0f %9.1f %11.1f %9.1f%s" % (
             r["meters"], r["workers"], r["virtual_s"], r["rate_run"], r["rate_total"],
-            r["wall_s"], r["kb_per_meter"], r["peak_process_mb"],
+            r["rate_cpu"], r["wall_s"], r["kb_per_meter"], r["peak_process_mb"],
             "  CRASHES: %d" % r["crashes"] if r["crashes"] else ""))
         sys.stdout.flush()
-    print("meter-s/s run: simulated meter-seconds per wall second of the slowest worker's run "
-          "phase; all: including process start and building the meters. KB/meter: peak RSS "
-          "growth of the workers over their start, divided by the meters.")
+    print("meter-s/s run: simulated meter-seconds per wall second of the slowest worker's "
+          "run phase; all: including process start and building the meters; per CPU-s: per "
+          "CPU second the workers spent running (what one core gives, whatever else the "
+          "machine is doing). KB/meter: peak RSS growth of the workers over their start, "
+          "divided by the meters.")
     return 0
 
 
