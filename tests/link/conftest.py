@@ -20,6 +20,17 @@ for sub in ("firmware", os.path.join("simulator", "hal")):
         sys.path.insert(0, path)
 
 
+@pytest.fixture(scope="session")
+def firmware_lib(tmp_path_factory):
+    """The firmware built as for the device (.mpy under lib/), for MicroPython peers."""
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    import build_firmware
+    out = str(tmp_path_factory.mktemp("fw"))
+    errors = build_firmware.build(out)
+    assert errors == [], errors
+    return os.path.join(out, "lib")
+
+
 @pytest.fixture
 async def amqtt_broker():
     broker = AmqttBroker()

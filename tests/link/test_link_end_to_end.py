@@ -194,3 +194,39 @@ async def test_start_link_brings_up_wifi_then_mqtt_then_sets_the_clock(accounts,
         for task in tasks:
             task.cancel()
         await cloud.stop()
+
+
+async def test_a_whole_meter_under_micropython_takes_a_recharge_once(accounts, tmp_path,
+                                                                    firmware_lib):
+    from test_mqtt_micropython import MpyPeer
+    exe = os.path.join(os.path.dirname(sys.executable), "micropython")
+    env = dict(os.environ, MICROPYPATH=":".join(
+        [firmware_lib, os.path.join(ROOT, "tests", "firmware"), ".frozen"]))
+    state = tmp_path / "state"
+    state.mkdir()
+    cloud = await Cloud(accounts).start()
+    # 192 KB: the whole app's bytecode sits in the unix port's heap (frozen on the device).
+    proc = await asyncio.create_subprocess_exec(
+        exe, "-X", "heapsize=192k", os.path.join(os.path.dirname(__file__), "mpy", "meter_peer.py"),
+        accounts.host, str(accounts.port), MID, "mpw", str(state), env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    peer = MpyPeer(proc)
+    try:
+        await peer.line("up")
+        cloud.recharge(1, 70000)
+        await until(lambda: cloud.acks)
+        cloud.recharge(1, 70000)
+        line = await peer.line("done")
+        await peer.finish()
+        assert [a["status"] for a in cloud.acks] == ["applied", "duplicate"]
+        done = dict(kv.split("=") for kv in line.split()[1:])
+        assert done["recharges"] == "2" and done["history_unacked"] == "0"
+        assert done["malformed"] == "0"
+        assert int(done["balance"]) > 100000  # the credit, less what the hours used
+        assert [h["seq"] for h in cloud.history][:3] == [1, 2, 3]
+        await until(lambda: cloud.status[-1]["state"] == "offline")
+        assert cloud.status[-1]["reason"] == "disconnect"
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        await cloud.stop()
