@@ -7,6 +7,13 @@ _BP = const(10000)
 _MINUTES_PER_DAY = const(1440)
 _MAX_FACTOR_BP = const(100000)  # 10x: a larger time-of-use factor is a typo, not a tariff
 KENYA_OFFSET_MIN = const(180)  # EAT, UTC+3, no daylight saving
+# Upper bounds that no real tariff comes near, so a pushed typo is refused rather than billed:
+# KES 1,000 per kWh (Kenya's rates are tens of shillings), bands up to 100 MWh a month, and a
+# version or date small enough that one bad push cannot outrank every tariff after it.
+_MAX_RATE = const(100000)
+_MAX_UPTO_KWH = const(100000)
+_MAX_VERSION = const(0x7FFFFFFF)
+_MAX_EFFECTIVE_FROM = 4102444800  # 2100-01-01; a big int on the ESP32, so no const()
 
 _TOP_KEYS = ("version", "effective_from", "utc_offset_min", "bands", "tou", "passthrough",
              "levies", "percent_levies", "vat_bp")
@@ -72,7 +79,7 @@ def _parse_bands(raw):
     for i in range(len(raw)):
         where = "bands[%d]" % i
         band = _item(raw[i], where, ("upto_kwh", "rate"))
-        rate = _int(band, "rate", where)
+        rate = _int(band, "rate", where, 0, _MAX_RATE)
         last = i == len(raw) - 1
         if "upto_kwh" not in band:
             if not last:
@@ -81,7 +88,7 @@ def _parse_bands(raw):
             continue
         if last:
             raise TariffError("%s: the last band must be open-ended (no upto_kwh)" % where)
-        upto = _int(band, "upto_kwh", where, 1)
+        upto = _int(band, "upto_kwh", where, 1, _MAX_UPTO_KWH)
         if upto <= previous:
             raise TariffError("%s: bands must be sorted, upto_kwh %d after %d"
                               % (where, upto, previous))
@@ -132,7 +139,8 @@ def _parse_charges(raw, key, amount_key, vat_default):
         vat = item.get("vat", vat_default)
         if type(vat) is not bool:
             raise TariffError("%s: vat must be true or false" % where)
-        charges.append((name, _int(item, amount_key, where), vat))
+        high = _BP if amount_key == "bp" else _MAX_RATE
+        charges.append((name, _int(item, amount_key, where, 0, high), vat))
     return charges
 
 
@@ -142,8 +150,8 @@ def parse_tariff(d):
         raise TariffError("a tariff must be an object")
     _item(d, "tariff", _TOP_KEYS)
     return (
-        _int(d, "version", "tariff"),
-        _int(d, "effective_from", "tariff", default=0),
+        _int(d, "version", "tariff", 0, _MAX_VERSION),
+        _int(d, "effective_from", "tariff", 0, _MAX_EFFECTIVE_FROM, default=0),
         _int(d, "utc_offset_min", "tariff", -720, 840, default=KENYA_OFFSET_MIN),
         _parse_bands(_list(d, "bands", True)),
         _parse_tou(_list(d, "tou")),

@@ -75,6 +75,15 @@ _BAD = [
     (("utc_offset_min",), 900, "out of range"),
     (("levies",), "erc", "levies must be a list"),
     (("surprise",), 1, "unknown field 'surprise'"),
+    # nonsense a push could carry: refused, never billed
+    (("bands", 0, "rate"), 100001, "rate=100001 out of range"),
+    (("bands", 2, "rate"), 10 ** 20, "out of range"),
+    (("bands", 1, "upto_kwh"), 100001, "out of range"),
+    (("passthrough", 0, "rate"), 100001, "out of range"),
+    (("levies", 0, "rate"), 10 ** 12, "out of range"),
+    (("percent_levies", 0, "bp"), 10001, "out of range"),
+    (("version",), 0x80000000, "out of range"),
+    (("effective_from",), 4102444801, "out of range"),
 ]
 
 
@@ -108,3 +117,13 @@ def test_overlapping_time_of_use_windows_are_refused():
     tariff = Tariff.from_dict(d)
     assert tariff.factor_bp_at(1767225600) == 7000  # 03:00 in Kenya
     assert tariff.factor_bp_at(1767225600 + 4 * 3600) == 9000  # 07:00
+
+
+def test_the_largest_accepted_values_still_bill_exactly():
+    d = kenya_dict()
+    d["version"] = 0x7FFFFFFF
+    d["effective_from"] = 4102444800
+    d["bands"] = [{"upto_kwh": 100000, "rate": 100000}, {"rate": 100000}]
+    d["percent_levies"][0]["bp"] = 10000
+    tariff = Tariff.from_dict(d)
+    assert tariff.to_dict() == d
