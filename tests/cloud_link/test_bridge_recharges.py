@@ -23,9 +23,6 @@ async def test_a_paid_recharge_is_published_applied_once_and_marked_delivered(ri
 async def test_an_stk_payment_callback_reaches_the_meter(rig):
     from cloud_harness import stk_success
     meter = await rig.meter()
-    user_auth = None
-    for user in [await rig.store.get_meter(meter.meter_no)]:
-        user_auth = user["user_id"]
     await rig.h.sandbox_settings(default_outcome="none", callback_delay_s=0)
     resp = await rig.h.client.post("/api/payments/stkpush", headers=rig.h.op(), json={
         "meter_no": meter.meter_no, "phone": "0712345678", "amount": 250})
@@ -34,7 +31,6 @@ async def test_an_stk_payment_callback_reaches_the_meter(rig):
     resp = await rig.h.post_callback(stk_success(checkout, "QKS0000001", 250.0))
     assert resp.status == 200
     assert await eventually(lambda: meter.balance == 25000)
-    assert user_auth is not None
 
 
 async def test_recharges_made_while_the_meter_is_away_arrive_once_when_it_returns(rig):
@@ -43,7 +39,6 @@ async def test_recharges_made_while_the_meter_is_away_arrive_once_when_it_return
     await eventually(lambda: rig.bridge._online.get(meter.meter_no) is False)
     for n in range(3):
         await rig.pay(meter.meter_no, "QKA%07d" % n, "10.00")
-    assert await eventually(lambda: rig.bridge.counters["publish_failures"] >= 0)
     await meter.connect()
     assert await eventually(lambda: meter.balance == 3000)
 
