@@ -66,7 +66,10 @@ def check_cloud(args):
 def main(argv=None, console=None):
     from rich.console import Console
     args = build_parser().parse_args(argv)
-    console = console or Console()
+    if console is None:
+        console = Console()
+        if not console.is_terminal and console.width < 120:
+            console = Console(width=120)  # a log file has room for the whole summary table
     try:
         check_cloud(args)
         if args.command == "run":
@@ -175,9 +178,10 @@ def print_fleet_summary(console, rows, wall, seconds, max_rows=20):
     from simulator.fleet import totals
     table = Table(title="fleet summary: %d meters, %.2f virtual days" % (len(rows),
                                                                          seconds / 86400.0))
-    for name in ("meter", "true kWh", "billed kWh", "error %", "billed KES", "balance KES",
-                 "disconnections", "sensor faults", "boots"):
-        table.add_column(name, justify="left" if name == "meter" else "right")
+    table.add_column("meter", no_wrap=True, min_width=8)
+    for name in ("true kWh", "billed kWh", "error %", "billed KES", "balance KES", "cut-offs",
+                 "sensor faults", "boots"):
+        table.add_column(name, justify="right")
     for r in rows[:max_rows]:
         table.add_row(r["meter_id"], "%.3f" % (r["true_wh"] / 1000.0),
                       "%.3f" % (r["billed_wh"] / 1000.0), _pct(r["billed_wh"], r["true_wh"]),
