@@ -8,7 +8,7 @@ from aiohttp import web
 
 from cloud.auth import AuthError, Forbidden
 from cloud.callbacks import InvalidMeterNumber, ParseError
-from cloud.payments import GatewayError, InvalidAmount, UnknownMeter
+from cloud.payments import ConfirmationUnavailable, GatewayError, InvalidAmount, UnknownMeter
 from cloud.phone import InvalidPhone
 from cloud.store.base import Conflict, InvalidRecord, NotFound, StoreError
 from cloud.tariff import InvalidTariff
@@ -41,6 +41,7 @@ _MAPPING = (
     (Conflict, 409, "conflict"),
     # Not recorded, so not acknowledged: Daraja re-sends, and a re-send is safe.
     (StoreError, 503, "store_unavailable"),
+    (ConfirmationUnavailable, 503, "gateway_unavailable"),
 )
 
 

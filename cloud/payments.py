@@ -50,6 +50,11 @@ class UnknownMeter(PaymentError):
     pass
 
 
+class ConfirmationUnavailable(PaymentError):
+    """A notification needs M-Pesa's confirmation and M-Pesa could not be asked right now:
+    it is not acknowledged, so Daraja re-sends it."""
+
+
 class GatewayError(PaymentError):
     """Daraja refused or failed the request; nothing was stored."""
 
@@ -234,6 +239,10 @@ class Payments:
         if request["status"] == "failed" and not await self._confirmed_by_query(request):
             # A success after a recorded failure is unexpected: only M-Pesa's own word counts.
             self.counters["unconfirmed_success"] += 1
+            log.error("success callback after a failure, not confirmed by query", extra={
+                "checkout_request_id": request["checkout_request_id"],
+                "receipt": result.receipt, "paid_cents": result.amount_cents,
+                "meter_no": request["meter_no"]})
             return "unconfirmed"
         amount = result.amount_cents
         if amount != request["amount_cents"]:
@@ -248,11 +257,19 @@ class Payments:
                                   result.phone_number, result.transaction_date, now)
 
     async def _confirmed_by_query(self, request):
+        """M-Pesa's answer on whether the request was paid; ConfirmationUnavailable when M-Pesa
+        cannot be asked now (a "no" then would drop a real payment for good)."""
+        checkout = request["checkout_request_id"]
         try:
-            reply = await self.daraja.stk_query(request["checkout_request_id"])
-        except DarajaError:
+            reply = await self.daraja.stk_query(checkout)
+        except DarajaRejected:
             return False
-        return str(reply.get("ResultCode")) == "0"
+        except DarajaError as e:  # pending, timeout, network, our own credentials
+            log.warning("stk query to confirm a callback failed", extra={
+                "checkout_request_id": checkout, "error": str(e)})
+            raise ConfirmationUnavailable("M-Pesa cannot confirm this payment now; "
+                                          "send it again later") from None
+        return _query_code(reply) == 0
 
     async def _credit(self, request, receipt, amount_cents, source, phone, date, now):
         created, transaction, recharge = await self.store.record_payment({
@@ -329,9 +346,16 @@ class Payments:
             reply = await self.daraja.stk_query(checkout)
         except DarajaPending:
             return await self._maybe_give_up(current, now) or "pending"
-        except DarajaError as e:
-            log.warning("stk query failed", extra={"checkout_request_id": checkout, "error": str(e)})
+        except DarajaRejected as e:
+            log.warning("stk query refused", extra={"checkout_request_id": checkout,
+                                                    "error": str(e)})
             return await self._maybe_give_up(current, now) or "query_error"
+        except DarajaError as e:
+            # Our credentials or the network, not M-Pesa's answer: never give up on that, or
+            # a payment made meanwhile would be marked failed and never asked about again.
+            log.error("stk query failed", extra={"checkout_request_id": checkout,
+                                                 "error": str(e)})
+            return "query_error"
         code = _query_code(reply)
         if code is None:
             return "query_error"

@@ -96,5 +96,75 @@ async def test_a_crash_in_a_callback_never_logs_the_callback_secret(harness, mon
     monkeypatch.setattr(h.payments, "apply_stk_result", boom)
     resp = await h.post_callback(stk_failure("ws_CO_1"))
     assert resp.status == 500
-    assert caplog.records and all(SECRET not in r.getMessage() and SECRET not in str(vars(r))
-                                  for r in caplog.records)
+    # mita's own loggers (aiohttp's access logger is off in `serve`: access_log=None)
+    ours = [r for r in caplog.records if r.name.startswith("mita")]
+    assert any(r.levelname == "ERROR" for r in ours)
+    assert all(SECRET not in r.getMessage() and SECRET not in str(vars(r)) for r in ours)
+
+
+class _Query:
+    """A Daraja stand-in whose STK query raises or answers as told."""
+
+    def __init__(self, outcome):
+        self.outcome = outcome
+        self.calls = 0
+
+    async def stk_query(self, checkout):
+        self.calls += 1
+        if isinstance(self.outcome, Exception):
+            raise self.outcome
+        return self.outcome
+
+
+async def test_a_success_after_a_failure_is_not_acknowledged_while_mpesa_cannot_confirm(harness):
+    from cloud.daraja import DarajaAuthError, DarajaTimeout
+    from tests.cloud.cloud_harness import pending_push, stk_failure, stk_success
+    h = harness
+    meter_no, checkout, _ = await pending_push(h)
+    await h.post_callback(stk_failure(checkout, 1037))
+    real = h.payments.daraja
+    for trouble in (DarajaTimeout("no reply"), DarajaAuthError("OAuth refused")):
+        h.payments.daraja = _Query(trouble)
+        resp = await h.post_callback(stk_success(checkout, "QKLATE1"))
+        # not acknowledged: Daraja re-sends it, where a 200 would drop a real payment
+        assert resp.status == 503 and (await resp.json())["error"] == "gateway_unavailable"
+        assert (await h.snapshot(meter_no))["transactions"] == []
+    h.payments.daraja = _Query({"ResultCode": "0", "ResultDesc": "ok"})
+    resp = await h.post_callback(stk_success(checkout, "QKLATE1"))
+    assert resp.status == 200
+    assert [t["mpesa_receipt"] for t in (await h.snapshot(meter_no))["transactions"]] == \
+        ["QKLATE1"]
+    h.payments.daraja = real
+
+
+async def test_a_success_mpesa_denies_is_acknowledged_uncredited_and_logged(harness, caplog):
+    from cloud.daraja import DarajaRejected
+    from tests.cloud.cloud_harness import pending_push, stk_failure, stk_success
+    h = harness
+    meter_no, checkout, _ = await pending_push(h)
+    await h.post_callback(stk_failure(checkout, 1032))
+    for answer in ({"ResultCode": "1032", "ResultDesc": "cancelled"},
+                   DarajaRejected("Invalid CheckoutRequestID", "400.002.02", 400)):
+        h.payments.daraja = _Query(answer)
+        resp = await h.post_callback(stk_success(checkout, "QKFORGED"))
+        assert resp.status == 200
+    assert (await h.snapshot(meter_no))["transactions"] == []
+    logged = [r for r in caplog.records if r.levelname == "ERROR" and r.name == "mita.payments"]
+    assert len(logged) == 2 and logged[0].receipt == "QKFORGED"
+
+
+async def test_settle_never_gives_up_because_of_its_own_credentials_or_network(harness):
+    from cloud.daraja import DarajaAuthError, DarajaError, DarajaRejected
+    from tests.cloud.cloud_harness import pending_push
+    h = harness
+    meter_no, checkout, _ = await pending_push(h)
+    created = (await h.store.get_stk_request(checkout))["created_at"]
+    h.payments.clock = lambda: (created + 3_600_000) / 1000  # far past the give-up age
+    for trouble in (DarajaAuthError("OAuth refused"), DarajaError("cannot reach Daraja")):
+        h.payments.daraja = _Query(trouble)
+        assert await h.payments.settle_pending() == {"query_error": 1}
+        assert (await h.store.get_stk_request(checkout))["status"] == "pending"
+    # M-Pesa itself refusing the query about this request is an answer: give up then
+    h.payments.daraja = _Query(DarajaRejected("Invalid CheckoutRequestID", "400.002.02", 400))
+    assert await h.payments.settle_pending() == {"gave_up": 1}
+    assert (await h.store.get_stk_request(checkout))["status"] == "failed"
