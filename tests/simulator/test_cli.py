@@ -198,3 +198,30 @@ def test_cloud_hook_runs_the_firmware_link_and_a_recharge_arrives_over_mqtt(mosq
         cloud.disconnect()
     assert meter.last_app.ledger.total_credited == 5000
     assert acks and acks[0]["seq"] == 1 and "applied" in json.dumps(acks[0])
+
+
+def test_keys_come_from_a_terminal_in_cbreak_mode_without_blocking_the_loop(clock):
+    import termios
+    from simulator.panel import Keys
+    master, slave = os.openpty()
+    got = []
+
+    async def go():
+        loop = asyncio.get_running_loop()
+        with open(slave, "rb", buffering=0, closefd=False) as stream:
+            before = termios.tcgetattr(slave)
+            with Keys(loop, got.append, stream=stream):
+                assert not termios.tcgetattr(slave)[3] & termios.ICANON  # cbreak: no line wait
+                os.write(master, b"+p")  # no newline: keys arrive one by one
+                for _ in range(100):
+                    if len(got) == 2:
+                        break
+                    await asyncio.sleep(0.01)
+            assert termios.tcgetattr(slave) == before  # the terminal is given back as it was
+
+    try:
+        clock.run(go())
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert got == ["+", "p"]
