@@ -69,6 +69,7 @@ class FakeMeter:
         self.history_acks = []   # history/ack bodies received
         self.refuse = {}         # seq -> reason: always reject it (a message the meter refuses)
         self.refuse_once = {}    # seq -> reason: reject the next copy only (storage_error)
+        self.lose_acks = set()   # seqs whose first ack is lost on the way
         self.client = None
         self._reader = None
 
@@ -126,6 +127,9 @@ class FakeMeter:
         ack = {"seq": msg["seq"], "id": msg["id"], "status": status, "reason": reason,
                "balance_cents": self.balance, "t": 1764120001}
         self.acks.append(ack)
+        if seq in self.lose_acks:
+            self.lose_acks.discard(seq)
+            return
         await self.send("recharge/ack", ack)
 
     async def disconnect(self):
