@@ -103,8 +103,10 @@ class MeterLink:
 
     def send_telemetry(self):
         s = self.app.snapshot
+        mqtt = self.mqtt
         counters = {"malformed": self.malformed,
-                    "dropped": self.mqtt.dropped if self.mqtt is not None else 0,
+                    "oversized": mqtt.oversized if mqtt is not None else 0,
+                    "dropped": mqtt.dropped if mqtt is not None else 0,
                     "history_dropped": self.history.dropped if self.history is not None else 0}
         self._publish("telemetry", {
             "v": PROTOCOL_VERSION, "t": self.app.clock.now(),

@@ -21,6 +21,7 @@ class RecordingClient:
         self.out = []
         self.connected = True
         self.dropped = 0
+        self.oversized = 0
 
     def publish(self, topic, payload, qos=0, retain=False, first=False):
         item = (topic, json.loads(payload), qos, retain)
@@ -72,7 +73,10 @@ def test_connect_publishes_retained_status_first_then_telemetry():
     assert status["boot"] == "fresh" and status["firmware"]
     tele = client.take("telemetry")[-1][1]
     assert tele["balance_cents"] == 5000 and tele["alerts"]["low_balance"] is False
-    assert app.snapshot["online"] is True or app.online
+    assert tele["counters"] == {"malformed": 0, "oversized": 0, "dropped": 0,
+                                "history_dropped": 0}
+    app.tick()
+    assert app.snapshot["online"] is True
 
 
 def test_will_is_a_retained_offline_status():
