@@ -278,9 +278,9 @@ def _connack(port, user, password):
 BRIDGE_OPTIONS = {"resend_every_s": 3600.0, "void_after_s": 0.0, "backoff_s": (0.05, 0.2)}
 
 
-async def _rig(aiohttp_client, tmp_path, kind, **bridge_options):
+async def _rig(aiohttp_client, tmp_path, kind, store=None, **bridge_options):
     config = make_config(tmp_path)
-    app = create_app(config, settle=False)
+    app = create_app(config, settle=False, store=store)
     options = dict(BRIDGE_OPTIONS, **bridge_options)
     mosquitto = None
     if kind == "amqtt":
@@ -323,3 +323,26 @@ async def mosquitto_rig(aiohttp_client, tmp_path):
         yield made
     finally:
         await made.mosquitto.stop()
+
+
+@pytest.fixture(scope="session")
+def rtdb_server():
+    import pathlib
+    from cloud.rtdb_server import LocalRtdb
+    rules = json.loads((pathlib.Path(ROOT) / "database.rules.json").read_text())
+    with LocalRtdb(rules=rules) as server:
+        yield server
+
+
+@pytest.fixture
+async def firebase_rig(aiohttp_client, tmp_path, rtdb_server, monkeypatch):
+    """The bridge on the Firebase store (firebase-admin against the local RTDB), amqtt."""
+    import uuid
+    from cloud.store.firebase import FirebaseStore
+    monkeypatch.setenv("FIREBASE_DATABASE_EMULATOR_HOST", rtdb_server.emulator_host)
+    store = await FirebaseStore.open("https://mita-link-%s.firebaseio.com" % uuid.uuid4().hex[:12],
+                                     claim_wait_s=2.0)
+    try:
+        yield await _rig(aiohttp_client, tmp_path, "amqtt", store=store)
+    finally:
+        await store.close()
