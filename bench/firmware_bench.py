@@ -301,13 +301,40 @@ def measure_cap(runner, ticks, start_kb, jobs, floor_kb=1, scan_kb=8):
 
 # --- (3) CPU time of one tick --------------------------------------------------------------
 
+def stats(values):
+    """Nearest-rank percentiles, in whole microseconds."""
+    vals = sorted(values)
+    if not vals:
+        return {"n": 0}
+    rank = lambda p: vals[min(len(vals) - 1, -(-len(vals) * p // 100) - 1)]  # noqa: E731
+    return {"n": len(vals), "median": rank(50), "p90": rank(90), "p99": rank(99),
+            "max": vals[-1], "mean": sum(vals) / len(vals)}
+
+
+def tick_figures(out, lines):
+    """Per-tick rows of one tick.main run -> the summary, fakes and firmware split out."""
+    rows = [tuple(int(x) for x in ln.split()[1:]) for ln in lines if ln.startswith("tick ")]
+    steady = [r for r in rows if not r[3]]
+    out["all"] = stats(r[0] for r in rows)
+    out["no_persist"] = stats(r[0] for r in steady)
+    out["persist"] = stats(r[0] for r in rows if r[3])
+    if "proxy_call_us" in out:
+        # A proxy's own cost, measured on a fake that does nothing, is taken out of both sides.
+        c_in = out["proxy_inside_us"]
+        c_out = out["proxy_call_us"] - c_in
+        out["fakes"] = stats(r[1] - r[2] * c_in for r in steady)
+        out["firmware"] = stats(r[0] - r[1] - r[2] * c_out for r in steady)
+        out["fake_calls_per_tick"] = sum(r[2] for r in steady) / max(1, len(steady))
+    return out
+
+
 def measure_ticks(runner, heap_kb, warm, count, repeats):
     results = {}
     for variant in ("sim", "split", "trivial", "driver"):
         runs = []
         for _ in range(repeats):
             code = call("tick", "main", runner.flash_dir(), variant, warm, count)
-            runs.append(runner.run_json("tick-" + variant, code, heap_kb)[0])
+            runs.append(tick_figures(*runner.run_json("tick-" + variant, code, heap_kb)))
         results[variant] = runs
     return results
 
