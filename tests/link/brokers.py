@@ -148,10 +148,12 @@ class MosquittoBroker:
         self.log_path = os.path.join(self.folder, "log")
         open(self.passwords, "w").close()
         self._write_acl()
+        # set_tcp_nodelay: without it mosquitto's Nagle meets the client's delayed ACK and a
+        # recharge's round trip takes ~45 ms instead of ~2 ms on loopback.
         with open(self.conf, "w") as f:
             f.write("listener %d %s\nallow_anonymous false\npassword_file %s\nacl_file %s\n"
                     "persistence false\nlog_dest stderr\nlog_type error\nlog_type warning\n"
-                    "max_keepalive 600\n" % (self.port, self.host, self.passwords, self.acl))
+                    "max_keepalive 600\nset_tcp_nodelay true\n" % (self.port, self.host, self.passwords, self.acl))
             if tls:
                 self.tls_port = free_port()
                 cert, key = self._make_certificate()
