@@ -8,7 +8,8 @@ from aiohttp import web
 
 from cloud.auth import AuthError, Forbidden
 from cloud.callbacks import InvalidMeterNumber, ParseError
-from cloud.payments import ConfirmationUnavailable, GatewayError, InvalidAmount, UnknownMeter
+from cloud.payments import (ConfirmationUnavailable, GatewayError, InvalidAmount, NotConfirmed,
+                            UnknownMeter)
 from cloud.phone import InvalidPhone
 from cloud.store.base import Conflict, InvalidRecord, NotFound, StoreError
 from cloud.tariff import InvalidTariff
@@ -39,6 +40,7 @@ _MAPPING = (
     (UnknownMeter, 404, "meter_not_found"),
     (NotFound, 404, "not_found"),
     (Conflict, 409, "conflict"),
+    (NotConfirmed, 409, "not_confirmed"),
     # Not recorded, so not acknowledged: Daraja re-sends, and a re-send is safe.
     (StoreError, 503, "store_unavailable"),
     (ConfirmationUnavailable, 503, "gateway_unavailable"),

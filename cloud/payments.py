@@ -55,6 +55,10 @@ class ConfirmationUnavailable(PaymentError):
     it is not acknowledged, so Daraja re-sends it."""
 
 
+class NotConfirmed(PaymentError):
+    """M-Pesa does not confirm the payment: nothing is credited."""
+
+
 class GatewayError(PaymentError):
     """Daraja refused or failed the request; nothing was stored."""
 
@@ -201,7 +205,7 @@ class Payments:
         async with self._serialised(checkout):
             request = await self.store.get_stk_request(checkout)
             if request is None:
-                return self._park_orphan(result)
+                return await self._park_orphan(result)
             return await self._apply_locked(result, request)
 
     def _remember_credited(self, checkout):
@@ -210,12 +214,23 @@ class Payments:
             while len(self._credited) > _MAX_REMEMBERED:
                 self._credited.popitem(last=False)
 
-    def _park_orphan(self, result):
+    async def _park_orphan(self, result):
         # Unknown to us: maybe our own push whose reply is still being stored, maybe forged.
         # Nothing is credited; if the push lands, start_stk_push claims it.
         self.counters["unknown_callbacks"] += 1
         log.warning("stk callback for unknown request", extra={
-            "checkout_request_id": result.checkout_request_id, "result_code": result.result_code})
+            "checkout_request_id": result.checkout_request_id, "result_code": result.result_code,
+            "receipt": result.receipt, "amount_cents": result.amount_cents})
+        if result.paid:
+            # If the push never gets stored (its reply timed out, or we crashed in between),
+            # this record is all that is left of the money: keep it before acknowledging.
+            await self.store.record_unmatched_payment({
+                "receipt": result.receipt, "source": "stk", "amount_cents": result.amount_cents,
+                "phone_number": result.phone_number, "bill_ref": None,
+                "checkout_request_id": result.checkout_request_id,
+                "transaction_date": result.transaction_date,
+                "reason": "callback for an STK request we have no record of",
+                "ts": _now_ms(self.clock)})
         self._orphans[result.checkout_request_id] = result
         while len(self._orphans) > _MAX_ORPHANS:
             self._orphans.popitem(last=False)
@@ -314,16 +329,63 @@ class Payments:
         if payment.meter_no is not None:
             meter = await self.store.get_meter(payment.meter_no)
         if meter is None:
-            # Validation may be off on the shortcode; this needs a person (refund or re-route).
+            # Validation may be off on the shortcode; this needs a person (refund or re-route),
+            # so it is kept in the store before M-Pesa is told it arrived.
             self.counters["c2b_unmatched"] += 1
             log.error("c2b payment for unknown account", extra={
                 "receipt": payment.trans_id, "bill_ref": payment.bill_ref,
                 "amount_cents": payment.amount_cents})
+            await self.store.record_unmatched_payment({
+                "receipt": payment.trans_id, "source": "c2b",
+                "amount_cents": payment.amount_cents, "phone_number": payment.msisdn,
+                "bill_ref": payment.bill_ref, "checkout_request_id": None,
+                "transaction_date": payment.trans_time,
+                "reason": "no meter for this account number", "ts": _now_ms(self.clock)})
             return "unmatched"
         request = {"meter_no": meter["meter_no"], "user_id": meter.get("user_id"),
                    "checkout_request_id": None}
         return await self._credit(request, payment.trans_id, payment.amount_cents, "c2b",
                                   payment.msisdn, payment.trans_time, _now_ms(self.clock))
+
+    # -- unmatched payments --------------------------------------------------------------
+    async def list_unmatched(self, limit=500):
+        """Money taken that no meter has been credited with yet (oldest first)."""
+        still = []
+        # Routed ones stay in the store (history), so filter before cutting to the limit.
+        for record in await self.store.list_unmatched_payments(_MAX_REMEMBERED):
+            if not await self._credited_elsewhere(record):
+                still.append(record)
+                if len(still) >= limit:
+                    break
+        return still
+
+    async def _credited_elsewhere(self, record):
+        # An orphan callback claimed by its push, or settled by query under the checkout id.
+        if await self.store.get_transaction_by_receipt(record["receipt"]) is not None:
+            return True
+        checkout = record.get("checkout_request_id")
+        stk = await self.store.get_stk_request(checkout) if checkout else None
+        return stk is not None and stk["status"] == "success"
+
+    async def credit_unmatched(self, receipt, meter_no):
+        """An operator routes an unmatched payment to a meter; once per receipt."""
+        record = await self.store.get_unmatched_payment(receipt)
+        if record is None:
+            raise NotFound(f"no unmatched payment {receipt}")
+        meter = await self.find_meter(meter_no)
+        checkout = record.get("checkout_request_id")
+        if record["source"] == "stk" and checkout:
+            # Nobody asked for this callback: M-Pesa's own word first (issue #4).
+            if not await self._confirmed_by_query({"checkout_request_id": checkout}):
+                raise NotConfirmed(f"M-Pesa does not confirm {checkout} as paid")
+        request = {"meter_no": meter["meter_no"], "user_id": meter.get("user_id"),
+                   "checkout_request_id": checkout}
+        outcome = await self._credit(request, receipt, record["amount_cents"], record["source"],
+                                     record.get("phone_number"), record.get("transaction_date"),
+                                     _now_ms(self.clock))
+        log.info("unmatched payment routed", extra={"receipt": receipt, "outcome": outcome,
+                                                    "meter_no": meter["meter_no"]})
+        return outcome
 
     # -- settlement by query ------------------------------------------------------------
     async def settle_pending(self):

@@ -25,6 +25,10 @@ Records (dicts):
                 reason, created_at, sent_at, acked_at}
   history day: {date "YYYY-MM-DD", total_consumption_wh, cost_cents,
                 readings: {"HH": wh}, costs: {"HH": cents}}
+  unmatched:   {receipt, source ("c2b"|"stk"), amount_cents, phone_number, bill_ref,
+                checkout_request_id, transaction_date, reason, ts}: money M-Pesa took that
+                names no meter we can credit (a mistyped paybill account, a callback for an
+                STK request we never stored); kept for a person to credit or refund
 
 Exactly once: `record_payment` is the single credit path. In one atomic step it records the
 transaction under its receipt (M-Pesa receipt / C2B TransID / CheckoutRequestID when only an
@@ -98,6 +102,20 @@ def check_hour(hour):
 def transaction_id_for(receipt, ts):
     """The reference's TXN_<ms>_<receipt>, the time zero-padded so ids sort by time."""
     return "TXN_%013d_%s" % (ts, safe_key(receipt))
+
+
+UNMATCHED_FIELDS = ("receipt", "source", "amount_cents", "phone_number", "bill_ref",
+                    "checkout_request_id", "transaction_date", "reason", "ts")
+
+
+def unmatched_record(record):
+    """The unmatched-payment shape, checked: a receipt, integer cents, a time."""
+    out = {f: record.get(f) for f in UNMATCHED_FIELDS}
+    safe_key(out["receipt"])
+    cents(out["amount_cents"])
+    if type(out["ts"]) is not int:
+        raise InvalidRecord("ts must be integer milliseconds")
+    return out
 
 
 def cents(value, name="amount_cents"):
@@ -205,6 +223,18 @@ class Store:
 
     async def list_transactions_for_meter(self, meter_no, limit=50):
         """Newest first."""
+        raise NotImplementedError
+
+    async def record_unmatched_payment(self, record):
+        """Keep a payment no meter could be found for, once per receipt. Returns (created,
+        the stored record); a repeat changes nothing."""
+        raise NotImplementedError
+
+    async def get_unmatched_payment(self, receipt):
+        raise NotImplementedError
+
+    async def list_unmatched_payments(self, limit=500):
+        """Unmatched payments, oldest first."""
         raise NotImplementedError
 
     # recharges --------------------------------------------------------------------------

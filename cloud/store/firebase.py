@@ -3,7 +3,8 @@
 Nodes: the reference schema's `users`, `meters`, `transactions`, `consumption_history`, plus
 `stk_requests`, `recharges/<meter>/<seq>`, `receipts/<receipt>` and `checkouts/<checkout id>`
 (the exactly-once indexes), `device_keys/<meter>` and `api_keys/<hash>` (server-only secrets
-kept out of readable nodes), `user_api_keys/<user>` and `tariff`. Ids used as keys go through
+kept out of readable nodes), `user_api_keys/<user>`, `tariff` and
+`unmatched_payments/<receipt>` (money no meter could be found for, server-only). Ids used as keys go through
 base.safe_key.
 
 Exactly once: see firebase_credit.
@@ -19,9 +20,9 @@ import uuid
 import firebase_admin
 from firebase_admin import credentials, db, exceptions
 
-from .base import (Conflict, InvalidRecord, NotFound, Store, StoreError, cents, check_date,
-                   check_field_names, check_hour, next_recharge_status, safe_key,
-                   transaction_id_for)
+from .base import (UNMATCHED_FIELDS, Conflict, InvalidRecord, NotFound, Store, StoreError,
+                   cents, check_date, check_field_names, check_hour, next_recharge_status,
+                   safe_key, transaction_id_for, unmatched_record)
 from .firebase_credit import Abort, record_payment_once, run_transaction
 
 _USER_FIELDS = ("user_id", "name", "email", "phone_number", "meter_no", "role", "created_at",
@@ -315,6 +316,29 @@ class FirebaseStore(Store):
                  .limit_to_last(int(limit)))
         found = [_full(t, _TX_FIELDS) for t in _children(await self._call(query.get)).values()]
         return sorted(found, key=lambda t: (t["timestamp"], t["transaction_id"]), reverse=True)
+
+    async def record_unmatched_payment(self, record):
+        record = unmatched_record(record)
+        stored = {k: v for k, v in record.items() if v is not None}
+
+        def create(current):
+            if current is not None:
+                raise Abort((False, current))
+            return stored
+        ref = self._ref("unmatched_payments", safe_key(record["receipt"]))
+        answer = await self._call(run_transaction, ref, create)
+        created, value = answer if isinstance(answer, tuple) else (True, stored)
+        return created, _full(value, UNMATCHED_FIELDS)
+
+    async def get_unmatched_payment(self, receipt):
+        ref = self._ref("unmatched_payments", safe_key(receipt))
+        return _full(await self._call(ref.get), UNMATCHED_FIELDS)
+
+    async def list_unmatched_payments(self, limit=500):
+        found = _children(await self._call(self._ref("unmatched_payments").get)).values()
+        records = sorted((_full(r, UNMATCHED_FIELDS) for r in found),
+                         key=lambda r: (r["ts"], r["receipt"]))
+        return records[:int(limit)]
 
     # recharges --------------------------------------------------------------------------
     async def list_recharges(self, meter_no, status=None):

@@ -7,8 +7,9 @@ import sqlite3
 import time
 import uuid
 
-from .base import (Conflict, InvalidRecord, NotFound, Store, StoreError, cents, check_date,
-                   check_field_names, check_hour, next_recharge_status, transaction_id_for)
+from .base import (UNMATCHED_FIELDS, Conflict, InvalidRecord, NotFound, Store, StoreError,
+                   cents, check_date, check_field_names, check_hour, next_recharge_status,
+                   transaction_id_for, unmatched_record)
 from .sqlite_schema import (METER_FIELDS, RECHARGE_FIELDS, STK_FIELDS,
                             TX_FIELDS, USER_FIELDS, insert_row, meter_record, open_database,
                             select)
@@ -231,6 +232,32 @@ class SqliteStore(Store):
             rows = db.execute(select(TX_FIELDS, "transactions") + "WHERE %s = ? ORDER BY "
                               "timestamp DESC, transaction_id DESC LIMIT ?" % column,
                               (value, int(limit)))
+            return [dict(r) for r in rows]
+        return await self._read(find)
+
+    async def record_unmatched_payment(self, record):
+        record = unmatched_record(record)
+
+        def insert(db):
+            row = db.execute(select(UNMATCHED_FIELDS, "unmatched_payments") + "WHERE receipt = ?",
+                             (record["receipt"],)).fetchone()
+            if row is not None:
+                return False, dict(row)
+            insert_row(db, "unmatched_payments", record, UNMATCHED_FIELDS)
+            return True, record
+        return await self._write(insert)
+
+    async def get_unmatched_payment(self, receipt):
+        def find(db):
+            row = db.execute(select(UNMATCHED_FIELDS, "unmatched_payments") + "WHERE receipt = ?",
+                             (receipt,)).fetchone()
+            return dict(row) if row else None
+        return await self._read(find)
+
+    async def list_unmatched_payments(self, limit=500):
+        def find(db):
+            rows = db.execute(select(UNMATCHED_FIELDS, "unmatched_payments") +
+                              "ORDER BY ts, receipt LIMIT ?", (int(limit),))
             return [dict(r) for r in rows]
         return await self._read(find)
 

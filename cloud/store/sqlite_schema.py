@@ -56,6 +56,11 @@ CREATE TABLE IF NOT EXISTS consumption (
     wh INTEGER NOT NULL, cost_cents INTEGER NOT NULL, PRIMARY KEY (meter_no, date, hour));
 CREATE TABLE IF NOT EXISTS tariff (id INTEGER PRIMARY KEY CHECK (id = 1),
     version INTEGER NOT NULL, body TEXT NOT NULL);
+-- Added without a schema bump: a new table only, created on open, that older code ignores.
+CREATE TABLE IF NOT EXISTS unmatched_payments (
+    receipt TEXT PRIMARY KEY, source TEXT, amount_cents INTEGER NOT NULL, phone_number TEXT,
+    bill_ref TEXT, checkout_request_id TEXT, transaction_date TEXT, reason TEXT,
+    ts INTEGER NOT NULL);
 """
 
 USER_FIELDS = ("user_id", "name", "email", "phone_number", "meter_no", "role", "created_at",

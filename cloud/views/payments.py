@@ -2,10 +2,10 @@
 
 from aiohttp import web
 
-from cloud.auth import require_meter_access
+from cloud.auth import require_meter_access, require_operator
 from cloud.errors import field, read_json_object
 from cloud.payments import failure_reason
-from cloud.views.common import principal
+from cloud.views.common import principal, query_int
 from cloud.views.keys import PAYMENTS
 
 routes = web.RouteTableDef()
@@ -48,3 +48,20 @@ async def stk_status(request):
     stk = await request.app[PAYMENTS].stk_status(request.match_info["checkoutRequestId"])
     require_meter_access(who, stk)
     return web.json_response(_stk_view(stk))
+
+
+@routes.get("/api/payments/unmatched")
+async def unmatched(request):
+    """Operators: money M-Pesa took that names no meter (to credit by hand or refund)."""
+    require_operator(await principal(request))
+    limit = query_int(request, "limit", 500, 1, 5000)
+    return web.json_response(await request.app[PAYMENTS].list_unmatched(limit))
+
+
+@routes.post("/api/payments/unmatched/{receipt}/credit")
+async def credit_unmatched(request):
+    require_operator(await principal(request))
+    body = await read_json_object(request)
+    receipt = request.match_info["receipt"]
+    outcome = await request.app[PAYMENTS].credit_unmatched(receipt, field(body, "meter_no", str))
+    return web.json_response({"receipt": receipt, "outcome": outcome})

@@ -168,3 +168,92 @@ async def test_settle_never_gives_up_because_of_its_own_credentials_or_network(h
     h.payments.daraja = _Query(DarajaRejected("Invalid CheckoutRequestID", "400.002.02", 400))
     assert await h.payments.settle_pending() == {"gave_up": 1}
     assert (await h.store.get_stk_request(checkout))["status"] == "failed"
+
+
+# -- money M-Pesa took that names no meter is kept, shown to operators and routed once ------
+
+async def test_an_unknown_paybill_account_is_kept_and_an_operator_routes_it_once(harness):
+    from tests.cloud.cloud_harness import SECRET, c2b_body
+    h = harness
+    _, auth, meter_no, _ = await h.customer_with_meter("MTR-0001")
+    url = f"/daraja/c2b/confirmation/{SECRET}"
+    for _ in range(2):  # re-sent by M-Pesa
+        resp = await h.client.post(url, json=c2b_body("RKTTYPO01", "MTR-0O01", "150.00"))
+        assert resp.status == 200
+    resp = await h.client.get("/api/payments/unmatched", headers=auth)
+    assert resp.status == 403  # customers never see other people's payments
+    listed = await (await h.client.get("/api/payments/unmatched", headers=h.op())).json()
+    assert [(r["receipt"], r["amount_cents"], r["bill_ref"]) for r in listed] == \
+        [("RKTTYPO01", 15000, "MTR-0O01")]
+    credit = "/api/payments/unmatched/RKTTYPO01/credit"
+    resp = await h.client.post(credit, json={"meter_no": "mtr 0001"}, headers=auth)
+    assert resp.status == 403
+    resp = await h.client.post(credit, json={"meter_no": "mtr 0001"}, headers=h.op())
+    assert await resp.json() == {"receipt": "RKTTYPO01", "outcome": "credited"}
+    resp = await h.client.post(credit, json={"meter_no": "mtr 0001"}, headers=h.op())
+    assert (await resp.json())["outcome"] == "duplicate"
+    snap = await h.snapshot(meter_no)
+    assert [(t["mpesa_receipt"], t["amount_cents"]) for t in snap["transactions"]] == \
+        [("RKTTYPO01", 15000)]
+    assert len(snap["recharges"]) == 1
+    assert await (await h.client.get("/api/payments/unmatched", headers=h.op())).json() == []
+    resp = await h.client.post("/api/payments/unmatched/NOPE/credit",
+                               json={"meter_no": meter_no}, headers=h.op())
+    assert resp.status == 404
+
+
+async def test_an_unmatched_confirmation_is_not_acknowledged_until_kept(harness, monkeypatch):
+    from cloud.store.base import StoreError
+    from tests.cloud.cloud_harness import SECRET, c2b_body
+    h = harness
+
+    async def disk_full(record):
+        raise StoreError("sqlite: database or disk is full")
+    monkeypatch.setattr(h.store, "record_unmatched_payment", disk_full)
+    resp = await h.client.post(f"/daraja/c2b/confirmation/{SECRET}",
+                               json=c2b_body("RKTLOST01", "NOSUCH", "100.00"))
+    assert resp.status == 503
+
+
+async def test_a_paid_callback_for_a_push_never_stored_is_kept_and_credited_only_if_confirmed(
+        harness):
+    from tests.cloud.cloud_harness import stk_success
+    h = harness
+    _, _, meter_no, _ = await h.customer_with_meter()
+    # the push's reply timed out (or we crashed before storing it); the customer paid anyway
+    for _ in range(2):
+        resp = await h.post_callback(stk_success("ws_CO_LOST", "QKLOST1", amount=75))
+        assert resp.status == 200
+    listed = await (await h.client.get("/api/payments/unmatched", headers=h.op())).json()
+    assert [(r["receipt"], r["source"], r["checkout_request_id"], r["amount_cents"])
+            for r in listed] == [("QKLOST1", "stk", "ws_CO_LOST", 7500)]
+    credit = "/api/payments/unmatched/QKLOST1/credit"
+    h.payments.daraja = _Query({"ResultCode": "1032", "ResultDesc": "cancelled"})
+    resp = await h.client.post(credit, json={"meter_no": meter_no}, headers=h.op())
+    assert resp.status == 409 and (await resp.json())["error"] == "not_confirmed"
+    assert (await h.snapshot(meter_no))["transactions"] == []
+    h.payments.daraja = _Query({"ResultCode": "0", "ResultDesc": "ok"})
+    resp = await h.client.post(credit, json={"meter_no": meter_no}, headers=h.op())
+    assert (await resp.json())["outcome"] == "credited"
+    txs = (await h.snapshot(meter_no))["transactions"]
+    assert [(t["mpesa_receipt"], t["checkout_request_id"]) for t in txs] == \
+        [("QKLOST1", "ws_CO_LOST")]
+
+
+async def test_an_orphan_claimed_by_its_push_is_not_left_in_the_unmatched_list(harness):
+    from tests.cloud.cloud_harness import stk_success
+    h = harness
+    _, auth, meter_no, _ = await h.customer_with_meter()
+    await h.sandbox_settings(default_outcome="none", callback_delay_s=0)
+    real_push = h.daraja.stk_push
+
+    async def push_then_early_callback(*args):
+        reply = await real_push(*args)
+        # Safaricom's callback overtakes our own store write of the request
+        await h.post_callback(stk_success(reply["CheckoutRequestID"], "QKEARLY", amount=100))
+        return reply
+    h.payments.daraja.stk_push = push_then_early_callback
+    assert (await h.stk_push(auth, meter_no)).status == 201
+    assert len((await h.snapshot(meter_no))["transactions"]) == 1
+    assert len(await h.store.list_unmatched_payments()) == 1  # history is kept ...
+    assert await (await h.client.get("/api/payments/unmatched", headers=h.op())).json() == []

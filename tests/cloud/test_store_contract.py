@@ -809,6 +809,31 @@ def test_rules_let_clients_write_nothing_but_their_own_name_and_email():
 def test_rules_never_expose_secrets_to_clients():
     rules = _rules()
     for secret in ("device_keys", "api_keys", "user_api_keys", "receipts", "checkouts",
-                   "stk_requests"):
+                   "stk_requests", "unmatched_payments"):
         assert all(".read" not in node for _, node in _walk(rules[secret]))
     assert rules[".read"] is False and rules[".write"] is False
+
+
+async def test_unmatched_payments_are_kept_once_per_receipt_oldest_first(store):
+    first = {"receipt": "RKT.1/x", "source": "c2b", "amount_cents": 10000,
+             "phone_number": "2547 ***** 126", "bill_ref": "METR 12", "reason": "unknown account",
+             "ts": 2000}
+    created, record = await store.record_unmatched_payment(first)
+    assert created and record["receipt"] == "RKT.1/x" and record["checkout_request_id"] is None
+    # a re-sent confirmation, even with other details, changes nothing
+    created, record = await store.record_unmatched_payment(dict(first, amount_cents=1, ts=3000))
+    assert not created and record["amount_cents"] == 10000 and record["ts"] == 2000
+    await store.record_unmatched_payment({"receipt": "QK0", "source": "stk",
+                                          "amount_cents": 500, "checkout_request_id": "ws_1",
+                                          "ts": 1000})
+    listed = await store.list_unmatched_payments()
+    assert [r["receipt"] for r in listed] == ["QK0", "RKT.1/x"]
+    assert listed[1]["bill_ref"] == "METR 12" and listed[0]["bill_ref"] is None
+    for bad in ({"receipt": "R", "amount_cents": 1.5, "ts": 1},
+                {"receipt": "", "amount_cents": 1, "ts": 1},
+                {"receipt": "R", "amount_cents": 1, "ts": None}):
+        with pytest.raises(InvalidRecord):
+            await store.record_unmatched_payment(bad)
+    assert len(await store.list_unmatched_payments()) == 2
+    assert (await store.get_unmatched_payment("QK0"))["checkout_request_id"] == "ws_1"
+    assert await store.get_unmatched_payment("QK1") is None
