@@ -73,6 +73,15 @@ def newer(a, b):
     return 0 < diff < _HALF
 
 
+def _accepted(accept, state):
+    if accept is None:
+        return True
+    try:
+        return bool(accept(state))
+    except (ValueError, KeyError, TypeError):
+        return False
+
+
 class StateStore:
     def __init__(self, root, name="state", log=None, max_bytes=MAX_IMAGE):
         self.root = root
@@ -105,8 +114,13 @@ class StateStore:
             return True, None
         return True, decode(image)
 
-    def load(self):
+    def load(self, accept=None):
         """The newest valid state dict, or None (status "fresh" or "corrupt").
+
+        accept(state), if given, is the app's own check of a state's shape: a slot whose
+        state it refuses (returns False or raises ValueError, KeyError or TypeError) counts
+        as corrupt, so a well-formed image the firmware cannot use falls back to the other
+        slot instead of stopping the boot.
 
         On "corrupt" the app must start safe: zero credit, relay open, an alert. Never
         treat unreadable state as a reason to grant credit.
@@ -118,7 +132,7 @@ class StateStore:
             exists, got = self._read_slot(path)
             if exists:
                 existing += 1
-            if got is None:
+            if got is None or not _accepted(accept, got[1]):
                 continue
             valid += 1
             if best is None or newer(got[0], best[1]):

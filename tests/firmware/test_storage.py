@@ -271,3 +271,28 @@ def test_failed_write_leaves_the_newest_slot_and_counters_alone():
     store.root = root
     assert store.save({"n": 2}) == 2
     assert StateStore(root).load() == {"n": 2}
+
+
+def test_a_state_the_app_refuses_falls_back_to_the_other_slot():
+    # A CRC-valid image whose contents the firmware cannot use (a bug, a state written by
+    # other firmware) must not stop the boot: the older slot is used, as for a torn one.
+    root = tmpdir("st_accept")
+    store = StateStore(root)
+    store.save({"ledger": {"balance_cents": 700}})
+    store.save({"ledger": "garbage"})
+
+    def usable(state):
+        return state["ledger"]["balance_cents"] >= 0  # raises TypeError on "garbage"
+
+    boot = StateStore(root)
+    assert boot.load(accept=usable) == {"ledger": {"balance_cents": 700}}
+    assert boot.status == "fallback" and boot.seq == 1
+    assert boot.save({"ledger": {"balance_cents": 650}}) == 2  # over the refused slot
+    assert StateStore(root).load(accept=usable) == {"ledger": {"balance_cents": 650}}
+    # refused everywhere: corrupt, never a crash and never the refused state
+    for path in StateStore(root).slot_paths():
+        write_file(path, encode({"ledger": None}, 9))
+    again = StateStore(root)
+    assert again.load(accept=usable) is None and again.status == "corrupt"
+    assert again.load(accept=lambda s: False) is None
+    assert again.load() == {"ledger": None}  # without a check, a valid image is valid
