@@ -261,3 +261,26 @@ def test_a_doubled_reply_is_read_once_and_the_copy_flushed():
     sensor = Pzem004t(uart, address=1)
     assert sensor.read().energy == 10
     assert sensor.read().energy == 11
+
+
+class TimeoutCountingUART(FakeUART):
+    """A UART that, like MicroPython's, waits out its whole timeout on read() without a size;
+    it counts those waits."""
+
+    def __init__(self, replies=None):
+        FakeUART.__init__(self, replies)
+        self.waits = 0
+
+    def read(self, n=-1):
+        if n is None or n < 0:
+            self.waits += 1
+        return FakeUART.read(self, n)
+
+
+def test_flushing_stale_bytes_never_waits_for_the_uart_timeout():
+    uart = TimeoutCountingUART([reply(voltage=2400)])
+    uart._rx = reply(voltage=1111)[:9]
+    sensor = Pzem004t(uart, address=1)
+    assert sensor.read().voltage_dv == 2400
+    assert sensor.stale_bytes == 9
+    assert uart.waits == 0

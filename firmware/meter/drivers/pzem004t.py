@@ -125,9 +125,12 @@ class Pzem004t:
         # left in place they would be taken for the start of the next reply.
         uart = self._uart
         for _ in range(_FLUSH_LIMIT):
-            if not uart.any():
+            n = uart.any()
+            if not n:
                 return
-            stale = uart.read()
+            # Exactly what is waiting: a UART read() without a size on MicroPython goes on
+            # reading until its timeout, which would stall the tick for nothing.
+            stale = uart.read(n)
             if stale:
                 self.stale_bytes += len(stale)
 
