@@ -273,14 +273,25 @@ class Biller:
             return self.tariff
         return pending
 
+    def _opens_month(self, key):
+        """True if a bill in local month `key` starts a new month count.
+
+        A later month does. A clock stepping back by one month boundary (a correction around
+        midnight on the 1st) keeps counting into the current month rather than opening the
+        old month's lifeline band again. Further back than that, the month being counted can
+        only have come from a wrong clock in the future (a bad time source, persisted and
+        carried forward at every boot): without a restart the bands would stay exhausted
+        until the calendar caught up with it, years perhaps."""
+        counted = self.month_key
+        previous = counted - 89 if counted % 100 == 1 else counted - 1
+        return key > counted or key < previous
+
     def _month_wh_at(self, t, tariff):
         """Month-to-date Wh that a bill at t would start from, without changing anything."""
         if tariff is self.tariff and self._month_start <= t < self._month_end:
             return self.month_wh
-        if month_key(t, tariff.utc_offset_s) > self.month_key:
+        if self._opens_month(month_key(t, tariff.utc_offset_s)):
             return 0
-        # Same month, or the clock went back into an older one: that consumption is counted
-        # in the current month rather than opening the old month's lifeline band again.
         return self.month_wh
 
     def _advance(self, t):
@@ -291,9 +302,7 @@ class Biller:
             return tariff
         offset = tariff.utc_offset_s
         key = month_key(t, offset)
-        # Only a later month resets: a clock stepping back into an older month keeps counting
-        # into the current one (see _month_wh_at).
-        if key > self.month_key:
+        if self._opens_month(key):
             self.month_key = key
             self.month_wh = 0
         self._month_start = month_start(t, offset)
