@@ -187,7 +187,8 @@ async def test_micropython_meter_refuses_a_broker_it_cannot_verify(mosquitto_tls
     broker = mosquitto_tls_broker
     await broker.add_user("m1", "pw1")
     other = str(tmp_path / "other.der")  # a CA that did not sign the broker's certificate
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
                     "-subj", "/CN=someone-else", "-keyout", str(tmp_path / "k"),
                     "-outform", "DER", "-out", other], check=True, capture_output=True)
 
