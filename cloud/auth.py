@@ -16,6 +16,7 @@ NONCE_HEADER = "X-Mita-Nonce"
 SIGNATURE_HEADER = "X-Mita-Signature"
 _MAX_NONCES_PER_METER = 4096
 _HEX_DIGITS = "0123456789abcdef"
+_BAD_SIGNATURE = "unknown meter or bad signature"
 
 
 class AuthError(Exception):
@@ -148,11 +149,10 @@ class MeterVerifier:
         if abs(now - timestamp) > self.window_s:
             raise AuthError("request timestamp outside the replay window (check the clock)")
         key = await self.store.get_device_key(meter_no)
-        if not key:
-            raise AuthError("unknown meter")
-        expected = sign_request(key, method, path, timestamp, nonce, body)
-        if not hmac.compare_digest(expected, signature):
-            raise AuthError("bad signature")
+        # One answer for both, so a caller without a key cannot list which meters exist.
+        expected = sign_request(key or "", method, path, timestamp, nonce, body)
+        if not hmac.compare_digest(expected, signature) or not key:
+            raise AuthError(_BAD_SIGNATURE)
         self._remember(meter_no, nonce, timestamp, now)
 
     def _parse(self, headers):

@@ -15,7 +15,9 @@ health_routes = web.RouteTableDef()
 async def health(request):
     return web.json_response({
         "status": "ok",
-        "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        # The reference's Date.toISOString(): UTC, milliseconds, "Z".
+        "timestamp": datetime.datetime.now(datetime.timezone.utc)
+        .isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "uptime": round(time.monotonic() - request.app[STARTED_AT], 3),
     })
 

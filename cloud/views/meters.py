@@ -28,31 +28,32 @@ async def get_meter(request):
     return web.json_response(public_meter(meter))
 
 
-async def _signed_body(request, meter):
-    """The raw body, once the meter's signature over it has been checked."""
+async def _signed_body(request):
+    """(meter_no, body) once the meter's signature over the body has been checked. The meter
+    is looked up only after that: an unsigned caller learns nothing about which meters exist
+    (an unknown one is the same 401 as a bad signature)."""
+    meter_no = normalise_meter_no(request.match_info["meterId"])
     raw = await request.read()
-    await request.app[METER_AUTH].verify(meter["meter_no"], request.method, request.raw_path,
+    await request.app[METER_AUTH].verify(meter_no, request.method, request.raw_path,
                                          request.headers, raw)
-    return await read_json_object(request)
+    return meter_no, await read_json_object(request)
 
 
 @routes.post("/api/meters/{meterId}/balance")
 async def report_balance(request):
-    meter = await meter_from_path(request)
-    body = await _signed_body(request, meter)
+    meter_no, body = await _signed_body(request)
     # Telemetry only: the meter reports what it holds; credit comes from payments alone.
     balance = field(body, "balance_cents", int)
     if abs(balance) > _MAX_BALANCE_CENTS:
         raise BadRequest("balance_cents is out of range")
     now = int(time.time() * 1000)
-    await request.app[STORE].update_meter_balance(meter["meter_no"], balance, now)
+    await request.app[STORE].update_meter_balance(meter_no, balance, now)
     return web.json_response({"success": True, "balance_cents": balance})
 
 
 @routes.post("/api/meters/{meterId}/status")
 async def report_status(request):
-    meter = await meter_from_path(request)
-    body = await _signed_body(request, meter)
+    meter_no, body = await _signed_body(request)
     status = {}
     for name, kind in _STATUS_FIELDS.items():
         value = field(body, name, kind, required=False)
@@ -63,7 +64,7 @@ async def report_status(request):
     if not status:
         raise BadRequest("expected at least one of " + ", ".join(_STATUS_FIELDS))
     now = int(time.time() * 1000)
-    await request.app[STORE].update_meter_status(meter["meter_no"], status, now)
+    await request.app[STORE].update_meter_status(meter_no, status, now)
     return web.json_response({"success": True})
 
 

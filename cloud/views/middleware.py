@@ -16,6 +16,10 @@ _SECURITY_HEADERS = {
     # The API only ever returns JSON: nothing may load, run or frame it.
     "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
     "Cache-Control": "no-store",
+    # Honoured only over HTTPS (production sits behind TLS); ignored on plain HTTP.
+    "Strict-Transport-Security": "max-age=15552000; includeSubDomains",
+    # Replaces aiohttp's "Python/3.x aiohttp/3.x": no version list for scanners.
+    "Server": "mita",
 }
 _CORS_METHODS = "GET, POST, PUT, OPTIONS"
 _CORS_HEADERS = "Authorization, Content-Type"

@@ -257,3 +257,36 @@ async def test_an_orphan_claimed_by_its_push_is_not_left_in_the_unmatched_list(h
     assert len((await h.snapshot(meter_no))["transactions"]) == 1
     assert len(await h.store.list_unmatched_payments()) == 1  # history is kept ...
     assert await (await h.client.get("/api/payments/unmatched", headers=h.op())).json() == []
+
+
+async def test_meter_endpoints_do_not_tell_strangers_which_meters_exist(harness):
+    h = harness
+    _, _, meter_no, key = await h.customer_with_meter("MTR-0001")
+    answers = []
+    for target in (meter_no, "MTR0002"):
+        for path in (f"/api/meters/{target}/balance", f"/api/meters/{target}/status"):
+            raw = b'{"balance_cents": 1, "wifi_status": "up"}'
+            unsigned = await h.client.post(path, data=raw)
+            guessed = await h.client.post(path, data=raw, headers=signed_headers(
+                target, "dk_guessed", "POST", path, raw))
+            answers.append([(r.status, await r.json()) for r in (unsigned, guessed)])
+    assert all(a == answers[0] for a in answers), answers
+    assert answers[0][1][0] == 401
+    # the meter itself still gets through
+    resp = await h.signed_post(meter_no, key, f"/api/meters/{meter_no}/balance",
+                               {"balance_cents": 700})
+    assert resp.status == 200
+    assert (await h.store.get_meter(meter_no))["current_balance_cents"] == 700
+
+
+async def test_health_timestamp_is_the_reference_iso_form_and_no_server_version(harness):
+    import re
+    resp = await harness.client.get("/health")
+    body = await resp.json()
+    assert set(body) == {"status", "timestamp", "uptime"}
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", body["timestamp"])
+    for path in ("/health", "/nope"):
+        resp = await harness.client.get(path)
+        assert "aiohttp" not in resp.headers.get("Server", "")
+        assert "Python" not in resp.headers.get("Server", "")
+        assert resp.headers["Strict-Transport-Security"].startswith("max-age=")
