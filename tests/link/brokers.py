@@ -153,7 +153,8 @@ class MosquittoBroker:
         with open(self.conf, "w") as f:
             f.write("listener %d %s\nallow_anonymous false\npassword_file %s\nacl_file %s\n"
                     "persistence false\nlog_dest stderr\nlog_type error\nlog_type warning\n"
-                    "max_keepalive 600\nset_tcp_nodelay true\n" % (self.port, self.host, self.passwords, self.acl))
+                    "max_keepalive 600\nset_tcp_nodelay true\n"
+                    % (self.port, self.host, self.passwords, self.acl))
             if tls:
                 self.tls_port = free_port()
                 cert, key = self._make_certificate()
