@@ -150,9 +150,18 @@ class Payments:
         orphan = self._orphans.pop(checkout, None)
         if orphan is not None:
             self.counters["orphans_claimed"] += 1
-            await self.apply_stk_result(orphan)
-            stored = await self.store.get_stk_request(checkout) or stored
+            # It came before we knew the request: M-Pesa's own word first (issue #4). Without
+            # it the request stays pending for a re-send or the settle task to decide.
+            if not orphan.paid or await self._orphan_confirmed(checkout):
+                await self.apply_stk_result(orphan)
+                stored = await self.store.get_stk_request(checkout) or stored
         return stored
+
+    async def _orphan_confirmed(self, checkout):
+        try:
+            return await self._confirmed_by_query({"checkout_request_id": checkout})
+        except ConfirmationUnavailable:
+            return False
 
     def _gateway_error(self, error, meter_no, amount_kes):
         """What the customer is told, and what the operator needs in the log. Transport and

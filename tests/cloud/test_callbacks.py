@@ -155,6 +155,8 @@ async def test_callback_before_the_push_reply_is_stored_is_claimed_by_the_push(h
 
     async def push_then_callback_races_ahead(*args, **kw):
         reply = await real_push(*args, **kw)
+        # the customer has paid (so an STK query confirms it), and the callback races ahead
+        await eventually(lambda: sandbox_settled(h, reply["CheckoutRequestID"]))
         early = await h.post_callback(stk_success(reply["CheckoutRequestID"], "QKEARLY"))
         assert early.status == 200
         assert (await h.snapshot(meter_no))["transactions"] == []  # nothing to credit yet

@@ -241,7 +241,7 @@ async def test_a_paid_callback_for_a_push_never_stored_is_kept_and_credited_only
 
 
 async def test_an_orphan_claimed_by_its_push_is_not_left_in_the_unmatched_list(harness):
-    from tests.cloud.cloud_harness import stk_success
+    from tests.cloud.cloud_harness import eventually, sandbox_settled, stk_success
     h = harness
     _, auth, meter_no, _ = await h.customer_with_meter()
     await h.sandbox_settings(default_outcome="none", callback_delay_s=0)
@@ -249,6 +249,7 @@ async def test_an_orphan_claimed_by_its_push_is_not_left_in_the_unmatched_list(h
 
     async def push_then_early_callback(*args):
         reply = await real_push(*args)
+        await eventually(lambda: sandbox_settled(h, reply["CheckoutRequestID"]))  # paid
         # Safaricom's callback overtakes our own store write of the request
         await h.post_callback(stk_success(reply["CheckoutRequestID"], "QKEARLY", amount=100))
         return reply
@@ -290,3 +291,27 @@ async def test_health_timestamp_is_the_reference_iso_form_and_no_server_version(
         assert "aiohttp" not in resp.headers.get("Server", "")
         assert "Python" not in resp.headers.get("Server", "")
         assert resp.headers["Strict-Transport-Security"].startswith("max-age=")
+
+
+@pytest.mark.parametrize("answer", ["cancelled", "pending"])
+async def test_a_callback_that_raced_its_push_credits_nothing_unless_a_query_confirms(harness,
+                                                                                    answer):
+    from cloud.daraja import DarajaPending
+    from tests.cloud.cloud_harness import stk_success
+    h = harness
+    _, auth, meter_no, _ = await h.customer_with_meter()
+    await h.sandbox_settings(default_outcome="none", callback_delay_s=3600)
+    real_push = h.daraja.stk_push
+    query = (_Query({"ResultCode": "1032", "ResultDesc": "cancelled"}) if answer == "cancelled"
+             else _Query(DarajaPending("being processed", "500.001.1001", 500)))
+
+    async def push_then_forged_callback(*args):
+        reply = await real_push(*args)
+        await h.post_callback(stk_success(reply["CheckoutRequestID"], "QKRACE", amount=100))
+        h.payments.daraja = query  # M-Pesa's answer when the push claims the callback
+        return reply
+    h.payments.daraja.stk_push = push_then_forged_callback
+    resp = await h.stk_push(auth, meter_no)
+    assert resp.status == 201 and (await resp.json())["status"] == "pending"
+    assert query.calls >= 1
+    assert (await h.snapshot(meter_no))["transactions"] == []
