@@ -109,7 +109,7 @@ class StateStore:
             return True, None
         try:
             with open(path, "rb") as f:
-                image = f.read()
+                image = f.read(size)  # one allocation of the known size, no growing buffer
         except OSError:
             return True, None
         return True, decode(image)
