@@ -31,6 +31,7 @@ class MeterApp:
         self.persist_errors = 0
         self.tick_errors = 0
         self.config_problems = []
+        self.state_root = ""
         self.reset_cause = 0
         self.running = False
         self.online = False  # set by the cloud link (meter.link); shown in the snapshot

@@ -12,6 +12,7 @@ def make_clock(config):
 
 
 def unique_id():
+    # Letters and digits only: the cloud's canonical meter number has no separators.
     return "".join("%02X" % b for b in machine.unique_id())
 
 
@@ -99,3 +100,18 @@ class Board:
 
     def reset_cause(self):
         return machine.reset_cause()
+
+    def wlan(self):
+        """The station interface, or None when the meter has no WiFi configured."""
+        if not self.config["wifi"]["ssid"]:
+            return None
+        import network
+        return network.WLAN(network.STA_IF)
+
+    def ntp(self):
+        """The port's SNTP client module (frozen into the ESP32 firmware)."""
+        try:
+            import ntptime
+        except ImportError:
+            return None
+        return ntptime

@@ -18,11 +18,13 @@ def start(root="", log=None):
     log = log or Logger("mita")
     cfg, problems = meter_config.load(root + "/config.json", log)
     if not cfg["meter_id"]:
-        cfg["meter_id"] = "MITA-" + board_module.unique_id()
-    store = StateStore(state_root(root, cfg), log=log.child("store"))
+        cfg["meter_id"] = "MITA" + board_module.unique_id()
+    store_root = state_root(root, cfg)
+    store = StateStore(store_root, log=log.child("store"))
     clock = board_module.make_clock(cfg)
     app = MeterApp(cfg, store, clock, log=log)
     app.config_problems = problems
+    app.state_root = store_root
     if app.boot_status == "corrupt":
         log.error("both state slots are corrupt: starting with zero credit, relay open")
     board = board_module.Board(cfg, relay_closed=app.relay_at_boot(), clock=clock, log=log)
@@ -35,7 +37,15 @@ def start(root="", log=None):
 
 
 async def run(app):
-    await app.run(app.board.watchdog(app.config["watchdog_ms"]))
+    """The meter's tasks: metering always; WiFi, MQTT and NTP when configured. Billing and
+    switching never wait for the network."""
+    board = app.board
+    cfg = app.config
+    if cfg["wifi"]["ssid"] or cfg["mqtt"]["host"]:
+        from meter.link import start_link
+        start_link(app, board.wlan(), board.ntp(), history_root=app.state_root,
+                   log=app.log.child("link") if app.log else None)
+    await app.run(board.watchdog(cfg["watchdog_ms"]))
 
 
 def main(root=""):
