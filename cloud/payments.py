@@ -11,7 +11,7 @@ from cloud.callbacks import normalise_meter_no, InvalidMeterNumber
 from cloud.daraja import (DarajaAuthError, DarajaError, DarajaPending, DarajaRejected,
                           DarajaTimeout)
 from cloud.phone import normalise_msisdn
-from cloud.store.base import NotFound
+from cloud.store.base import Conflict, NotFound
 
 log = logging.getLogger("mita.payments")
 
@@ -383,6 +383,10 @@ class Payments:
             raise NotFound(f"no unmatched payment {receipt}")
         meter = await self.find_meter(meter_no)
         checkout = record.get("checkout_request_id")
+        stored = await self.store.get_stk_request(checkout) if checkout else None
+        if stored is not None and stored["meter_no"] != meter["meter_no"]:
+            # the push was stored after all: its meter is the one the customer paid for
+            raise Conflict(f"{checkout} was a payment for meter {stored['meter_no']}")
         if record["source"] == "stk" and checkout:
             # Nobody asked for this callback: M-Pesa's own word first (issue #4).
             if not await self._confirmed_by_query({"checkout_request_id": checkout}):

@@ -65,3 +65,11 @@ async def credit_unmatched(request):
     receipt = request.match_info["receipt"]
     outcome = await request.app[PAYMENTS].credit_unmatched(receipt, field(body, "meter_no", str))
     return web.json_response({"receipt": receipt, "outcome": outcome})
+
+
+@routes.get("/api/payments/counters")
+async def counters(request):
+    """Operators: what this process has seen since it started (duplicates, unknown callbacks,
+    amount mismatches, unconfirmed successes, dropped recharge offers, ...)."""
+    require_operator(await principal(request))
+    return web.json_response(dict(request.app[PAYMENTS].counters))

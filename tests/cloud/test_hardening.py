@@ -315,3 +315,33 @@ async def test_a_callback_that_raced_its_push_credits_nothing_unless_a_query_con
     assert resp.status == 201 and (await resp.json())["status"] == "pending"
     assert query.calls >= 1
     assert (await h.snapshot(meter_no))["transactions"] == []
+
+
+async def test_an_unmatched_stk_payment_goes_to_the_meter_of_its_stored_request_only(harness):
+    from tests.cloud.cloud_harness import pending_push
+    h = harness
+    meter_no, checkout, _ = await pending_push(h)
+    other_user, _ = await h.create_customer("B")
+    other, _ = await h.register_meter(other_user, "MTR-0002")
+    # as if the callback came before the push was stored and was never claimed
+    await h.store.record_unmatched_payment({"receipt": "QKMINE", "source": "stk",
+                                            "amount_cents": 10000,
+                                            "checkout_request_id": checkout, "ts": 1})
+    h.payments.daraja = _Query({"ResultCode": "0", "ResultDesc": "ok"})
+    credit = "/api/payments/unmatched/QKMINE/credit"
+    resp = await h.client.post(credit, json={"meter_no": other}, headers=h.op())
+    assert resp.status == 409
+    assert (await h.snapshot(other))["transactions"] == []
+    resp = await h.client.post(credit, json={"meter_no": meter_no}, headers=h.op())
+    assert (await resp.json())["outcome"] == "credited"
+    assert (await h.store.get_stk_request(checkout))["status"] == "success"
+
+
+async def test_operators_read_the_payment_counters(harness):
+    from tests.cloud.cloud_harness import stk_failure
+    h = harness
+    _, auth = await h.create_customer()
+    await h.post_callback(stk_failure("ws_CO_NOBODY"))
+    assert (await h.client.get("/api/payments/counters", headers=auth)).status == 403
+    body = await (await h.client.get("/api/payments/counters", headers=h.op())).json()
+    assert body["unknown_callbacks"] == 1 and body["credited"] == 0
