@@ -8,7 +8,6 @@ import re
 from simulator.devices.prng import Prng
 from simulator.world import Household, SteadyLoad, World
 
-SECOND = 1000
 _UNITS = {"ms": 1, "s": 1000, "m": 60000, "min": 60000, "h": 3600000, "d": 86400000}
 PZEM_FAULTS = ("crc", "timeout", "short", "garbage", "restart")
 OTHER_FAULTS = ("hang", "bypass")

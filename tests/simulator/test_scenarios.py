@@ -298,5 +298,7 @@ def test_billed_energy_matches_true_energy_over_days_on_pzem_and_s0(tmp_path):
         assert row["virtual_s"] >= SOAK_DAYS * 86400
         assert row["true_wh"] > 4000 * SOAK_DAYS, row  # a household uses kWh a day
         error = abs(row["billed_wh"] - row["true_wh"]) / row["true_wh"]
+        print("%s, %g days: true %d Wh, billed %d Wh, error %.4f %%, %d power cuts" % (
+            sensor, SOAK_DAYS, row["true_wh"], row["billed_wh"], 100 * error, row["outages"]))
         assert error <= 0.001, (sensor, row)
         assert row["crashes"] == 0 and row["boots"] > 1
