@@ -16,8 +16,9 @@ _MAX_TEXT = 200
 
 def _text(body, name, required=False):
     value = field(body, name, str, required=required)
-    if value is not None and (not value.strip() or len(value) > _MAX_TEXT):
-        raise BadRequest(f"{name} must be 1..{_MAX_TEXT} characters")
+    if value is not None and (not value.strip() or len(value) > _MAX_TEXT
+                              or not value.isprintable()):
+        raise BadRequest(f"{name} must be 1..{_MAX_TEXT} printable characters")
     return value
 
 

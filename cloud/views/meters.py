@@ -97,8 +97,11 @@ async def consumption(request):
     require_meter_access(who, meter)
     today = datetime.datetime.now(_EAT).date()  # history days are the meters' local days
     date_to = _date(request.query.get("to", today.isoformat()), "to")
-    default_from = (date_to - datetime.timedelta(days=29)).isoformat()
-    date_from = _date(request.query.get("from", default_from), "from")
+    if "from" in request.query:
+        date_from = _date(request.query["from"], "from")
+    else:
+        # clamped: 29 days before 0001-01-05 would overflow the calendar
+        date_from = datetime.date.fromordinal(max(1, date_to.toordinal() - 29))
     if date_from > date_to:
         raise BadRequest("from is after to")
     if (date_to - date_from).days >= _MAX_HISTORY_DAYS:

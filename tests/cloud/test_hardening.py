@@ -345,3 +345,24 @@ async def test_operators_read_the_payment_counters(harness):
     assert (await h.client.get("/api/payments/counters", headers=auth)).status == 403
     body = await (await h.client.get("/api/payments/counters", headers=h.op())).json()
     assert body["unknown_callbacks"] == 1 and body["credited"] == 0
+
+
+async def test_edge_of_calendar_dates_and_huge_limits_are_answers_not_crashes(harness):
+    h = harness
+    user_id, auth, meter_no, _ = await h.customer_with_meter()
+    consumption = f"/api/meters/{meter_no}/consumption"
+    for query, status in (("to=0001-01-05", 200), ("from=0001-01-01&to=0001-01-01", 200),
+                          ("to=9999-12-31", 200), ("from=0001-01-01&to=9999-12-31", 400)):
+        resp = await h.client.get(f"{consumption}?{query}", headers=auth)
+        assert resp.status == status, (query, await resp.text())
+    for path in (f"/api/transactions/{user_id}", f"/api/transactions/meter/{meter_no}"):
+        resp = await h.client.get(path + "?limit=" + "1" * 5000, headers=auth)
+        assert resp.status == 400 and (await resp.json())["error"] == "bad_request"
+
+
+async def test_user_fields_refuse_control_characters(harness):
+    h = harness
+    for user in ({"name": "x", "user_id": "a\x00b"}, {"name": "x\nInjected: log line"},
+                 {"name": "x", "email": "a\x1b[31m@b"}):
+        resp = await h.client.post("/api/users", json=user, headers=h.op())
+        assert resp.status == 400, user
