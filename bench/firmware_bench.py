@@ -18,11 +18,13 @@ import os
 import re
 import shlex
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from firmware_report import print_cap, print_heap, print_ticks  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIRMWARE = os.path.join(ROOT, "firmware")
@@ -31,11 +33,6 @@ BENCH_MPY = os.path.join(ROOT, "bench", "mpy")
 # The simulator modules a meter needs under MicroPython (simulator/meter.py and the CLI are
 # CPython-only and not compiled).
 SIM_MODULES = ("clock", "world", "sim_board", "board_context")
-
-TARGET_LIVE_KB = 32
-TARGET_CAP_KB = 48
-TARGET_TICK_US = 300
-
 
 class BenchError(Exception):
     """The benchmark could not produce a figure (build failed, a run crashed)."""
@@ -55,32 +52,36 @@ def _mpy_cross(src, dest):
         raise BenchError("mpy-cross %s: %s" % (src, proc.stdout + proc.stderr))
 
 
-def build(work):
-    """Firmware .mpy (the device layout), simulator and bench scripts .mpy; returns the dirs."""
-    fw = os.path.join(work, "fw")
-    proc = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "build_firmware.py"),
-                           "--out", fw], capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise BenchError("firmware build failed:\n" + proc.stdout + proc.stderr)
-    sim = os.path.join(work, "sim")
+def _sources(folder, dest):
+    return [(os.path.join(folder, n), os.path.join(dest, n[:-3] + ".mpy"))
+            for n in sorted(os.listdir(folder)) if n.endswith(".py")]
+
+
+def build(work, reuse=False):
+    """Firmware .mpy (the device layout), simulator and bench scripts .mpy; returns the
+    MICROPYPATH entries. reuse: keep a build already in `work` (repeated runs, the tests)."""
+    fw, sim = os.path.join(work, "fw"), os.path.join(work, "sim")
+    path = [os.path.join(sim, "bench"), os.path.join(fw, "lib"), os.path.join(sim, "hal"),
+            os.path.join(sim, "lib"), ".frozen"]
+    # bench first: its time.mpy must shadow the port's time module; .frozen keeps asyncio.
+    if reuse and all(os.path.isdir(p) for p in path[:-1]):
+        return path
+    firmware = subprocess.Popen([sys.executable, os.path.join(ROOT, "tools", "build_firmware.py"),
+                                 "--out", fw], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True)
     if os.path.isdir(sim):
         shutil.rmtree(sim)
-    for name in os.listdir(os.path.join(SIMULATOR, "hal")):
-        if name.endswith(".py"):
-            _mpy_cross(os.path.join(SIMULATOR, "hal", name),
-                       os.path.join(sim, "hal", name[:-3] + ".mpy"))
-    for name in SIM_MODULES:
-        _mpy_cross(os.path.join(SIMULATOR, name + ".py"), os.path.join(sim, "lib", name + ".mpy"))
-    for name in os.listdir(os.path.join(SIMULATOR, "devices")):
-        if name.endswith(".py"):
-            _mpy_cross(os.path.join(SIMULATOR, "devices", name),
-                       os.path.join(sim, "lib", "devices", name[:-3] + ".mpy"))
-    for name in os.listdir(BENCH_MPY):
-        if name.endswith(".py"):
-            _mpy_cross(os.path.join(BENCH_MPY, name), os.path.join(sim, "bench", name[:-3] + ".mpy"))
-    # bench first: its time.mpy must shadow the port's time module; .frozen keeps asyncio.
-    return [os.path.join(sim, "bench"), os.path.join(fw, "lib"), os.path.join(sim, "hal"),
-            os.path.join(sim, "lib"), ".frozen"]
+    jobs = _sources(os.path.join(SIMULATOR, "hal"), path[2])
+    jobs += [(os.path.join(SIMULATOR, n + ".py"), os.path.join(path[3], n + ".mpy"))
+             for n in SIM_MODULES]
+    jobs += _sources(os.path.join(SIMULATOR, "devices"), os.path.join(path[3], "devices"))
+    jobs += _sources(BENCH_MPY, path[0])
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        list(pool.map(lambda job: _mpy_cross(*job), jobs))
+    output = firmware.communicate()[0]
+    if firmware.returncode != 0:
+        raise BenchError("firmware build failed:\n" + output)
+    return path
 
 
 class Runner:
@@ -158,13 +159,10 @@ def _top_level_imports(tree):
         if isinstance(node, ast.Import):
             found.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module)
-            found.update(node.module + "." + a.name for a in node.names)
-        elif isinstance(node, (ast.Try, ast.If)):
-            nodes.extend(node.body + node.orelse + getattr(node, "handlers", [])
-                         + getattr(node, "finalbody", []))
-        elif isinstance(node, ast.ExceptHandler):
-            nodes.extend(node.body)
+            found.update([node.module] + [node.module + "." + a.name for a in node.names])
+        elif isinstance(node, (ast.Try, ast.If, ast.ExceptHandler)):
+            for field in ("body", "orelse", "handlers", "finalbody"):
+                nodes.extend(getattr(node, field, []))
     return found
 
 
@@ -213,37 +211,6 @@ def _mpy_size(fw_lib, module):
     if not os.path.exists(path):
         path = os.path.join(fw_lib, *module.split("."), "__init__.mpy")
     return os.path.getsize(path) if os.path.exists(path) else None
-
-
-def print_heap(out):
-    kb = lambda n: n / 1024.0  # noqa: E731
-    print("\n## (1) live heap after gc.collect(), app running (%d ticks)" % out["ticks"])
-    print("simulator + bench modules   %7.1f KB  (not on the device)" % kb(out["sim_code"]))
-    print("simulator objects (board)   %7.1f KB  (not on the device)" % kb(out["sim_objects"]))
-    print("firmware code (imports)     %7.1f KB" % kb(out["code"]))
-    print("app data after boot         %7.1f KB" % kb(out["data_after_boot"]))
-    print("app data after the ticks    %7.1f KB" % kb(out["data"]))
-    fw = out["code"] + out["data"]
-    print("firmware total (code+data)  %7.1f KB   target <= %d KB: %s" % (
-        kb(fw), TARGET_LIVE_KB, "met" if fw <= TARGET_LIVE_KB * 1024 else "MISSED"))
-    print("whole process live heap     %7.1f KB of a %d KB heap" % (
-        kb(out["live"]), out["heap_total"] // 1024))
-    print("\nper-module import cost (leaves first; qstr = interned names and strings, a new qstr "
-          "pool lands on the module that needs it)")
-    print("%-26s %8s %8s %8s" % ("module", "heap B", "qstr B", ".mpy B"))
-    for name, cost, _, q, size in sorted(out["modules"], key=lambda r: -r[1]):
-        print("%-26s %8d %8s %8s" % (name, cost, q if q is not None else "-", size or "-"))
-    if out["not_loaded"]:
-        print("not loaded by this meter (cost if imported later):")
-        for name, cost, _, q, size in out["not_loaded"]:
-            print("%-26s %8d %8s %8s" % (name, cost, q if q is not None else "-", size or "-"))
-    print("\napp data by the attribute holding it (freed when dropped in this order; shared "
-          "objects count for the last holder):")
-    for name, freed in out["data_by_attribute"]:
-        print("  %-28s %6d B" % (name, freed))
-    rest = out["data"] - sum(f for _, f in out["data_by_attribute"])
-    print("  %-28s %6d B  (fake hardware objects the board made, buffers, stack-held)" % (
-        "not freed by dropping", rest))
 
 
 # --- (2) the smallest heap cap for a simulated day ----------------------------------------
@@ -339,48 +306,6 @@ def measure_ticks(runner, heap_kb, warm, count, repeats):
     return results
 
 
-def _med(runs, *keys):
-    vals = []
-    for r in runs:
-        for k in keys:
-            r = r[k]
-        vals.append(r)
-    return statistics.median(vals)
-
-
-def print_ticks(t, heap_kb):
-    sim, split, trivial, driver = t["sim"], t["split"], t["trivial"], t["driver"]
-    n = len(sim)
-    print("\n## (3) CPU time of app.tick(), time.ticks_us, display on, %d KB heap "
-          "(median of %d run%s)" % (heap_kb, n, "" if n == 1 else "s"))
-    print("%-34s %7s %7s %7s %7s %5s" % ("", "median", "p90", "p99", "max", "n"))
-    rows = (("sim fakes, every tick", sim, "all"), ("sim fakes, ticks without persist", sim,
-            "no_persist"), ("sim fakes, ticks that persisted", sim, "persist"),
-            ("trivial fakes, every tick", trivial, "all"),
-            ("trivial fakes, without persist", trivial, "no_persist"),
-            ("PZEM driver read(), canned reply", driver, "all"))
-    for label, runs, key in rows:
-        if not runs[0][key].get("n"):
-            continue
-        print("%-34s %7.0f %7.0f %7.0f %7.0f %5d" % (
-            label, _med(runs, key, "median"), _med(runs, key, "p90"), _med(runs, key, "p99"),
-            _med(runs, key, "max"), runs[0][key]["n"]))
-    med = _med(sim, "all", "median")
-    print("median tick %.0f us   target < %d us: %s" % (med, TARGET_TICK_US,
-                                                      "met" if med < TARGET_TICK_US else "MISSED"))
-    print("split, ticks without persist (timing proxies around the fakes, their own cost "
-          "taken out): fakes %.0f us + firmware %.0f us (medians; %.1f fake calls a tick)" % (
-              _med(split, "fakes", "median"), _med(split, "firmware", "median"),
-              _med(split, "fake_calls_per_tick")))
-    print("firmware alone (trivial fakes, median) %.0f us + PZEM driver %.0f us = %.0f us" % (
-        _med(trivial, "no_persist", "median"), _med(driver, "all", "median"),
-        _med(trivial, "no_persist", "median") + _med(driver, "all", "median")))
-    print("one full gc.collect() with this heap: %.0f us (the sim's objects included)" % (
-        _med(sim, "gc_collect_us")))
-    print("the bench's virtual time.ticks_ms adds %.1f us per call (Python, not C)" % (
-        _med(sim, "ticks_ms_call_us")))
-
-
 # --- the run -------------------------------------------------------------------------------
 
 def parse_args(argv):
@@ -398,6 +323,8 @@ def parse_args(argv):
     p.add_argument("--repeats", type=int, default=3, help="runs per tick variant")
     p.add_argument("--work", help="folder for the build and the flash folders (default: temp)")
     p.add_argument("--json", help="also write every figure to this file")
+    p.add_argument("--reuse-build", action="store_true",
+                   help="keep the .mpy build already in --work instead of building again")
     return p.parse_args(argv)
 
 
@@ -410,7 +337,7 @@ def main(argv=None):
         sys.argv[1:] if argv is None else argv)
     print("# mita firmware benchmark (MicroPython unix port, firmware as .mpy)")
     print("command: " + " ".join(shlex.quote(a) for a in shown))
-    path = build(work)
+    path = build(work, reuse=args.reuse_build)
     runner = Runner(path, work)
     fw_lib = path[1]
     figures = {"work": work}
@@ -419,8 +346,9 @@ def main(argv=None):
     figures["ticks"] = measure_ticks(runner, args.heap_kb, args.warm, args.tick_count,
                                      args.repeats)
     print_ticks(figures["ticks"], args.heap_kb)
+    figures["load_average"] = os.getloadavg()
     print("load average while timing: %.2f %.2f %.2f on %d CPUs (medians resist a busy machine, "
-          "p99 and max do not)" % (os.getloadavg() + (os.cpu_count() or 0,)))
+          "p99 and max do not)" % (figures["load_average"] + (os.cpu_count() or 0,)))
     print("\n## (2) a simulated day: %d one-second ticks" % args.day_ticks)
     ok, line = run_day(runner, args.heap_kb, args.day_ticks)
     print("at %d KB: %s" % (args.heap_kb, line))
@@ -429,17 +357,7 @@ def main(argv=None):
         cap = measure_cap(runner, args.day_ticks, args.heap_kb, args.jobs,
                           floor_kb=heap["live"] * 3 // 4 // 1024)
         figures["day"].update(cap)
-        for kb_, ok_, line_ in sorted(cap["probes"]):
-            print("  probe %4d KB: %s" % (kb_, line_ if not ok_ else "completes"))
-        sim_kb = (heap["sim_code"] + heap["sim_objects"]) / 1024.0
-        print("smallest -X heapsize for the day: %d KB (%d KB fails)   target <= %d KB: %s" % (
-            cap["cap_kb"], cap["fails_kb"], TARGET_CAP_KB,
-            "met" if cap["cap_kb"] <= TARGET_CAP_KB else "MISSED"))
-        print("every cap from %d KB to %d KB completes (non-monotonic edge: %s)" % (
-            cap["all_above_kb"], cap["cap_kb"] + cap["scan_kb"],
-            "yes" if cap["all_above_kb"] > cap["cap_kb"] else "none seen"))
-        print("of which the simulator holds %.1f KB live; firmware's share about %.1f KB" % (
-            sim_kb, cap["cap_kb"] - sim_kb))
+        print_cap(cap, heap)
     print("\n## commands (MicroPython side, as run from %s)" % work)
     for label, line in runner.commands.items():
         print("%s: %s" % (label, line))

@@ -28,10 +28,11 @@ def built(tmp_path_factory):
 
 # --- end to end -------------------------------------------------------------------------------
 
-def test_tiny_run_prints_every_figure_and_its_command(tmp_path):
+def test_tiny_run_prints_every_figure_and_its_command(built, tmp_path):
     out_json = str(tmp_path / "figures.json")
+    # The build is the fixture's (built once for the file); everything else runs as by hand.
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "firmware_bench.py")]
-                          + TINY + ["--work", str(tmp_path / "w"), "--json", out_json],
+                          + TINY + ["--work", built.work, "--reuse-build", "--json", out_json],
                           capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
