@@ -75,7 +75,7 @@ async def error_middleware(request, handler):
             if isinstance(exc, cls):
                 return json_error(status, code, _public_message(request, exc, code))
         log.exception("unhandled error", extra={"method": request.method,
-                                                "path": _route(request)})
+                                                "path": loggable_path(request)})
         return json_error(500, "internal", "internal server error")
 
 
@@ -84,15 +84,22 @@ def _public_message(request, exc, code):
     to the log for the operator, the caller only learns to try again."""
     if type(exc) is StoreError:
         log.warning("store unavailable", extra={"method": request.method,
-                                                "path": _route(request), "error": str(exc)})
+                                                "path": loggable_path(request), "error": str(exc)})
         return "the record store is unavailable; try again"
     return str(exc) or code
 
 
-def _route(request):
-    # Daraja paths carry the callback secret: name the route, never the raw URL.
+def loggable_path(request):
+    """The route template, or for a path no route matched the path with the callback secret
+    cut out: Daraja paths carry it, and a URL registered with a typo (a trailing slash) must
+    not print it into every log line."""
+    from cloud.views.keys import CONFIG  # the views package imports this module
     resource = request.match_info.route.resource
-    return resource.canonical if resource is not None else request.path
+    if resource is not None:
+        return resource.canonical
+    secret = request.app[CONFIG].callback_secret if CONFIG in request.app else ""
+    return request.path.replace(secret, "<secret>") if secret else request.path
+
 
 
 def _reject_constant(name):

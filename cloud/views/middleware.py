@@ -5,7 +5,7 @@ import time
 
 from aiohttp import web
 
-from cloud.errors import json_error
+from cloud.errors import json_error, loggable_path
 
 access_log = logging.getLogger("mita.access")
 
@@ -70,9 +70,7 @@ async def access_log_middleware(request, handler):
         status = response.status
         return response
     finally:
-        # Daraja callback paths carry the secret: log the route, never the raw URL.
-        route = request.match_info.route.resource
-        path = route.canonical if route is not None else request.path
+        path = loggable_path(request)  # never the callback secret
         access_log.info("%s %s %s", request.method, path, status, extra={
             "method": request.method, "path": path, "status": status,
             "ms": round((time.perf_counter() - started) * 1000, 2),

@@ -366,3 +366,18 @@ async def test_user_fields_refuse_control_characters(harness):
                  {"name": "x", "email": "a\x1b[31m@b"}):
         resp = await h.client.post("/api/users", json=user, headers=h.op())
         assert resp.status == 400, user
+
+
+async def test_a_mistyped_callback_url_never_logs_the_secret(harness, caplog):
+    import logging
+    from tests.cloud.cloud_harness import SECRET, stk_failure
+    h = harness
+    caplog.set_level(logging.INFO)
+    for path in (f"/daraja/callback/{SECRET}/", f"/daraja/c2b/confirmation/{SECRET}/x",
+                 f"/{SECRET}"):
+        resp = await h.post_callback(stk_failure("ws_CO_1"), path=path)
+        assert resp.status in (404, 405)
+    access = [r for r in caplog.records if r.name == "mita.access"]
+    assert len(access) == 3 and all("<secret>" in r.path for r in access)
+    assert all(SECRET not in r.getMessage() and SECRET not in str(vars(r))
+               for r in caplog.records if r.name.startswith("mita"))
