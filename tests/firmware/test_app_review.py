@@ -1,156 +1,13 @@
 # micropython-heap: 128k (imports every firmware module: bytecode lives in the unix port's heap)
 # Review of the whole tick path (issue #2): the app on the real PZEM driver speaking Modbus bytes,
-# the real clock on an RTC that restarts in 2000, ticks that wrap, power cuts at every byte of
-# the state write and a flash that refuses writes.
-import gc
-import struct
-import sys
-
-from meter import config as meter_config
+# the real clock on an RTC that restarts in 2000, ticks that wrap, a flash that refuses writes,
+# the LCD and buzzer; power cuts at every byte of the state write are in test_app_torn.py.
 from meter.app import MeterApp
-from meter.calendar import epoch, local_parts
-from meter.clock import Clock
-from meter.drivers.modbus import with_crc
-from meter.drivers.pzem004t import Pzem004t
-from meter.drivers.relay import Relay
-from meter.storage import StateStore, encode
+from meter.calendar import epoch
+from meter.storage import StateStore
+from reviewfakes import (_WRAP, Board, PzemLine, RtcClock, WrappingClock, boot, make_config,
+                         run)
 from support import FakePin, tmpdir
-
-T0 = 1767225600  # 2026-01-01 00:00 UTC
-_WRAP = 1 << 30  # the ESP32's ticks_ms period
-_MICROPYTHON = sys.implementation.name == "micropython"
-
-
-class PzemLine:
-    """The UART to a byte-accurate PZEM-004T: each read request is answered from a counter
-    that integrates `power_w` over the clock's ticks while the relay is closed. `fault` makes
-    the next answers silent, corrupt or a Modbus exception."""
-
-    def __init__(self, clock, relay_box, counter=0):
-        self.clock = clock
-        self.relay_box = relay_box  # [relay], filled once the board exists
-        self.counter = counter
-        self.power_w = 0
-        self.fault = None
-        self.requests = 0
-        self._w_ms = 0
-        self._last = clock.ticks_ms()
-        self._rx = b""
-
-    def _integrate(self):
-        now = self.clock.ticks_ms()
-        relay = self.relay_box[0] if self.relay_box else None
-        power = self.power_w if relay is None or relay.is_closed() else 0
-        self._w_ms += power * self.clock.ticks_diff(now, self._last)
-        self._last = now
-        wh = self._w_ms // 3600000
-        self._w_ms -= wh * 3600000
-        self.counter += wh
-        return power
-
-    def write(self, buf):
-        self.requests += 1
-        power = self._integrate()
-        if self.fault == "silent":
-            return len(buf)
-        if self.fault == "exception":
-            self._rx += with_crc(bytes((buf[0], 0x84, 0x04)))
-            return len(buf)
-        dw = power * 10
-        regs = (2300, 0, 0, dw & 0xFFFF, dw >> 16, self.counter & 0xFFFF, self.counter >> 16,
-                500, 100, 0)
-        frame = with_crc(bytes((buf[0], 0x04, 20)) + struct.pack(">10H", *regs))
-        if self.fault == "crc":
-            frame = frame[:-1] + bytes(((frame[-1] + 1) & 0xFF,))
-        self._rx += frame
-        return len(buf)
-
-    def any(self):
-        return len(self._rx)
-
-    def read(self, n=-1):
-        if not self._rx:
-            return None
-        if n is None or n < 0:
-            n = len(self._rx)
-        out = self._rx[:n]
-        self._rx = self._rx[n:]
-        return out
-
-
-class WrappingClock:
-    """ticks_ms as on the ESP32 (wrapping at 2**30, compared with ticks_diff) and the wall
-    time advancing with them; starts a few seconds before the wrap."""
-
-    def __init__(self, t=T0, ms=_WRAP - 5000):
-        self.ms = ms
-        self.t = t
-        self._sub = 0
-
-    def advance(self, ms):
-        self.ms = (self.ms + ms) % _WRAP
-        self._sub += ms
-        self.t += self._sub // 1000
-        self._sub %= 1000
-
-    def ticks_ms(self):
-        return self.ms
-
-    def ticks_diff(self, a, b):
-        half = _WRAP // 2
-        return ((a - b + half) % _WRAP) - half
-
-    def ticks_add(self, a, b):
-        return (a + b) % _WRAP
-
-    def now(self):
-        return self.t
-
-    def valid(self):
-        return True
-
-    def not_before(self, t):
-        if t and self.t < t:
-            self.t = t
-
-
-class Board:
-    def __init__(self, line, relay_closed):
-        self.relay_pin = FakePin(Relay.level_for(relay_closed, True))
-        self.relay = Relay(self.relay_pin, active_low=True)
-        line.relay_box.append(self.relay)
-        self.sensor = Pzem004t(line, retries=2)
-        self.display = None
-
-    def cover_open(self):
-        return False
-
-
-def make_config(**over):
-    cfg, problems = meter_config.from_dict({
-        "meter_id": "MTR-R1", "initial_balance_cents": 100000,
-        "tariff": {"version": 1, "bands": [{"upto_kwh": 1, "rate": 1223}, {"rate": 1957}],
-                   "vat_bp": 1600},
-        "policy": {"min_switch_s": 10}, "persist_interval_s": 60})
-    assert problems == []
-    for k in over:
-        cfg[k] = over[k]
-    return cfg
-
-
-def boot(path, cfg, clock, counter=0):
-    app = MeterApp(cfg, StateStore(path), clock)
-    line = PzemLine(clock, [], counter)
-    board = Board(line, app.relay_at_boot())
-    app.attach(board)
-    return app, board, line
-
-
-def run(app, clock, seconds):
-    for _ in range(seconds):
-        clock.advance(1000)
-        app.tick()
-
 
 def test_pzem_crc_errors_timeouts_and_exceptions_bill_nothing_twice_and_nothing_lost():
     path = tmpdir("rv_pzem")
@@ -196,79 +53,6 @@ def test_ticks_wrapping_at_2_to_the_30_changes_nothing_in_billing_persisting_or_
     assert app.ledger.balance <= 0 and not board.relay.is_closed()
     assert app.energy.total_wh == line.counter
     assert app.ledger.total_debited == app.biller.total_cents
-
-
-def test_a_power_cut_at_every_byte_of_a_state_write_bills_every_wh_once():
-    path = tmpdir("rv_torn")
-    clock = WrappingClock(ms=0)
-    cfg = make_config()
-    app, board, line = boot(path, cfg, clock)
-    # 43.21 kW: about 12 Wh a second, so the 1 kWh band edge falls between the last periodic
-    # save and the cut, and the sub-cent remainders never come out even.
-    line.power_w = 43210
-    run(app, clock, 61)  # persisted once at 60 s with energy on it
-    run(app, clock, 30)
-    store = app.store
-    target = store.slot_paths()[1 if store._newest == 0 else 0]
-    with open(target, "rb") as f:
-        old = f.read()
-    image = encode(app.state(), store.seq + 1)
-    # What the uncut meter holds after one more second: the reference for every cut.
-    run(app, clock, 1)
-    want_balance = app.ledger.balance
-    want_wh = app.energy.total_wh
-    assert app.biller.month_wh > 1000 > app.store.load()["biller"]["month_wh"]
-    counter = line.counter
-    step = 1 if len(image) < 1200 else 3
-    for cut in range(0, len(image) + 1, step):
-        with open(target, "wb") as f:
-            f.write(memoryview(image)[:cut])
-            f.write(memoryview(old)[cut:])
-        if _MICROPYTHON:
-            gc.collect()  # a boot a byte fragments the capped heap; cheap there, slow here
-        again = WrappingClock(t=clock.t, ms=clock.ms)
-        app2, board2, line2 = boot(path, cfg, again, counter=counter)
-        assert board2.relay.is_closed(), cut  # the relay comes back closed, no flicker
-        assert board2.relay_pin.history == [], cut
-        again.advance(1000)
-        app2.tick()
-        assert app2.ledger.balance == want_balance, cut
-        assert app2.energy.total_wh == want_wh, cut
-
-
-class Rtc:
-    """machine.RTC's datetime() over a seconds count that tests can move."""
-
-    def __init__(self):
-        self.t = epoch(2000, 1, 1)  # where the ESP32 RTC restarts after a power cut
-
-    def datetime(self, dt=None):
-        if dt is None:
-            y, m, d, hh, mm, ss, wd = local_parts(self.t, 0)
-            return (y, m, d, wd, hh, mm, ss, 0)
-        self.t = epoch(dt[0], dt[1], dt[2], dt[4], dt[5], dt[6])
-
-
-class RtcClock(Clock):
-    """The firmware's Clock on a fake RTC, with ticks the test moves (CPython has no
-    time.ticks_ms)."""
-
-    def __init__(self):
-        Clock.__init__(self, Rtc(), 10800)
-        self.ms = 0
-
-    def advance(self, ms):
-        self.ms += ms
-        self.rtc.t += ms // 1000  # the RTC runs on; only NTP or not_before() set it
-
-    def ticks_ms(self):
-        return self.ms
-
-    def ticks_diff(self, a, b):
-        return a - b
-
-    def ticks_add(self, a, b):
-        return a + b
 
 
 def test_rtc_back_in_2000_after_a_power_cut_keeps_the_month_and_grants_no_friendly_hours():
@@ -334,3 +118,42 @@ def test_overload_lockout_survives_a_reboot_and_the_relay_boots_open():
     assert not board2.relay.is_closed() and board2.relay_pin.history == []
     run(app2, clock, 120)
     assert not board2.relay.is_closed() and app2.policy.reason == "lockout"
+
+
+def test_the_lcd_and_buzzer_follow_the_ticks_and_an_unplugged_lcd_stops_nothing():
+    from meter.display import Display
+    from meter.drivers.buzzer import Buzzer
+    from meter.drivers.lcd import Lcd1602
+    from support import FakeI2C
+
+    path = tmpdir("rv_lcd")
+    clock = WrappingClock(ms=0)
+    cfg = make_config(initial_balance_cents=10500)  # just above the KES 100 low threshold
+    app = MeterApp(cfg, StateStore(path), clock)
+    line = PzemLine(clock, [])
+    board = Board(line, app.relay_at_boot())
+    i2c = FakeI2C()
+    buzzer_pin = FakePin()
+    buzzer = Buzzer(buzzer_pin, ticks=clock)
+    board.display = Display(Lcd1602(i2c, sleep_ms=lambda ms: None), buzzer)
+    app.attach(board)
+    app.online = True  # as the cloud link sets it; offline shows NO NET instead of the KES
+    run(app, clock, 1)
+    lcd = board.display._lcd
+    assert lcd.lines[0] == "KES 105.00      "
+    line.power_w = 36000
+    for _ in range(6):
+        run(app, clock, 10)
+        i2c.writes = []  # only lcd.lines matters here; the record would fill a 128 KB heap
+    assert app.ledger.balance < 10000 and app.snapshot["alerts"]["low_balance"]
+    assert buzzer_pin.history.count(1) == 1  # beeped once on turning low...
+    assert buzzer_pin.value() == 0  # ...and stopped, on the ticks alone
+    i2c.devices = []  # the LCD cable falls out
+    billed = app.energy.total_wh
+    run(app, clock, 5)
+    assert app.energy.total_wh > billed and board.display.lcd_errors == 5
+    i2c.devices = [0x27]
+    run(app, clock, 1)
+    balance = app.ledger.balance
+    shown = "KES %d.%02d" % (balance // 100, balance % 100)
+    assert lcd.lines[0] == shown + " " * (16 - len(shown) - 3) + "LOW"
