@@ -36,6 +36,22 @@ def start(root="", log=None):
     return app
 
 
+def tls_context_for(mqtt, log=None):
+    """A verifying TLS context when the config names the broker's CA certificate."""
+    if not (mqtt["tls"] and mqtt["ca"]):
+        if mqtt["tls"] and log:
+            log.warn("mqtt tls without a CA certificate: the broker is not verified")
+        return None
+    from meter.mqtt import tls_context
+    try:
+        with open(mqtt["ca"], "rb") as f:
+            return tls_context(cadata=f.read())
+    except OSError as exc:
+        if log:
+            log.error("mqtt CA certificate %s unreadable: %s", mqtt["ca"], exc)
+        return None
+
+
 async def run(app):
     """The meter's tasks: metering always; WiFi, MQTT and NTP when configured. Billing and
     switching never wait for the network."""
@@ -43,8 +59,9 @@ async def run(app):
     cfg = app.config
     if cfg["wifi"]["ssid"] or cfg["mqtt"]["host"]:
         from meter.link import start_link
-        start_link(app, board.wlan(), board.ntp(), history_root=app.state_root,
-                   log=app.log.child("link") if app.log else None)
+        log = app.log.child("link") if app.log else None
+        start_link(app, board.wlan(), board.ntp(), history_root=app.state_root, log=log,
+                   ssl_context=tls_context_for(cfg["mqtt"], log))
     await app.run(board.watchdog(cfg["watchdog_ms"]))
 
 

@@ -31,7 +31,9 @@ DEFAULTS = {
     "initial_balance_cents": 0,
     "state_dir": "",  # "" = the filesystem root of the device
     "wifi": {"ssid": "", "password": ""},
-    "mqtt": {"host": "", "port": 1883, "user": "", "password": "", "tls": False},
+    # ca: path of the broker's CA certificate (DER) on the device; with tls and no ca the
+    # connection is encrypted but the broker is not verified (MicroPython's default).
+    "mqtt": {"host": "", "port": 1883, "user": "", "password": "", "tls": False, "ca": ""},
     "key": "",
 }
 
