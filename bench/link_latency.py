@@ -332,6 +332,9 @@ async def run(args):
                 lat = await measure(rig, session, probes, args.samples, args.rate, "Q%d" % size)
                 report("%5d meters, telemetry/%gs, %g pay/s" % (size, args.telemetry_s,
                                                                 args.rate), lat)
+                fresh = fresh_meters(os.path.join(folder, "mita.sqlite3"), 2 * args.telemetry_s)
+                print("      meters whose stored telemetry is under %gs old: %d of %d" % (
+                    2 * args.telemetry_s, fresh, size + probes_n), flush=True)
                 if percentile(lat, 99) > 1.0:
                     print("p99 passed 1 s at %d meters" % size)
                     break
@@ -340,6 +343,18 @@ async def run(args):
             w.terminate()
         rig.stop()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def fresh_meters(path, age_s):
+    """How many meters' records the bridge updated in the last age_s (read-only peek)."""
+    import sqlite3
+    db = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=10)
+    try:
+        since = int((time.time() - age_s) * 1000)
+        return db.execute("SELECT COUNT(*) FROM meters WHERE last_update >= ?",
+                          (since,)).fetchone()[0]
+    finally:
+        db.close()
 
 
 def start_fleet(port, accounts, workers, interval_s):

@@ -40,7 +40,7 @@ class Bridge:
             "connects", "connect_failures", "received", "malformed", "oversized",
             "unknown_meter", "unknown_ack", "published", "publish_failures", "recharges_sent",
             "acks", "rejected", "retry_later", "history_stored", "history_bad", "syncs_sent",
-            "tariffs_sent", "telemetry_written", "store_errors", "voided"), 0)
+            "tariffs_sent", "telemetry_written", "store_errors", "voided", "errors"), 0)
         self.connected = asyncio.Event()
         self.client = None
         self._tasks = []
@@ -48,8 +48,8 @@ class Bridge:
         self._alerts = {}          # meter -> {alert: bool} last written, to skip no-op writes
         self._floors = {}          # meter -> last floor computed (for the in-window check)
         self._synced = {}          # meter -> last floor sent in a sync
-        self._gaps = {}            # meter -> {missing seq: monotonic time first seen}
-        self._voided = {}          # meter -> set of seqs declared void
+        self._voids = lp.VoidSeqs(void_after_s)
+        self._sent_ms = {}         # (meter, seq) -> when this process last sent it
         self._attention = set()    # meters with pending recharges or unresolved gaps
         self._held = set()         # meters with recharges held back past their window
         self._retry = {}           # meter -> seqs refused "not now": send at the next pass
@@ -149,6 +149,9 @@ class Bridge:
             self.counters["store_errors"] += 1
             log.error("store failed on a meter message", extra={"topic": topic,
                                                                 "error": str(error)})
+        except Exception:  # a bug must cost one message, never the link
+            self.counters["errors"] += 1
+            log.exception("meter message failed", extra={"topic": topic})
 
     def _now_ms(self):
         return int(self.clock() * 1000)
@@ -200,6 +203,7 @@ class Bridge:
             self._retry.setdefault(meter, set()).add(seq)
             return
         updated = await self.store.ack_recharge(meter, seq, status, reason, self._now_ms())
+        self._sent_ms.pop((meter, seq), None)
         if updated is None:
             self.counters["unknown_ack"] += 1
             return
@@ -255,10 +259,10 @@ class Bridge:
                     self.counters["telemetry_written"] += 1
                 except NotFound:
                     self.counters["unknown_meter"] += 1
-                except (StoreError, ValueError) as error:
+                except Exception as error:  # the next telemetry replaces it anyway
                     self.counters["store_errors"] += 1
                     log.warning("telemetry not stored", extra={"meter_no": meter,
-                                                               "error": str(error)})
+                                                               "error": repr(error)})
 
     # -- recharge delivery --------------------------------------------------------------
     async def _drain_recharges(self):
@@ -272,10 +276,17 @@ class Bridge:
             if floor is not None and recharge["seq"] > floor + lp.RECHARGE_WINDOW:
                 self._held.add(meter)  # the meter would refuse it now; sent after acks
                 continue
-            await self._send_recharge(recharge)
+            try:
+                await self._send_recharge(recharge)
+            except Exception:  # it stays pending in the store: a later pass sends it
+                self.counters["errors"] += 1
+                log.exception("recharge not sent", extra={"meter_no": meter})
 
     async def _send_recharge(self, recharge):
         meter = recharge["meter_no"]
+        # Known at once, before the store has it: a delivery pass running now must not
+        # send the same recharge a second time.
+        self._sent_ms[(meter, recharge["seq"])] = self._now_ms()
         if await self.publish("meters/%s/recharge" % meter, lp.recharge_message(recharge)):
             self.counters["recharges_sent"] += 1
             try:
@@ -302,6 +313,9 @@ class Bridge:
                     self.counters["store_errors"] += 1
                     log.warning("delivery pass failed", extra={"meter_no": meter,
                                                                "error": str(error)})
+                except Exception:
+                    self.counters["errors"] += 1
+                    log.exception("delivery pass failed", extra={"meter_no": meter})
                 if meter not in self._again:
                     return
         finally:
@@ -330,40 +344,30 @@ class Bridge:
             if recharge["seq"] > floor + lp.RECHARGE_WINDOW:
                 self._held.add(meter)
                 break
-            sent = recharge.get("sent_at")
+            sent = max(recharge.get("sent_at") or 0,
+                       self._sent_ms.get((meter, recharge["seq"]), 0)) or None
             # Not again while the last copy may still be on its way, unless the meter has
             # reconnected since (its session may have lost it).
             if (sent is None or sent < online_at or recharge["seq"] in retry
                     or now - sent >= self.resend_every_s * 1000):
                 retry.discard(recharge["seq"])
                 await self._send_recharge(recharge)
-        if pending or self._gaps.get(meter):
+        if pending or self._voids.waiting(meter):
             self._attention.add(meter)
         else:
             self._attention.discard(meter)
         return floor
 
     def _update_gaps(self, meter, recharges, issued):
-        """Seqs the store gave out to no recharge become void once missing for void_after_s
-        (a writer that is merely slow must have time to finish). Returns the void seqs."""
-        now = self.monotonic()
-        missing = set(lp.missing_seqs(recharges, issued))
-        seen = self._gaps.get(meter, {})
-        voided = self._voided.setdefault(meter, set())
-        for seq in voided - missing:
-            # A void seq that got a credit after all: the meter will take it as a duplicate.
+        void, fresh, revived = self._voids.update(meter, recharges, issued, self.monotonic())
+        for seq in revived:
+            # Declared void, then given a credit after all: the meter will call it a duplicate.
             log.error("a seq declared void was given a credit: reconcile by hand",
                       extra={"meter_no": meter, "seq": seq})
-            voided.discard(seq)
-        gaps = {seq: seen.get(seq, now) for seq in missing if seq not in voided}
-        for seq, first in list(gaps.items()):
-            if now - first >= self.void_after_s:
-                voided.add(seq)
-                del gaps[seq]
-                self.counters["voided"] += 1
-                log.warning("recharge seq void", extra={"meter_no": meter, "seq": seq})
-        self._gaps[meter] = gaps
-        return voided
+        for seq in fresh:
+            self.counters["voided"] += 1
+            log.warning("recharge seq void", extra={"meter_no": meter, "seq": seq})
+        return void
 
     async def _resend_loop(self):
         while True:

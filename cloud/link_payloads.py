@@ -192,3 +192,32 @@ def missing_seqs(recharges, issued_seq):
     have = {r["seq"] for r in recharges}
     top = max([issued_seq] + list(have))
     return [s for s in range(1, top + 1) if s not in have]
+
+
+class VoidSeqs:
+    """Per meter: seqs the store gave out to no recharge become void once they have stayed
+    missing for `after_s` (a writer that is merely slow must have time to finish)."""
+
+    def __init__(self, after_s):
+        self.after_s = after_s
+        self._first_seen = {}  # meter -> {missing seq: time first seen}
+        self._void = {}        # meter -> set of seqs declared void
+
+    def update(self, meter, recharges, issued_seq, now):
+        """(void seqs, newly void seqs, seqs declared void that got a recharge after all)."""
+        missing = set(missing_seqs(recharges, issued_seq))
+        seen = self._first_seen.get(meter, {})
+        void = self._void.setdefault(meter, set())
+        revived = sorted(void - missing)
+        void -= set(revived)
+        waiting = {seq: seen.get(seq, now) for seq in missing if seq not in void}
+        fresh = sorted(seq for seq, first in waiting.items() if now - first >= self.after_s)
+        for seq in fresh:
+            void.add(seq)
+            del waiting[seq]
+        self._first_seen[meter] = waiting
+        return void, fresh, revived
+
+    def waiting(self, meter):
+        """True while the meter has missing seqs not yet void."""
+        return bool(self._first_seen.get(meter))

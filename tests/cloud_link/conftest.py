@@ -227,12 +227,14 @@ class LinkRig:
         fake = FakeMeter("127.0.0.1", self.port, meter_no, password, balance_cents)
         if connect:
             await fake.connect()
-            await eventually(lambda: self._online(meter_no))
+            assert await eventually(lambda: self._online(meter_no))
         return fake
 
     async def _online(self, meter_no):
+        """The bridge took the online status and finished the delivery pass it started."""
         meter = await self.store.get_meter(meter_no)
-        return meter["status"].get("state") == "online"
+        return (meter["status"].get("state") == "online" and meter_no in self.bridge._online_at
+                and meter_no not in self.bridge._delivering)
 
     async def pay(self, meter_no, trans_id, amount="100.00"):
         """A C2B payment confirmed by Daraja: recorded, and its recharge handed to the bridge."""

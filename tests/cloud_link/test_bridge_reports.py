@@ -116,3 +116,19 @@ async def test_a_tariff_newer_than_the_meters_is_offered_when_it_comes_online(ri
     async def taken():
         return (await _meter_record(rig, meter.meter_no))["status"].get("tariff_version") == 4
     assert await eventually(taken)
+
+
+async def test_a_failing_handler_costs_one_message_not_the_link(rig):
+    meter = await rig.meter()
+    original = rig.store.update_meter_status
+
+    async def broken(*args):
+        raise RuntimeError("a bug")
+    rig.store.update_meter_status = broken
+    try:
+        await meter.send("status", {"state": "online", "load_connected": True}, retain=True)
+        assert await eventually(lambda: rig.bridge.counters["errors"] == 1)
+    finally:
+        rig.store.update_meter_status = original
+    await rig.pay(meter.meter_no, "QKE0000001")
+    assert await eventually(lambda: meter.balance == 10000)

@@ -84,6 +84,20 @@ def test_void_seqs_let_the_floor_pass_gaps_but_never_a_pending_recharge():
     assert lp.recharge_floor(recharges, 6, {2, 4, 5, 6}) == 4  # 5 exists: never void
 
 
+def test_a_missing_seq_turns_void_only_after_waiting_and_a_late_recharge_is_reported():
+    voids = lp.VoidSeqs(after_s=60)
+    recharges = [_r(1, "delivered"), _r(3, "pending")]
+    assert voids.update("M1", recharges, 4, now=0) == (set(), [], [])
+    assert voids.waiting("M1")
+    assert voids.update("M1", recharges, 4, now=59) == (set(), [], [])
+    assert voids.update("M1", recharges, 4, now=60) == ({2, 4}, [2, 4], [])
+    assert not voids.waiting("M1")
+    assert voids.update("M1", recharges, 4, now=61) == ({2, 4}, [], [])
+    # seq 4's writer was only slow: its recharge appears after all
+    assert voids.update("M1", recharges + [_r(4, "pending")], 4, now=62) == ({2}, [], [4])
+    assert voids.update("M2", [], 0, now=0) == (set(), [], [])
+
+
 def test_messages_the_cloud_sends():
     recharge = {"meter_no": "M1", "seq": 17, "id": "QKX1234567", "amount_cents": 50000,
                 "status": "pending", "source": "cloud"}
