@@ -8,10 +8,10 @@ import time
 from collections import OrderedDict
 
 from cloud.callbacks import normalise_meter_no, InvalidMeterNumber
-from cloud.daraja import (DarajaAuthError, DarajaError, DarajaPending, DarajaRejected,
-                          DarajaTimeout)
+from cloud.daraja import DarajaAuthError, DarajaError, DarajaRejected, DarajaTimeout
 from cloud.phone import normalise_msisdn
-from cloud.store.base import Conflict, NotFound
+from cloud.settle import GAVE_UP_CODE, query_code, settle_pending
+from cloud.store.base import NotFound
 
 log = logging.getLogger("mita.payments")
 
@@ -19,7 +19,6 @@ _MAX_ORPHANS = 1000
 _MAX_REMEMBERED = 100_000
 _ACCOUNT_REF_MAX = 12
 _DESCRIPTION = "Electricity"  # Daraja allows at most 13 characters
-GAVE_UP_CODE = -1  # our own result code: no outcome from M-Pesa within the give-up age
 
 # What a customer is told when a payment did not go through (Daraja ResultCodes).
 FAILURE_REASONS = {
@@ -293,7 +292,7 @@ class Payments:
                 "checkout_request_id": checkout, "error": str(e)})
             raise ConfirmationUnavailable("M-Pesa cannot confirm this payment now; "
                                           "send it again later") from None
-        return _query_code(reply) == 0
+        return query_code(reply) == 0
 
     async def _credit(self, request, receipt, amount_cents, source, phone, date, now):
         created, transaction, recharge = await self.store.record_payment({
@@ -356,109 +355,7 @@ class Payments:
         return await self._credit(request, payment.trans_id, payment.amount_cents, "c2b",
                                   payment.msisdn, payment.trans_time, _now_ms(self.clock))
 
-    # -- unmatched payments --------------------------------------------------------------
-    async def list_unmatched(self, limit=500):
-        """Money taken that no meter has been credited with yet (oldest first)."""
-        still = []
-        # Routed ones stay in the store (history), so filter before cutting to the limit.
-        for record in await self.store.list_unmatched_payments(_MAX_REMEMBERED):
-            if not await self._credited_elsewhere(record):
-                still.append(record)
-                if len(still) >= limit:
-                    break
-        return still
-
-    async def _credited_elsewhere(self, record):
-        # An orphan callback claimed by its push, or settled by query under the checkout id.
-        if await self.store.get_transaction_by_receipt(record["receipt"]) is not None:
-            return True
-        checkout = record.get("checkout_request_id")
-        stk = await self.store.get_stk_request(checkout) if checkout else None
-        return stk is not None and stk["status"] == "success"
-
-    async def credit_unmatched(self, receipt, meter_no):
-        """An operator routes an unmatched payment to a meter; once per receipt."""
-        record = await self.store.get_unmatched_payment(receipt)
-        if record is None:
-            raise NotFound(f"no unmatched payment {receipt}")
-        meter = await self.find_meter(meter_no)
-        checkout = record.get("checkout_request_id")
-        stored = await self.store.get_stk_request(checkout) if checkout else None
-        if stored is not None and stored["meter_no"] != meter["meter_no"]:
-            # the push was stored after all: its meter is the one the customer paid for
-            raise Conflict(f"{checkout} was a payment for meter {stored['meter_no']}")
-        if record["source"] == "stk" and checkout:
-            # Nobody asked for this callback: M-Pesa's own word first (issue #4).
-            if not await self._confirmed_by_query({"checkout_request_id": checkout}):
-                raise NotConfirmed(f"M-Pesa does not confirm {checkout} as paid")
-        request = {"meter_no": meter["meter_no"], "user_id": meter.get("user_id"),
-                   "checkout_request_id": checkout}
-        outcome = await self._credit(request, receipt, record["amount_cents"], record["source"],
-                                     record.get("phone_number"), record.get("transaction_date"),
-                                     _now_ms(self.clock))
-        log.info("unmatched payment routed", extra={"receipt": receipt, "outcome": outcome,
-                                                    "meter_no": meter["meter_no"]})
-        return outcome
-
-    # -- settlement by query ------------------------------------------------------------
+    # -- settlement by query (cloud/settle.py) -----------------------------------------
     async def settle_pending(self):
         """Query every request pending longer than settle_after_s. Returns outcome counts."""
-        now = _now_ms(self.clock)
-        cutoff = now - int(self.config.settle_after_s * 1000)
-        outcomes = {}
-        for request in await self.store.list_pending_stk_requests(cutoff):
-            async with self._serialised(request["checkout_request_id"]):
-                outcome = await self._settle_one(request, now)
-            outcomes[outcome] = outcomes.get(outcome, 0) + 1
-        return outcomes
-
-    async def _settle_one(self, request, now):
-        checkout = request["checkout_request_id"]
-        current = await self.store.get_stk_request(checkout)
-        if current is None or current["status"] != "pending":
-            return "already_settled"  # a callback won the race
-        try:
-            reply = await self.daraja.stk_query(checkout)
-        except DarajaPending:
-            return await self._maybe_give_up(current, now) or "pending"
-        except DarajaRejected as e:
-            log.warning("stk query refused", extra={"checkout_request_id": checkout,
-                                                    "error": str(e)})
-            return await self._maybe_give_up(current, now) or "query_error"
-        except DarajaError as e:
-            # Our credentials or the network, not M-Pesa's answer: never give up on that, or
-            # a payment made meanwhile would be marked failed and never asked about again.
-            log.error("stk query failed", extra={"checkout_request_id": checkout,
-                                                 "error": str(e)})
-            return "query_error"
-        code = _query_code(reply)
-        if code is None:
-            return "query_error"
-        if code == 0:
-            self.counters["settled_by_query"] += 1
-            # The query carries no receipt: the CheckoutRequestID stands in for it.
-            return await self._credit(current, checkout, current["amount_cents"], "stk_query",
-                                      None, None, now)
-        await self.store.fail_stk_request(checkout, code, _text(reply.get("ResultDesc")), now)
-        self.counters["failed"] += 1
-        return "failed"
-
-    async def _maybe_give_up(self, request, now):
-        if now - request["created_at"] < self.config.settle_give_up_s * 1000:
-            return None
-        desc = f"timeout: no result from M-Pesa after {int(self.config.settle_give_up_s)} s"
-        if await self.store.fail_stk_request(request["checkout_request_id"], GAVE_UP_CODE,
-                                             desc, now):
-            self.counters["gave_up"] += 1
-        return "gave_up"
-
-
-def _query_code(reply):
-    if not isinstance(reply, dict):
-        return None
-    code = str(reply.get("ResultCode", "")).strip()
-    return int(code) if code.lstrip("-").isdigit() else None
-
-
-def _text(value):
-    return value if isinstance(value, str) else ""
+        return await settle_pending(self)

@@ -1,10 +1,79 @@
-"""Background settlement: STK requests whose callback never came are settled by STK query."""
+"""Settlement by STK query: requests whose callback never came are credited, failed or given
+up on, one pass at a time, and the background task that runs the passes."""
 
 import asyncio
 import contextlib
 import logging
 
+from cloud.daraja import DarajaError, DarajaPending, DarajaRejected
+
 log = logging.getLogger("mita.settle")
+
+GAVE_UP_CODE = -1  # our own result code: no outcome from M-Pesa within the give-up age
+
+
+def query_code(reply):
+    """The ResultCode of an STK query reply (a string there) as an int, or None."""
+    if not isinstance(reply, dict):
+        return None
+    code = str(reply.get("ResultCode", "")).strip()
+    return int(code) if code.lstrip("-").isdigit() else None
+
+
+async def settle_pending(payments):
+    """Query every request pending longer than settle_after_s. Returns outcome counts."""
+    now = int(payments.clock() * 1000)
+    cutoff = now - int(payments.config.settle_after_s * 1000)
+    outcomes = {}
+    for request in await payments.store.list_pending_stk_requests(cutoff):
+        async with payments._serialised(request["checkout_request_id"]):
+            outcome = await _settle_one(payments, request, now)
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    return outcomes
+
+
+async def _settle_one(payments, request, now):
+    checkout = request["checkout_request_id"]
+    current = await payments.store.get_stk_request(checkout)
+    if current is None or current["status"] != "pending":
+        return "already_settled"  # a callback won the race
+    try:
+        reply = await payments.daraja.stk_query(checkout)
+    except DarajaPending:
+        return await _maybe_give_up(payments, current, now) or "pending"
+    except DarajaRejected as e:
+        log.warning("stk query refused", extra={"checkout_request_id": checkout,
+                                                "error": str(e)})
+        return await _maybe_give_up(payments, current, now) or "query_error"
+    except DarajaError as e:
+        # Our credentials or the network, not M-Pesa's answer: never give up on that, or a
+        # payment made meanwhile would be marked failed and never asked about again.
+        log.error("stk query failed", extra={"checkout_request_id": checkout, "error": str(e)})
+        return "query_error"
+    code = query_code(reply)
+    if code is None:
+        return "query_error"
+    if code == 0:
+        payments.counters["settled_by_query"] += 1
+        # The query carries no receipt: the CheckoutRequestID stands in for it.
+        return await payments._credit(current, checkout, current["amount_cents"], "stk_query",
+                                      None, None, now)
+    desc = reply.get("ResultDesc")
+    await payments.store.fail_stk_request(checkout, code, desc if isinstance(desc, str) else "",
+                                          now)
+    payments.counters["failed"] += 1
+    return "failed"
+
+
+async def _maybe_give_up(payments, request, now):
+    give_up_s = payments.config.settle_give_up_s
+    if now - request["created_at"] < give_up_s * 1000:
+        return None
+    desc = f"timeout: no result from M-Pesa after {int(give_up_s)} s"
+    if await payments.store.fail_stk_request(request["checkout_request_id"], GAVE_UP_CODE,
+                                             desc, now):
+        payments.counters["gave_up"] += 1
+    return "gave_up"
 
 
 async def settle_forever(payments, every_s):

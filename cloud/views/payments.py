@@ -5,6 +5,7 @@ from aiohttp import web
 from cloud.auth import require_meter_access, require_operator
 from cloud.errors import field, read_json_object
 from cloud.payments import failure_reason
+from cloud.unmatched import credit_unmatched, list_unmatched
 from cloud.views.common import principal, query_int
 from cloud.views.keys import PAYMENTS
 
@@ -51,19 +52,20 @@ async def stk_status(request):
 
 
 @routes.get("/api/payments/unmatched")
-async def unmatched(request):
+async def unmatched_list(request):
     """Operators: money M-Pesa took that names no meter (to credit by hand or refund)."""
     require_operator(await principal(request))
     limit = query_int(request, "limit", 500, 1, 5000)
-    return web.json_response(await request.app[PAYMENTS].list_unmatched(limit))
+    return web.json_response(await list_unmatched(request.app[PAYMENTS], limit))
 
 
 @routes.post("/api/payments/unmatched/{receipt}/credit")
-async def credit_unmatched(request):
+async def unmatched_credit(request):
     require_operator(await principal(request))
     body = await read_json_object(request)
     receipt = request.match_info["receipt"]
-    outcome = await request.app[PAYMENTS].credit_unmatched(receipt, field(body, "meter_no", str))
+    outcome = await credit_unmatched(request.app[PAYMENTS], receipt,
+                                     field(body, "meter_no", str))
     return web.json_response({"receipt": receipt, "outcome": outcome})
 
 
