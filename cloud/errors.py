@@ -11,6 +11,7 @@ from cloud.callbacks import InvalidMeterNumber, ParseError
 from cloud.payments import (ConfirmationUnavailable, GatewayError, InvalidAmount, NotConfirmed,
                             UnknownMeter)
 from cloud.phone import InvalidPhone
+from cloud.push_guard import PromptAlreadyWaiting, TooManyPushes
 from cloud.store.base import Conflict, InvalidRecord, NotFound, StoreError
 from cloud.tariff import InvalidTariff
 
@@ -41,6 +42,8 @@ _MAPPING = (
     (NotFound, 404, "not_found"),
     (Conflict, 409, "conflict"),
     (NotConfirmed, 409, "not_confirmed"),
+    (PromptAlreadyWaiting, 409, "prompt_already_waiting"),
+    (TooManyPushes, 429, "too_many_requests"),
     # Not recorded, so not acknowledged: Daraja re-sends, and a re-send is safe.
     (StoreError, 503, "store_unavailable"),
     (ConfirmationUnavailable, 503, "gateway_unavailable"),

@@ -10,6 +10,7 @@ from collections import OrderedDict
 from cloud.callbacks import normalise_meter_no, InvalidMeterNumber
 from cloud.daraja import DarajaAuthError, DarajaError, DarajaRejected, DarajaTimeout
 from cloud.phone import normalise_msisdn
+from cloud.push_guard import PushGuard
 from cloud.settle import GAVE_UP_CODE, query_code, settle_pending
 from cloud.store.base import NotFound
 
@@ -85,6 +86,7 @@ class Payments:
         self.config = config
         self.recharges = recharges  # asyncio.Queue the MQTT bridge drains; may be None
         self.clock = clock
+        self.push_guard = PushGuard(lambda: self.clock())
         self.counters = dict.fromkeys((
             "credited", "duplicates", "failed", "unknown_callbacks", "orphans_claimed",
             "orphans_dropped", "amount_mismatch", "c2b_unmatched", "recharges_dropped",

@@ -5,6 +5,7 @@ from aiohttp import web
 from cloud.auth import require_meter_access, require_operator
 from cloud.errors import field, read_json_object
 from cloud.payments import failure_reason
+from cloud.phone import normalise_msisdn
 from cloud.unmatched import credit_unmatched, list_unmatched
 from cloud.views.common import principal, query_int
 from cloud.views.keys import PAYMENTS
@@ -39,7 +40,15 @@ async def stk_push(request):
     payments.check_amount_kes(amount)
     meter = await payments.find_meter(meter_no)
     require_meter_access(who, meter)
-    stored = await payments.start_stk_push(meter, phone, amount)
+    phone = normalise_msisdn(phone)
+    guard = payments.push_guard
+    booked = await guard.reserve(payments.store, who, meter["meter_no"], phone, amount)
+    try:
+        stored = await payments.start_stk_push(meter, phone, amount)
+    except BaseException:
+        guard.failed(booked)
+        raise
+    guard.sent(booked, stored["checkout_request_id"])
     return web.json_response(_stk_view(stored), status=201)
 
 

@@ -381,3 +381,54 @@ async def test_a_mistyped_callback_url_never_logs_the_secret(harness, caplog):
     assert len(access) == 3 and all("<secret>" in r.path for r in access)
     assert all(SECRET not in r.getMessage() and SECRET not in str(vars(r))
                for r in caplog.records if r.name.startswith("mita"))
+
+
+# -- starting pushes: no double prompts, no prompt floods -----------------------------------
+
+async def test_a_double_tap_sends_one_prompt_until_that_one_is_answered(harness):
+    import asyncio
+    from tests.cloud.cloud_harness import stk_failure
+    h = harness
+    _, auth, meter_no, _ = await h.customer_with_meter()
+    await h.sandbox_settings(default_outcome="none", callback_delay_s=3600)
+    now = [1_800_000_000.0]
+    h.payments.clock = lambda: now[0]
+    first, second = await asyncio.gather(h.stk_push(auth, meter_no, 100),
+                                         h.stk_push(auth, meter_no, 100))
+    assert sorted((first.status, second.status)) == [201, 409]
+    winner = first if first.status == 201 else second
+    checkout = (await winner.json())["checkout_request_id"]
+    again = await h.stk_push(auth, meter_no, 100, phone="+254 712 345 678")  # same phone
+    assert again.status == 409 and checkout in (await again.json())["message"]
+    assert len(h.sandbox.stk) == 1  # M-Pesa was asked once
+    assert (await h.stk_push(auth, meter_no, 150)).status == 201  # another amount is new
+    await h.post_callback(stk_failure(checkout, 1032))  # cancelled on the phone: retry is fine
+    assert (await h.stk_push(auth, meter_no, 100)).status == 201
+    now[0] += 61  # a prompt left unanswered stops blocking after a minute
+    assert (await h.stk_push(auth, meter_no, 100)).status == 201
+
+
+async def test_a_refused_push_does_not_block_the_retry(harness):
+    h = harness
+    _, auth, meter_no, _ = await h.customer_with_meter()
+    h.sandbox.faults.append({"path": "/mpesa/stkpush/v1/processrequest", "count": 1,
+                             "status": 500, "errorCode": "500.003.02",
+                             "errorMessage": "System is busy"})
+    assert (await h.stk_push(auth, meter_no, 100)).status == 502
+    assert (await h.stk_push(auth, meter_no, 100)).status == 201
+
+
+async def test_a_customer_cannot_flood_phones_with_prompts(harness):
+    h = harness
+    _, auth, meter_no, _ = await h.customer_with_meter()
+    await h.sandbox_settings(default_outcome="none", callback_delay_s=3600)
+    now = [1_800_000_000.0]
+    h.payments.clock = lambda: now[0]
+    for amount in range(10, 15):
+        assert (await h.stk_push(auth, meter_no, amount)).status == 201
+    resp = await h.stk_push(auth, meter_no, 20)
+    assert resp.status == 429 and (await resp.json())["error"] == "too_many_requests"
+    assert len(h.sandbox.stk) == 5
+    assert (await h.stk_push(h.op(), meter_no, 21)).status == 201  # operators are not limited
+    now[0] += 60
+    assert (await h.stk_push(auth, meter_no, 22)).status == 201
