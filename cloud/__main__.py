@@ -33,10 +33,17 @@ class KeyValueFormatter(logging.Formatter):
         return line
 
 
+# Libraries whose INFO lines are internal chatter (amqtt's state machine logs every
+# transition of every session): an operator sees their warnings only.
+_QUIET_LOGGERS = ("transitions",)
+
+
 def setup_logging(level="INFO"):
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(KeyValueFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     logging.basicConfig(level=level, handlers=[handler], force=True)
+    for name in _QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _register_own_c2b_urls(config):

@@ -432,3 +432,21 @@ async def test_a_customer_cannot_flood_phones_with_prompts(harness):
     assert (await h.stk_push(h.op(), meter_no, 21)).status == 201  # operators are not limited
     now[0] += 60
     assert (await h.stk_push(auth, meter_no, 22)).status == 201
+
+
+def test_serve_logging_is_key_value_lines_without_state_machine_chatter(capsys):
+    import logging
+    from cloud.__main__ import setup_logging
+    root = logging.getLogger()
+    saved = root.level, list(root.handlers)
+    setup_logging()
+    try:
+        logging.getLogger("transitions.core").info("Finished processing state new exit")
+        logging.getLogger("mita.payments").info("payment credited", extra={
+            "receipt": "QK1", "amount_cents": 5000})
+        err = capsys.readouterr().err
+        assert "Finished processing" not in err
+        assert "payment credited amount_cents=5000 receipt='QK1'" in err
+    finally:
+        root.setLevel(saved[0])
+        root.handlers[:] = saved[1]
