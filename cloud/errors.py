@@ -101,7 +101,9 @@ def loggable_path(request):
     if resource is not None:
         return resource.canonical
     secret = request.app[CONFIG].callback_secret if CONFIG in request.app else ""
-    return request.path.replace(secret, "<secret>") if secret else request.path
+    path = request.path.replace(secret, "<secret>") if secret else request.path
+    # %0A in a URL must not start a forged line in the log
+    return "".join(c if c.isprintable() else "?" for c in path[:200])
 
 
 

@@ -450,3 +450,12 @@ def test_serve_logging_is_key_value_lines_without_state_machine_chatter(capsys):
     finally:
         root.setLevel(saved[0])
         root.handlers[:] = saved[1]
+
+
+async def test_a_path_cannot_forge_log_lines(harness, caplog):
+    import logging
+    caplog.set_level(logging.INFO)
+    resp = await harness.client.get("/nope%0A2026-01-01 INFO mita.payments payment credited")
+    assert resp.status == 404
+    access = [r for r in caplog.records if r.name == "mita.access"]
+    assert access and "\n" not in access[0].getMessage() and "\n" not in access[0].path
