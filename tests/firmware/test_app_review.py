@@ -1,13 +1,11 @@
 # micropython-heap: 128k (imports every firmware module: bytecode lives in the unix port's heap)
 # Review of the whole tick path (issue #2): the app on the real PZEM driver speaking Modbus bytes,
-# the real clock on an RTC that restarts in 2000, ticks that wrap, a flash that refuses writes,
-# the LCD and buzzer; power cuts at every byte of the state write are in test_app_torn.py.
-from meter.app import MeterApp
+# the real clock on an RTC that restarts in 2000, ticks that wrap, a flash that refuses writes.
+# Power cuts at every byte of the state write are in test_app_torn.py, the LCD and buzzer in
+# test_app_display.py (each its own module for the capped MicroPython heap).
 from meter.calendar import epoch
-from meter.storage import StateStore
-from reviewfakes import (_WRAP, Board, PzemLine, RtcClock, WrappingClock, boot, make_config,
-                         run)
-from support import FakePin, tmpdir
+from reviewfakes import _WRAP, RtcClock, WrappingClock, boot, make_config, run
+from support import tmpdir
 
 def test_pzem_crc_errors_timeouts_and_exceptions_bill_nothing_twice_and_nothing_lost():
     path = tmpdir("rv_pzem")
@@ -119,41 +117,3 @@ def test_overload_lockout_survives_a_reboot_and_the_relay_boots_open():
     run(app2, clock, 120)
     assert not board2.relay.is_closed() and app2.policy.reason == "lockout"
 
-
-def test_the_lcd_and_buzzer_follow_the_ticks_and_an_unplugged_lcd_stops_nothing():
-    from meter.display import Display
-    from meter.drivers.buzzer import Buzzer
-    from meter.drivers.lcd import Lcd1602
-    from support import FakeI2C
-
-    path = tmpdir("rv_lcd")
-    clock = WrappingClock(ms=0)
-    cfg = make_config(initial_balance_cents=10500)  # just above the KES 100 low threshold
-    app = MeterApp(cfg, StateStore(path), clock)
-    line = PzemLine(clock, [])
-    board = Board(line, app.relay_at_boot())
-    i2c = FakeI2C()
-    buzzer_pin = FakePin()
-    buzzer = Buzzer(buzzer_pin, ticks=clock)
-    board.display = Display(Lcd1602(i2c, sleep_ms=lambda ms: None), buzzer)
-    app.attach(board)
-    app.online = True  # as the cloud link sets it; offline shows NO NET instead of the KES
-    run(app, clock, 1)
-    lcd = board.display._lcd
-    assert lcd.lines[0] == "KES 105.00      "
-    line.power_w = 36000
-    for _ in range(6):
-        run(app, clock, 10)
-        i2c.writes = []  # only lcd.lines matters here; the record would fill a 128 KB heap
-    assert app.ledger.balance < 10000 and app.snapshot["alerts"]["low_balance"]
-    assert buzzer_pin.history.count(1) == 1  # beeped once on turning low...
-    assert buzzer_pin.value() == 0  # ...and stopped, on the ticks alone
-    i2c.devices = []  # the LCD cable falls out
-    billed = app.energy.total_wh
-    run(app, clock, 5)
-    assert app.energy.total_wh > billed and board.display.lcd_errors == 5
-    i2c.devices = [0x27]
-    run(app, clock, 1)
-    balance = app.ledger.balance
-    shown = "KES %d.%02d" % (balance // 100, balance % 100)
-    assert lcd.lines[0] == shown + " " * (16 - len(shown) - 3) + "LOW"
