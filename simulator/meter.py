@@ -68,8 +68,9 @@ async def run_firmware(meter):
     app = boot.start(root=meter.board.flash.root, log=Logger(meter.meter_id, sink=meter.log_line))
     meter.app = meter.last_app = app
     meter.apps_started += 1
-    if meter.cloud_url:
-        start_cloud_link(meter, app)
+    # boot.run starts the firmware's own cloud link when the config names WiFi or a broker
+    # (since 2f2ed97); starting it here too made two MQTT clients with one client id, which
+    # the broker kept taking over from each other.
     await boot.run(app)
 
 
