@@ -68,6 +68,9 @@ def print_ticks(t, heap_kb):
     print("firmware alone (trivial fakes, median) %.0f us + PZEM driver %.0f us = %.0f us" % (
         _med(trivial, "no_persist", "median"), _med(driver, "all", "median"),
         _med(trivial, "no_persist", "median") + _med(driver, "all", "median")))
+    per_tick = lambda runs: _med(runs, "churn") / runs[0]["churn_ticks"]  # noqa: E731
+    print("allocated and dropped a tick (GC held off, %d ticks): %.0f B with the sim fakes, "
+          "%.0f B with trivial fakes" % (sim[0]["churn_ticks"], per_tick(sim), per_tick(trivial)))
     print("one full gc.collect() with this heap: %.0f us (the sim's objects included)" % (
         _med(sim, "gc_collect_us")))
     print("the bench's virtual time.ticks_ms adds %.1f us per call (Python, not C)" % (

@@ -240,8 +240,26 @@ def main(flash_dir, variant="sim", warm=120, ticks=2000, start_hour=19):
         print("tick", times[i], inside[i], calls[i], persisted[i])
     out["energy_wh"] = app.energy.total_wh
     out["gc_collect_us"] = _gc_cost()
+    out["churn_ticks"] = 20
+    out["churn"] = _churn(clock, board, app, out["churn_ticks"])
     out["ticks_ms_call_us"] = _ticks_ms_cost()
     print(json.dumps(out))
+
+
+def _churn(clock, board, app, ticks):
+    """Bytes the ticks allocate and drop, with the collector held off: how fast a tick fills
+    the free heap, and so how often the GC runs. Few ticks: a tick drops kilobytes."""
+    gc.collect()
+    gc.disable()
+    try:
+        start = gc.mem_alloc()
+        for _ in range(ticks):
+            clock.advance(1000)
+            board.poll()
+            app.tick()
+        return gc.mem_alloc() - start
+    finally:
+        gc.enable()
 
 
 def _gc_cost(runs=5):
