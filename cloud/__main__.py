@@ -1,5 +1,5 @@
-"""Command line: `python -m cloud serve [--port N]`, and operator commands that work on the
-configured store directly (create-user, register-meter)."""
+"""Command line: `python -m cloud serve [--port N]`, operator commands that work on the
+configured store directly (create-user, register-meter), and register-c2b for Daraja."""
 
 import argparse
 import asyncio
@@ -103,6 +103,38 @@ async def register_meter(config, link, meter_no, user_id):
         await store.close()
 
 
+def c2b_urls(config, public_url):
+    """(confirmation, validation) URLs under the public base URL, each carrying the secret."""
+    base = public_url.rstrip("/")
+    if not base.startswith(("https://", "http://")):
+        raise ValueError("the public URL must start with https:// (or http:// for tests)")
+    return (f"{base}/daraja/c2b/confirmation/{config.callback_secret}",
+            f"{base}/daraja/c2b/validation/{config.callback_secret}")
+
+
+async def register_c2b(config, public_url, response_type="Completed"):
+    """Tell Daraja where paybill payments are announced (run once per shortcode/host)."""
+    import aiohttp
+
+    from cloud.daraja import DarajaClient, DarajaError
+    if config.embedded_daraja:
+        raise ValueError("register-c2b needs a real gateway (DARAJA_BASE_URL / credentials); "
+                         "`serve` registers itself with the embedded stand-in")
+    confirmation, validation = c2b_urls(config, public_url)
+    async with aiohttp.ClientSession() as session:
+        client = DarajaClient(session, config.daraja_base_url, config.daraja_consumer_key,
+                              config.daraja_consumer_secret, config.daraja_shortcode,
+                              config.daraja_passkey, config.daraja_callback_url)
+        try:
+            reply = await client.register_c2b_urls(confirmation, validation, response_type)
+        except DarajaError as e:
+            raise ValueError(f"Daraja refused the registration: {e}") from None
+    # the secret stays out of the terminal: the URLs are shown with it cut out
+    print(f"registered {confirmation.replace(config.callback_secret, '<secret>')}")
+    print(f"registered {validation.replace(config.callback_secret, '<secret>')}")
+    return reply
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="python -m cloud", description=__doc__)
     parser.add_argument("--env-file", default=".env")
@@ -117,6 +149,12 @@ def build_parser():
     meter_cmd = commands.add_parser("register-meter", help="register a meter to a user")
     meter_cmd.add_argument("meter_no")
     meter_cmd.add_argument("--user-id", required=True)
+    c2b_cmd = commands.add_parser("register-c2b",
+                                  help="register the paybill confirmation/validation URLs")
+    c2b_cmd.add_argument("public_url", help="this service's public base URL, https://...")
+    c2b_cmd.add_argument("--response-type", choices=("Completed", "Cancelled"),
+                         default="Completed",
+                         help="what M-Pesa does when validation does not answer")
     return parser
 
 
@@ -139,6 +177,8 @@ def main(argv=None):
             asyncio.run(create_user(config, args.name, args.role, args.user_id, args.phone))
         elif args.command == "register-meter":
             asyncio.run(register_meter(config, link, args.meter_no, args.user_id))
+        elif args.command == "register-c2b":
+            asyncio.run(register_c2b(config, args.public_url, args.response_type))
     except (StoreError, ValueError) as e:  # Conflict, NotFound, bad meter number or phone
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -459,3 +459,45 @@ async def test_a_path_cannot_forge_log_lines(harness, caplog):
     assert resp.status == 404
     access = [r for r in caplog.records if r.name == "mita.access"]
     assert access and "\n" not in access[0].getMessage() and "\n" not in access[0].path
+
+
+async def test_register_c2b_gives_daraja_the_secret_urls_without_printing_the_secret(
+        aiohttp_server, capsys):
+    from cloud.__main__ import register_c2b
+    from cloud.config import config_from_mapping
+    from cloud.daraja_sandbox import SANDBOX, make_app
+    server = await aiohttp_server(make_app({"consumer_key": "ck", "consumer_secret": "cs",
+                                            "shortcode": "600999", "passkey": "pk"}))
+    secret = "prod-secret-0123456789"
+    config = config_from_mapping({
+        "DARAJA_BASE_URL": str(server.make_url("")), "DARAJA_CONSUMER_KEY": "ck",
+        "DARAJA_CONSUMER_SECRET": "cs", "DARAJA_SHORTCODE": "600999", "DARAJA_PASSKEY": "pk",
+        "DARAJA_CALLBACK_URL": f"https://mita.example/daraja/callback/{secret}",
+        "MITA_CALLBACK_SECRET": secret})
+    await register_c2b(config, "https://mita.example/", "Cancelled")
+    registered = server.app[SANDBOX].c2b_urls["600999"]
+    assert registered["ConfirmationURL"] == \
+        f"https://mita.example/daraja/c2b/confirmation/{secret}"
+    assert registered["ValidationURL"] == f"https://mita.example/daraja/c2b/validation/{secret}"
+    assert registered["ResponseType"] == "Cancelled"
+    out = capsys.readouterr().out
+    assert "confirmation/<secret>" in out and secret not in out
+    with pytest.raises(ValueError, match="https"):
+        await register_c2b(config, "mita.example")
+    with pytest.raises(ValueError, match="real gateway"):
+        await register_c2b(config_from_mapping({}), "https://mita.example")
+
+
+def test_register_c2b_on_the_command_line_refuses_the_embedded_stand_in(tmp_path, capsys):
+    import logging
+    from cloud.__main__ import main
+    env_file = tmp_path / ".env"
+    env_file.write_text(f"MITA_SQLITE_PATH={tmp_path / 'm.sqlite3'}\n")
+    root = logging.getLogger()
+    saved = root.level, list(root.handlers)
+    try:
+        assert main(["--env-file", str(env_file), "register-c2b", "https://x.example"]) == 1
+    finally:
+        root.setLevel(saved[0])
+        root.handlers[:] = saved[1]
+    assert "real gateway" in capsys.readouterr().err
