@@ -23,6 +23,9 @@ def check_caller(request):
     config = request.app[CONFIG]
     given = request.match_info.get("secret") or request.query.get("secret", "")
     if not hmac.compare_digest(given.encode(), config.callback_secret.encode()):
+        # probing, or a URL registered with Daraja under an old secret: either way ops must know
+        log.warning("daraja url called without the right secret", extra={
+            "remote": request.remote, "path": request.match_info.route.resource.canonical})
         raise CallbackRejected("callback secret missing or wrong")
     if config.callback_allowlist:
         try:

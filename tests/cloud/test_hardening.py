@@ -501,3 +501,13 @@ def test_register_c2b_on_the_command_line_refuses_the_embedded_stand_in(tmp_path
         root.setLevel(saved[0])
         root.handlers[:] = saved[1]
     assert "real gateway" in capsys.readouterr().err
+
+
+async def test_a_wrong_callback_secret_is_a_warning_for_the_operator(harness, caplog):
+    from tests.cloud.cloud_harness import SECRET, stk_failure
+    resp = await harness.post_callback(stk_failure("ws_CO_1"),
+                                       path="/daraja/callback/not-the-secret-0000")
+    assert resp.status == 403
+    warned = [r for r in caplog.records if r.name == "mita.daraja" and r.levelname == "WARNING"]
+    assert warned and warned[0].path == "/daraja/callback/{secret}"
+    assert all(SECRET not in str(vars(r)) for r in warned)
