@@ -150,7 +150,7 @@ async def test_failed_payment_is_recorded_on_the_request_without_credit(harness,
 async def test_callback_before_the_push_reply_is_stored_is_claimed_by_the_push(harness):
     h = harness
     user_id, auth, meter_no, key = await h.customer_with_meter()
-    await h.sandbox_settings(default_outcome="none")
+    await h.sandbox_settings(default_outcome="none", callback_delay_s=0)
     real_push = h.daraja.stk_push
 
     async def push_then_callback_races_ahead(*args, **kw):
