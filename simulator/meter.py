@@ -21,10 +21,6 @@ class MeterError(Exception):
     """The simulated meter cannot do what was asked (no firmware running, bad request)."""
 
 
-class CloudLinkMissing(MeterError):
-    """--cloud was asked for, but the firmware has no meter-cloud link module yet."""
-
-
 def use_firmware():
     """Put the firmware package and the fake MicroPython modules on sys.path (idempotent)."""
     for path in (FIRMWARE_DIR, HAL_DIR):
@@ -45,19 +41,20 @@ def cloud_config(url):
             "tls": tls}
 
 
-def start_cloud_link(meter, app):
-    """The hook that joins a running firmware app to the cloud named in its mqtt config: the
-    firmware's own link (meter.link.start_link) on the fake WLAN and ntptime. Its tasks are
-    the meter's, so a power cut or a reset stops them with the app."""
-    try:
-        from meter.link import start_link  # type: ignore
-    except ImportError:
-        raise CloudLinkMissing("the firmware has no meter-cloud link (firmware/meter/link.py)")
-    import network
-    import ntptime
-    _, _, tasks = start_link(app, wlan=network.WLAN(network.STA_IF), ntp=ntptime,
-                             history_root=meter.board.flash.root, log=app.log)
-    meter.side_tasks.extend(tasks)
+def _track_tasks(loop, coro, context=None):
+    """The loop's task factory: every task the firmware creates (its cloud link, WiFi, NTP)
+    belongs to the meter whose board is current, and dies with that boot, as on a device."""
+    if context is None:
+        task = asyncio.Task(coro, loop=loop)
+    else:
+        task = asyncio.Task(coro, loop=loop, context=context)
+    meter = getattr(board_context.current_or_none(), "runner", None)
+    if meter is not None:
+        tasks = meter.side_tasks
+        if len(tasks) >= 32:
+            tasks[:] = [t for t in tasks if not t.done()]
+        tasks.append(task)
+    return task
 
 
 async def run_firmware(meter):
@@ -96,9 +93,10 @@ class SimulatedMeter:
         board_rig = dict(self.config, **(rig or {}))
         self.board = SimBoard(world, flash_dir, clock, rig=board_rig, meter_id=self.meter_id,
                               seed=seed)
+        self.board.runner = self  # how tasks the firmware creates find their meter
         self.cloud_url = cloud_url
         self.app = None  # the firmware's MeterApp of the current boot (None while dead)
-        self.side_tasks = []  # the firmware's other tasks of this boot (the cloud link)
+        self.side_tasks = []  # tasks the firmware created in this boot (its cloud link, ...)
         self.last_app = None  # the most recent boot's app, kept for summaries after death
         self.outbox = []  # recharges (amount_cents, ref) the "cloud" still has to deliver
         self.hangs = 0
@@ -126,6 +124,8 @@ class SimulatedMeter:
     def start(self, loop=None):
         loop = loop or asyncio.get_event_loop()
         self._loop = loop
+        if loop.get_task_factory() is None:
+            loop.set_task_factory(_track_tasks)
         self.board.attach(loop)
         if self.board.powered:
             self._boot()

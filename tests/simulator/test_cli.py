@@ -168,6 +168,7 @@ def test_cloud_hook_runs_the_firmware_link_and_a_recharge_arrives_over_mqtt(mosq
     meter = scenario.make_meter(clock, str(tmp_path / "m"), meter_id="MTR-SIM-1",
                                 cloud_url="mqtt://127.0.0.1:%d" % mosquitto)
     acks = []
+    dead = []
     subscribed = threading.Event()
     cloud = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="cloud")
     cloud.on_subscribe = lambda *a: subscribed.set()
@@ -189,6 +190,14 @@ def test_cloud_hook_runs_the_firmware_link_and_a_recharge_arrives_over_mqtt(mosq
             if acks:
                 break
             await asyncio.sleep(0.5)
+        me = asyncio.current_task()
+        firmware_tasks = [t for t in asyncio.all_tasks() if t is not me]
+        meter.world.cut_power()
+        meter.board.poll()
+        await asyncio.sleep(0.1)
+        # the power cut took the firmware's link with it: no ghost MQTT session survives
+        dead.extend(t.done() for t in firmware_tasks)
+        dead.append(not [t for t in asyncio.all_tasks() if t is not me])
         meter.stop()
 
     try:
@@ -198,6 +207,7 @@ def test_cloud_hook_runs_the_firmware_link_and_a_recharge_arrives_over_mqtt(mosq
         cloud.disconnect()
     assert meter.last_app.ledger.total_credited == 5000
     assert acks and acks[0]["seq"] == 1 and "applied" in json.dumps(acks[0])
+    assert len(dead) >= 3 and all(dead)  # app, link, MQTT client (and WiFi, NTP)
 
 
 def test_keys_come_from_a_terminal_in_cbreak_mode_without_blocking_the_loop(clock):
