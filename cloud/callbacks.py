@@ -1,12 +1,14 @@
 """Parsers for what Safaricom POSTs to us (STK callbacks, C2B validation/confirmation), and the
 canonical meter number. They accept any JSON value and return a record or raise ParseError."""
 
+import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 _MAX_ID = 64
 _MAX_METER_NO = 20
 _METER_SEPARATORS = " -_./\t"
+_PLAIN_DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?")
 
 
 class ParseError(ValueError):
@@ -40,6 +42,10 @@ def amount_to_cents(value, name="amount"):
     text = str(value).strip()
     if len(text) > 32:
         raise ParseError(f"{name} is too long")
+    if isinstance(value, str) and not _PLAIN_DECIMAL.fullmatch(text):
+        # Decimal() would also take "1e3", "1_000", "+10" and non-ASCII digits: M-Pesa sends
+        # none of those, so they are not amounts.
+        raise ParseError(f"{name} is not a plain KES amount: {text!r}")
     try:
         kes = Decimal(text)
         if not kes.is_finite() or not 0 < kes <= 10**10:

@@ -511,3 +511,18 @@ async def test_a_wrong_callback_secret_is_a_warning_for_the_operator(harness, ca
     warned = [r for r in caplog.records if r.name == "mita.daraja" and r.levelname == "WARNING"]
     assert warned and warned[0].path == "/daraja/callback/{secret}"
     assert all(SECRET not in str(vars(r)) for r in warned)
+
+
+@pytest.mark.parametrize("text", ["1e3", "1_000.00", "+10", "0x10", "\u0661\u0660", "10.",
+                                  ".5", "1 000", "NaN", "Infinity", "-10.00", "10,00"])
+def test_c2b_amount_strings_must_be_plain_decimals(text):
+    from cloud.callbacks import ParseError, amount_to_cents
+    with pytest.raises(ParseError):
+        amount_to_cents(text)
+
+
+@pytest.mark.parametrize("value, cents", [("10.00", 1000), (" 10.5 ", 1050), ("0.01", 1),
+                                          (1.0, 100), (10, 1000), (1.1, 110), ("250000", 25000000)])
+def test_amounts_as_daraja_sends_them_become_exact_cents(value, cents):
+    from cloud.callbacks import amount_to_cents
+    assert amount_to_cents(value) == cents
