@@ -112,8 +112,10 @@ def test_overload_lockout_survives_a_reboot_and_the_relay_boots_open():
     run(app, clock, 31)  # reconnects after the delay, still overloaded: second trip
     run(app, clock, 5)
     assert app.snapshot["alerts"]["lockout"] and not board.relay.is_closed()
-    app2, board2, _ = boot(path, cfg, WrappingClock(t=clock.t + 600, ms=0))
+    clock2 = WrappingClock(t=clock.t + 600, ms=0)
+    app2, board2, line2 = boot(path, cfg, clock2)
     assert not board2.relay.is_closed() and board2.relay_pin.history == []
-    run(app2, clock, 120)
+    line2.power_w = 500
+    run(app2, clock2, 120)  # past the reconnect delay and the switching interval
     assert not board2.relay.is_closed() and app2.policy.reason == "lockout"
 
