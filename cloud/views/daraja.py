@@ -10,8 +10,8 @@ import logging
 
 from aiohttp import web
 
-from cloud.callbacks import parse_c2b, parse_stk_callback
-from cloud.errors import CallbackRejected, read_json_object
+from cloud.callbacks import ParseError, parse_c2b, parse_stk_callback
+from cloud.errors import BadRequest, CallbackRejected, read_json_object
 from cloud.views.keys import CONFIG, PAYMENTS
 
 log = logging.getLogger("mita.daraja")
@@ -37,9 +37,33 @@ def check_caller(request):
             raise CallbackRejected("callback source not allowed")
 
 
+async def _parsed(request, parse, kind):
+    """The notification, or a 400. A refused one is logged: it came with the secret and may
+    carry real money, and its ids let ops find it in the M-Pesa portal."""
+    body = None
+    try:
+        body = await read_json_object(request)
+        return parse(body)
+    except (BadRequest, ParseError) as e:
+        log.warning("unreadable daraja notification",
+                    extra=dict(_ids(body), kind=kind, error=str(e)))
+        raise
+
+
+def _ids(body):
+    if not isinstance(body, dict):
+        return {}
+    envelope = body.get("Body")
+    callback = envelope.get("stkCallback") if isinstance(envelope, dict) else None
+    found = {"trans_id": body.get("TransID"), "bill_ref": body.get("BillRefNumber"),
+             "checkout_request_id": callback.get("CheckoutRequestID")
+             if isinstance(callback, dict) else None}
+    return {k: str(v)[:64] for k, v in found.items() if v is not None}
+
+
 async def stk_callback(request):
     check_caller(request)
-    result = parse_stk_callback(await read_json_object(request))
+    result = await _parsed(request, parse_stk_callback, "stk_callback")
     outcome = await request.app[PAYMENTS].apply_stk_result(result)
     log.info("stk callback", extra={"checkout_request_id": result.checkout_request_id,
                                     "result_code": result.result_code, "outcome": outcome})
@@ -48,14 +72,14 @@ async def stk_callback(request):
 
 async def c2b_validation(request):
     check_caller(request)
-    payment = parse_c2b(await read_json_object(request))
+    payment = await _parsed(request, parse_c2b, "c2b_validation")
     code, desc = await request.app[PAYMENTS].validate_c2b(payment)
     return web.json_response({"ResultCode": code, "ResultDesc": desc})
 
 
 async def c2b_confirmation(request):
     check_caller(request)
-    payment = parse_c2b(await read_json_object(request))
+    payment = await _parsed(request, parse_c2b, "c2b_confirmation")
     outcome = await request.app[PAYMENTS].confirm_c2b(payment)
     log.info("c2b confirmation", extra={"receipt": payment.trans_id, "outcome": outcome})
     return web.json_response({"ResultCode": 0, "ResultDesc": "Success"})

@@ -526,3 +526,20 @@ def test_c2b_amount_strings_must_be_plain_decimals(text):
 def test_amounts_as_daraja_sends_them_become_exact_cents(value, cents):
     from cloud.callbacks import amount_to_cents
     assert amount_to_cents(value) == cents
+
+
+async def test_an_unreadable_notification_is_refused_and_logged_with_its_ids(harness, caplog):
+    from tests.cloud.cloud_harness import SECRET, c2b_body, stk_success
+    h = harness
+    resp = await h.client.post(f"/daraja/c2b/confirmation/{SECRET}",
+                               json=c2b_body("RKTODD0001", "MTR0001", "1e3"))
+    assert resp.status == 400
+    resp = await h.post_callback(stk_success("ws_CO_ODD", "QKODD", amount="lots"))
+    assert resp.status == 400
+    resp = await h.post_callback(b"{not json")
+    assert resp.status == 400
+    warned = [r for r in caplog.records if r.msg == "unreadable daraja notification"]
+    assert [(r.kind, getattr(r, "trans_id", None), getattr(r, "checkout_request_id", None))
+            for r in warned] == [("c2b_confirmation", "RKTODD0001", None),
+                                 ("stk_callback", None, "ws_CO_ODD"),
+                                 ("stk_callback", None, None)]
