@@ -1,35 +1,10 @@
-"""Review fixes (#4): each test names a hole found in review and fails if it reopens."""
+"""Review fixes (#4), money: each test names a way a payment could be lost, doubled or
+mis-routed and fails if it reopens (confirmation by query, unmatched payments, the push guard,
+amounts, C2B registration)."""
 
 import pytest
 
-from cloud.auth import AuthError, MeterVerifier, signed_headers
 from tests.cloud.cloud_harness import config, harness  # noqa: F401  (fixtures)
-
-
-@pytest.mark.parametrize("signature", ["\u00e9" * 64, "g" * 64, " " * 64, "0" * 63 + "\u0661"])
-async def test_a_non_hex_meter_signature_is_a_401_not_a_crash(signature):
-    class Keys:
-        async def get_device_key(self, meter_no):
-            return "k"
-
-    verifier = MeterVerifier(Keys(), clock=lambda: 1_000_000)
-    headers = signed_headers("M1", "k", "POST", "/p", b"{}", timestamp=1_000_000)
-    headers["X-Mita-Signature"] = signature
-    with pytest.raises(AuthError, match="hex"):
-        await verifier.verify("M1", "POST", "/p", headers, b"{}")
-
-
-async def test_a_non_ascii_signature_over_http_is_json_401(harness):
-    h = harness
-    _, _, meter_no, key = await h.customer_with_meter()
-    path = f"/api/meters/{meter_no}/balance"
-    raw = b'{"balance_cents": 5}'
-    headers = signed_headers(meter_no, key, "POST", path, raw)
-    headers["X-Mita-Signature"] = "\u00e9" * 64
-    resp = await h.client.post(path, data=raw, headers=headers)
-    assert resp.status == 401
-    assert (await resp.json())["error"] == "unauthorized"
-    assert (await h.store.get_meter(meter_no))["current_balance_cents"] == 0
 
 
 async def test_a_store_outage_tells_the_caller_nothing_about_the_backend(harness, monkeypatch,
@@ -50,28 +25,6 @@ async def test_a_store_outage_tells_the_caller_nothing_about_the_backend(harness
     assert any("database is locked" in str(getattr(r, "error", "")) for r in caplog.records)
 
 
-async def test_domain_store_errors_keep_their_message(harness):
-    h = harness
-    user_id, _ = await h.create_customer()
-    await h.register_meter(user_id, "MTR-9")
-    resp = await h.client.post("/api/meters", json={"meter_no": "MTR-9", "user_id": user_id},
-                               headers=h.op())
-    assert resp.status == 409 and "MTR9" in (await resp.json())["message"]
-
-
-async def test_an_unreachable_gateway_does_not_show_its_address_to_the_customer(harness,
-                                                                               caplog):
-    h = harness
-    _, auth, meter_no, _ = await h.customer_with_meter()
-    h.daraja.base_url = "http://127.0.0.1:9"
-    resp = await h.stk_push(auth, meter_no)
-    assert resp.status == 502
-    message = (await resp.json())["message"]
-    assert "127.0.0.1" not in message and "Daraja" not in message
-    logged = [r for r in caplog.records if r.levelname == "ERROR" and "stk push" in r.msg]
-    assert logged and "127.0.0.1" in logged[0].error and logged[0].meter_no == meter_no
-
-
 async def test_a_timed_out_push_is_logged_for_reconciliation(harness, caplog):
     from cloud.daraja import DarajaTimeout
     h = harness
@@ -84,22 +37,6 @@ async def test_a_timed_out_push_is_logged_for_reconciliation(harness, caplog):
     assert resp.status == 504
     logged = [r for r in caplog.records if r.msg == "stk push timed out; outcome unknown"]
     assert logged and logged[0].amount_cents == 25000 and logged[0].meter_no == meter_no
-
-
-async def test_a_crash_in_a_callback_never_logs_the_callback_secret(harness, monkeypatch,
-                                                                    caplog):
-    from tests.cloud.cloud_harness import SECRET, stk_failure
-    h = harness
-
-    async def boom(result):
-        raise RuntimeError("bug")
-    monkeypatch.setattr(h.payments, "apply_stk_result", boom)
-    resp = await h.post_callback(stk_failure("ws_CO_1"))
-    assert resp.status == 500
-    # mita's own loggers (aiohttp's access logger is off in `serve`: access_log=None)
-    ours = [r for r in caplog.records if r.name.startswith("mita")]
-    assert any(r.levelname == "ERROR" for r in ours)
-    assert all(SECRET not in r.getMessage() and SECRET not in str(vars(r)) for r in ours)
 
 
 class _Query:
@@ -171,6 +108,7 @@ async def test_settle_never_gives_up_because_of_its_own_credentials_or_network(h
 
 
 # -- money M-Pesa took that names no meter is kept, shown to operators and routed once ------
+
 
 async def test_an_unknown_paybill_account_is_kept_and_an_operator_routes_it_once(harness):
     from tests.cloud.cloud_harness import SECRET, c2b_body
@@ -260,39 +198,6 @@ async def test_an_orphan_claimed_by_its_push_is_not_left_in_the_unmatched_list(h
     assert await (await h.client.get("/api/payments/unmatched", headers=h.op())).json() == []
 
 
-async def test_meter_endpoints_do_not_tell_strangers_which_meters_exist(harness):
-    h = harness
-    _, _, meter_no, key = await h.customer_with_meter("MTR-0001")
-    answers = []
-    for target in (meter_no, "MTR0002"):
-        for path in (f"/api/meters/{target}/balance", f"/api/meters/{target}/status"):
-            raw = b'{"balance_cents": 1, "wifi_status": "up"}'
-            unsigned = await h.client.post(path, data=raw)
-            guessed = await h.client.post(path, data=raw, headers=signed_headers(
-                target, "dk_guessed", "POST", path, raw))
-            answers.append([(r.status, await r.json()) for r in (unsigned, guessed)])
-    assert all(a == answers[0] for a in answers), answers
-    assert answers[0][1][0] == 401
-    # the meter itself still gets through
-    resp = await h.signed_post(meter_no, key, f"/api/meters/{meter_no}/balance",
-                               {"balance_cents": 700})
-    assert resp.status == 200
-    assert (await h.store.get_meter(meter_no))["current_balance_cents"] == 700
-
-
-async def test_health_timestamp_is_the_reference_iso_form_and_no_server_version(harness):
-    import re
-    resp = await harness.client.get("/health")
-    body = await resp.json()
-    assert set(body) == {"status", "timestamp", "uptime"}
-    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", body["timestamp"])
-    for path in ("/health", "/nope"):
-        resp = await harness.client.get(path)
-        assert "aiohttp" not in resp.headers.get("Server", "")
-        assert "Python" not in resp.headers.get("Server", "")
-        assert resp.headers["Strict-Transport-Security"].startswith("max-age=")
-
-
 @pytest.mark.parametrize("answer", ["cancelled", "pending"])
 async def test_a_callback_that_raced_its_push_credits_nothing_unless_a_query_confirms(harness,
                                                                                     answer):
@@ -347,43 +252,8 @@ async def test_operators_read_the_payment_counters(harness):
     assert body["unknown_callbacks"] == 1 and body["credited"] == 0
 
 
-async def test_edge_of_calendar_dates_and_huge_limits_are_answers_not_crashes(harness):
-    h = harness
-    user_id, auth, meter_no, _ = await h.customer_with_meter()
-    consumption = f"/api/meters/{meter_no}/consumption"
-    for query, status in (("to=0001-01-05", 200), ("from=0001-01-01&to=0001-01-01", 200),
-                          ("to=9999-12-31", 200), ("from=0001-01-01&to=9999-12-31", 400)):
-        resp = await h.client.get(f"{consumption}?{query}", headers=auth)
-        assert resp.status == status, (query, await resp.text())
-    for path in (f"/api/transactions/{user_id}", f"/api/transactions/meter/{meter_no}"):
-        resp = await h.client.get(path + "?limit=" + "1" * 5000, headers=auth)
-        assert resp.status == 400 and (await resp.json())["error"] == "bad_request"
-
-
-async def test_user_fields_refuse_control_characters(harness):
-    h = harness
-    for user in ({"name": "x", "user_id": "a\x00b"}, {"name": "x\nInjected: log line"},
-                 {"name": "x", "email": "a\x1b[31m@b"}):
-        resp = await h.client.post("/api/users", json=user, headers=h.op())
-        assert resp.status == 400, user
-
-
-async def test_a_mistyped_callback_url_never_logs_the_secret(harness, caplog):
-    import logging
-    from tests.cloud.cloud_harness import SECRET, stk_failure
-    h = harness
-    caplog.set_level(logging.INFO)
-    for path in (f"/daraja/callback/{SECRET}/", f"/daraja/c2b/confirmation/{SECRET}/x",
-                 f"/{SECRET}"):
-        resp = await h.post_callback(stk_failure("ws_CO_1"), path=path)
-        assert resp.status in (404, 405)
-    access = [r for r in caplog.records if r.name == "mita.access"]
-    assert len(access) == 3 and all("<secret>" in r.path for r in access)
-    assert all(SECRET not in r.getMessage() and SECRET not in str(vars(r))
-               for r in caplog.records if r.name.startswith("mita"))
-
-
 # -- starting pushes: no double prompts, no prompt floods -----------------------------------
+
 
 async def test_a_double_tap_sends_one_prompt_until_that_one_is_answered(harness):
     import asyncio
@@ -434,33 +304,6 @@ async def test_a_customer_cannot_flood_phones_with_prompts(harness):
     assert (await h.stk_push(auth, meter_no, 22)).status == 201
 
 
-def test_serve_logging_is_key_value_lines_without_state_machine_chatter(capsys):
-    import logging
-    from cloud.__main__ import setup_logging
-    root = logging.getLogger()
-    saved = root.level, list(root.handlers)
-    setup_logging()
-    try:
-        logging.getLogger("transitions.core").info("Finished processing state new exit")
-        logging.getLogger("mita.payments").info("payment credited", extra={
-            "receipt": "QK1", "amount_cents": 5000})
-        err = capsys.readouterr().err
-        assert "Finished processing" not in err
-        assert "payment credited amount_cents=5000 receipt='QK1'" in err
-    finally:
-        root.setLevel(saved[0])
-        root.handlers[:] = saved[1]
-
-
-async def test_a_path_cannot_forge_log_lines(harness, caplog):
-    import logging
-    caplog.set_level(logging.INFO)
-    resp = await harness.client.get("/nope%0A2026-01-01 INFO mita.payments payment credited")
-    assert resp.status == 404
-    access = [r for r in caplog.records if r.name == "mita.access"]
-    assert access and "\n" not in access[0].getMessage() and "\n" not in access[0].path
-
-
 async def test_register_c2b_gives_daraja_the_secret_urls_without_printing_the_secret(
         aiohttp_server, capsys):
     from cloud.__main__ import register_c2b
@@ -501,16 +344,6 @@ def test_register_c2b_on_the_command_line_refuses_the_embedded_stand_in(tmp_path
         root.setLevel(saved[0])
         root.handlers[:] = saved[1]
     assert "real gateway" in capsys.readouterr().err
-
-
-async def test_a_wrong_callback_secret_is_a_warning_for_the_operator(harness, caplog):
-    from tests.cloud.cloud_harness import SECRET, stk_failure
-    resp = await harness.post_callback(stk_failure("ws_CO_1"),
-                                       path="/daraja/callback/not-the-secret-0000")
-    assert resp.status == 403
-    warned = [r for r in caplog.records if r.name == "mita.daraja" and r.levelname == "WARNING"]
-    assert warned and warned[0].path == "/daraja/callback/{secret}"
-    assert all(SECRET not in str(vars(r)) for r in warned)
 
 
 @pytest.mark.parametrize("text", ["1e3", "1_000.00", "+10", "0x10", "\u0661\u0660", "10.",
