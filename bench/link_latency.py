@@ -6,10 +6,13 @@ command latency passes 1 s.
 
 The cloud runs as `python -m cloud serve` in its own process (SQLite store, the Daraja
 stand-in, MITA_MQTT_URL pointing at a mosquitto this script starts with the files
-cloud.mosquitto writes). Meters are fake: a small asyncio MQTT 3.1.1 client per meter speaking
-docs/protocol.md, applying credits with the firmware's own Recharger/Ledger and closing its
-"relay" when the balance turns positive; the load fleet runs in worker processes. A payment is
-a C2B confirmation (one Daraja callback). Prints figures only; never passes or fails on time.
+cloud.mosquitto writes). The meters that receive payments are the firmware itself under
+CPython: MeterApp on the test suite's fake board, with the firmware's own link and MQTT client;
+latency ends when its relay driver closes (`--fake-probes`: the small client below instead).
+The load fleet is a small asyncio MQTT 3.1.1 client per meter speaking docs/protocol.md
+(thousands of whole firmware meters do not fit beside the cloud on a laptop), in worker
+processes. A payment is a C2B confirmation (one Daraja callback). Prints figures only; never
+passes or fails on time.
 """
 
 import argparse
@@ -155,6 +158,52 @@ class MiniMeter:
         self.publish("telemetry", {"balance_cents": self.recharger.ledger.balance,
                                    "power_w": random.randint(0, 3000),
                                    "alerts": {"low_balance": True, "critical_balance": True}})
+
+
+class FirmwareMeter:
+    """The firmware's MeterApp + MeterLink + MQTTClient on the fake board of tests/firmware."""
+
+    def __init__(self, port, meter_no, password, folder):
+        sys.path.insert(0, os.path.join(ROOT, "tests", "firmware"))
+        from appfakes import FakeBoard, ManualClock
+        from meter import config as meter_config
+        from meter.app import MeterApp
+        from meter.link import make_link
+        from meter.storage import StateStore
+        cfg, _ = meter_config.from_dict({
+            "meter_id": meter_no, "initial_balance_cents": 0,
+            "tariff": {"version": 1, "bands": [{"rate": 2500}], "vat_bp": 0},
+            "mqtt": {"host": "127.0.0.1", "port": port, "user": meter_no, "password": password},
+            "policy": {"min_switch_s": 0}, "persist_interval_s": 3600})
+        root = os.path.join(folder, meter_no)
+        os.makedirs(root)
+        self.meter_no = meter_no
+        self.app = app = MeterApp(cfg, StateStore(root), ManualClock(1767225600))
+        app.attach(FakeBoard(app.clock, app.relay_at_boot()))
+        app.tick()
+        self.link, self.client = make_link(app, backoff_min_ms=50, backoff_max_ms=500)
+        self.client.on_message = self._on_message
+        self.on_close = None
+
+    def _on_message(self, topic, payload, retained=False):
+        relay = self.app.board.relay
+        was_closed = relay.is_closed()
+        self.link.on_message(topic, payload, retained)  # applies, persists, acks
+        if not was_closed and relay.is_closed() and self.on_close is not None:
+            self.on_close(json.loads(payload).get("id"), time.monotonic())
+
+    async def connect(self):
+        task = asyncio.create_task(self.client.run())
+        await asyncio.wait_for(self.client.up.wait(), 10)
+        return task
+
+    def consume_all(self):
+        """The load eats the credit; the relay policy opens the relay at the next tick."""
+        ledger = self.app.ledger
+        if ledger.balance > 0:
+            ledger.debit(ledger.balance)
+        self.app.clock.advance(1000)
+        self.app.tick()
 
 
 # -- the fleet: meters that only connect and send telemetry (worker processes) ----------------
@@ -314,7 +363,12 @@ async def run(args):
     try:
         async with aiohttp.ClientSession() as session:
             await rig.wait_ready(session, accounts)
-            probes = [MiniMeter(rig.mqtt_port, *a) for a in accounts[:probes_n]]
+            if args.fake_probes:
+                probes = [MiniMeter(rig.mqtt_port, *a) for a in accounts[:probes_n]]
+            else:
+                probes = [FirmwareMeter(rig.mqtt_port, *a, folder) for a in accounts[:probes_n]]
+            print("probe meters: %s" % ("fake clients" if args.fake_probes
+                                        else "the firmware (MeterApp, link, MQTT client)"))
             for meter in probes:
                 await meter.connect()
             await asyncio.sleep(1.0)  # the bridge's delivery pass for each new status
@@ -378,6 +432,8 @@ def main():
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--payments", type=int, default=250)
     parser.add_argument("--probes", type=int, default=10, help="meters receiving payments")
+    parser.add_argument("--fake-probes", action="store_true",
+                        help="payments go to the small fake client, not the firmware")
     parser.add_argument("--rate", type=float, default=5.0, help="payments a second under load")
     parser.add_argument("--samples", type=int, default=200, help="payments per fleet size")
     parser.add_argument("--fleet", default="1000,2000,5000,10000",
