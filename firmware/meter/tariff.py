@@ -85,9 +85,12 @@ class Tariff:
         self._table = [[rate * factor * per_rate + fixed for _, rate in self.bands]
                        for factor in self._factors]
 
-    def factor_bp_at(self, t):
-        """Time-of-use multiplier on the energy rate at instant t (10000 = none)."""
-        if not self.tou:
+    def factor_bp_at(self, t, tou=True):
+        """Time-of-use multiplier on the energy rate at instant t (10000 = none).
+
+        tou=False: the time of day is not known (a clock carried forward after a power cut,
+        not yet set by NTP), so no window is guessed at and the plain rate applies."""
+        if not self.tou or not tou:
             return _BP
         minute = (t + self.utc_offset_s) % 86400 // 60
         for start, end, factor in self.tou:
@@ -120,11 +123,11 @@ class Tariff:
                 break
         return pieces
 
-    def fine_cost(self, month_wh, wh, t):
+    def fine_cost(self, month_wh, wh, t, tou=True):
         """Exact cost in fine units of wh Wh at instant t, after month_wh this month."""
         if not wh:
             return 0
-        row = self._table[self._factors.index(self.factor_bp_at(t))]
+        row = self._table[self._factors.index(self.factor_bp_at(t, tou))]
         edges = self._edges
         # The same walk as _segments, without building a list: this runs once a second.
         cost = 0
@@ -142,9 +145,9 @@ class Tariff:
     def fine_cost_of_wh(self, month_wh_before, t):
         return self.fine_cost(month_wh_before, 1, t)
 
-    def wh_within(self, month_wh, budget_fine, t):
+    def wh_within(self, month_wh, budget_fine, t, tou=True):
         """Most Wh whose cost from month_wh at t is at most budget_fine; None if free."""
-        row = self._table[self._factors.index(self.factor_bp_at(t))]
+        row = self._table[self._factors.index(self.factor_bp_at(t, tou))]
         wh = 0
         for i in range(len(self._edges)):
             edge = self._edges[i]
@@ -160,9 +163,9 @@ class Tariff:
             budget_fine -= n * per_wh
         return wh
 
-    def breakdown(self, month_wh, wh, t):
+    def breakdown(self, month_wh, wh, t, tou=True):
         """Cost of wh at t split by component, in fine units (for display and history)."""
-        factor = self.factor_bp_at(t)
+        factor = self.factor_bp_at(t, tou)
         rated = 0  # sum of band rate * factor * Wh over the pieces
         for i, n in self._segments(month_wh, wh):
             rated += self.bands[i][1] * factor * n
@@ -220,6 +223,7 @@ class Biller:
         self._last_month_wh = 0
         self._last_wh = 0
         self._last_t = 0
+        self._last_tou = True
         if state is not None:
             self._restore(state)
 
@@ -309,43 +313,48 @@ class Biller:
         self._month_end = next_month_start(t, offset)
         return tariff
 
-    def bill(self, wh, t):
-        """Debit wh Wh consumed at instant t; returns the whole cents to take off the balance."""
+    def bill(self, wh, t, tou=True):
+        """Debit wh Wh consumed at instant t; returns the whole cents to take off the balance.
+
+        tou=False when the time of day is not known: the plain rate, no time-of-use window
+        (see Tariff.factor_bp_at). The month still comes from t, which never runs back."""
         _check_count(wh, "wh")
         _check_count(t, "t")
         tariff = self._advance(t)
-        fine = self.remainder_fine + tariff.fine_cost(self.month_wh, wh, t)
+        fine = self.remainder_fine + tariff.fine_cost(self.month_wh, wh, t, tou)
         cents = fine // FINE_PER_CENT
         self.remainder_fine = fine - cents * FINE_PER_CENT
         self._last_tariff = tariff
         self._last_month_wh = self.month_wh
         self._last_wh = wh
         self._last_t = t
+        self._last_tou = tou
         self.month_wh += wh
         self.total_wh += wh
         self.total_cents += cents
         return cents
 
-    def cents_for(self, wh, t):
-        """The cents bill(wh, t) would return now, without billing."""
+    def cents_for(self, wh, t, tou=True):
+        """The cents bill(wh, t, tou) would return now, without billing."""
         _check_count(wh, "wh")
         _check_count(t, "t")
         tariff = self._tariff_at(t)
-        fine = self.remainder_fine + tariff.fine_cost(self._month_wh_at(t, tariff), wh, t)
+        fine = self.remainder_fine + tariff.fine_cost(self._month_wh_at(t, tariff), wh, t, tou)
         return fine // FINE_PER_CENT
 
-    def wh_for_cents(self, cents, t):
-        """Most Wh that bill(wh, t) could debit for at most cents now; None if energy is free."""
+    def wh_for_cents(self, cents, t, tou=True):
+        """Most Wh that bill(wh, t, tou) could debit for at most cents now; None if free."""
         _check_count(cents, "cents")
         _check_count(t, "t")
         tariff = self._tariff_at(t)
         # floor((rest + cost) / F) <= cents  <=>  cost <= (cents + 1) * F - rest - 1
         budget = (cents + 1) * FINE_PER_CENT - self.remainder_fine - 1
-        return tariff.wh_within(self._month_wh_at(t, tariff), budget, t)
+        return tariff.wh_within(self._month_wh_at(t, tariff), budget, t, tou)
 
     def last_breakdown(self):
         """The last bill split into energy, passthrough, levies, percent_levies, vat, total."""
         tariff = self._last_tariff
         if tariff is None:
             return None
-        return tariff.breakdown(self._last_month_wh, self._last_wh, self._last_t)
+        return tariff.breakdown(self._last_month_wh, self._last_wh, self._last_t,
+                                self._last_tou)

@@ -29,3 +29,26 @@ def test_a_month_counted_under_a_wrong_future_clock_is_left_when_the_clock_comes
     jan.bill(1000, local(2027, 1, 1, 0, 30))
     assert jan.bill(500, local(2026, 12, 31, 23, 0)) == 1500 and jan.month_key == 202701
     assert jan.bill(500, local(2026, 11, 30, 23, 0)) == 500 and jan.month_key == 202611
+
+
+def test_an_unknown_time_of_day_bills_the_plain_rate_not_a_guessed_window():
+    # After a power cut the clock is carried forward to the last save: its time of day is off
+    # by the outage, so a night window must not be applied to a morning (nor the reverse).
+    d = {"version": 1, "bands": [{"upto_kwh": 1, "rate": 1000}, {"rate": 2000}],
+         "tou": [{"from": "22:00", "to": "06:00", "factor_bp": 5000},
+                 {"from": "18:00", "to": "21:00", "factor_bp": 15000}]}
+    tariff = Tariff.from_dict(d)
+    night = local(2026, 3, 5, 23)
+    evening = local(2026, 3, 5, 19)
+    assert tariff.factor_bp_at(night) == 5000 and tariff.factor_bp_at(night, False) == 10000
+    assert tariff.factor_bp_at(evening, False) == 10000
+    known = Biller(tariff)
+    unknown = Biller(tariff)
+    assert known.bill(500, night) == 250
+    assert unknown.cents_for(1500, night, False) == 2000
+    assert unknown.wh_for_cents(2000, night, False) == 1500
+    assert unknown.bill(500, night, False) == 500 and unknown.bill(1000, evening, False) == 1500
+    assert unknown.last_breakdown()["total"] == 1500 * 10 ** 15
+    # the same split invariance as with a known time: one bill equals many
+    whole = Biller(tariff)
+    assert whole.bill(1500, evening, False) == 2000 and whole.state() == unknown.state()
