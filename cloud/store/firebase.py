@@ -197,7 +197,14 @@ class FirebaseStore(Store):
                 raise Conflict("meter %s exists" % meter_no)
             return record
         key = safe_key(meter_no)
-        await self._call(self._ref("meters", key).transaction, create)
+        try:
+            await self._call(self._ref("meters", key).transaction, create)
+        except Conflict:
+            # A registration that died between the meter node and its key left a meter nobody
+            # can sign as: the same user registering it again finishes it with this key.
+            record = await self.get_meter(meter_no)
+            if record.get("user_id") != user_id or await self.get_device_key(meter_no):
+                raise
         update = {"device_keys/" + key: device_key}
         if not user.get("meter_no"):
             update["users/%s/meter_no" % safe_key(user_id)] = meter_no

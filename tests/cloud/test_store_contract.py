@@ -837,3 +837,21 @@ async def test_unmatched_payments_are_kept_once_per_receipt_oldest_first(store):
     assert len(await store.list_unmatched_payments()) == 2
     assert (await store.get_unmatched_payment("QK0"))["checkout_request_id"] == "ws_1"
     assert await store.get_unmatched_payment("QK1") is None
+
+
+async def test_firebase_meter_left_without_a_key_by_a_crash_is_finished_by_its_owner(
+        firebase_store):
+    store = firebase_store
+    await store.create_user({"user_id": "u1"})
+    await store.create_user({"user_id": "u2"})
+    # the registration wrote the meter node, then died before its device key
+    await asyncio.to_thread(store._ref("meters", "M1").set,
+                            {"meter_no": "M1", "user_id": "u1", "recharge_seq": 0})
+    with pytest.raises(Conflict):
+        await store.create_meter("M1", "u2", "thief-key")  # someone else's half-made meter
+    assert await store.get_device_key("M1") is None
+    meter = await store.create_meter("M1", "u1", "key-M1")
+    assert meter["user_id"] == "u1" and await store.get_device_key("M1") == "key-M1"
+    with pytest.raises(Conflict):
+        await store.create_meter("M1", "u1", "second-key")  # complete now: a real duplicate
+    assert await store.get_device_key("M1") == "key-M1"
