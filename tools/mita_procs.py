@@ -10,7 +10,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -269,10 +268,50 @@ def _listening(port):
         return False
 
 
+class CloudApi:
+    """The cloud's HTTP API as an operator (customers' calls take their own `key`)."""
+
+    def __init__(self, url, operator_key):
+        self.url = url
+        self.operator_key = operator_key
+
+    def api(self, method, path, body=None, key=None, expect=None):
+        status, reply = http_json(method, self.url + path, body,
+                                  {"Authorization": "Bearer " + (key or self.operator_key)})
+        if expect is not None and status != expect:
+            raise StackError("%s %s -> %s %s" % (method, path, status, reply))
+        return status, reply
+
+    def customer_with_meter(self, meter_no, name="Wanjiru Kamau", phone="0712345678"):
+        """A customer and their meter, registered through the API: the meter's registration
+        reply (meter_no canonical, device_key, mqtt_username, mqtt_password) plus api_key."""
+        _, user = self.api("POST", "/api/users", {"name": name, "phone_number": phone},
+                           expect=201)
+        _, meter = self.api("POST", "/api/meters", {"meter_no": meter_no,
+                                                    "user_id": user["user_id"]}, expect=201)
+        return dict(meter, api_key=user["api_key"], user_id=user["user_id"])
+
+    def stk_push(self, meter_no, amount_kes, phone="0712345678", key=None):
+        _, reply = self.api("POST", "/api/payments/stkpush", {"meter_no": meter_no,
+                                                             "phone": phone,
+                                                             "amount": amount_kes},
+                            key=key, expect=201)
+        return reply
+
+    def stk_status(self, checkout_id):
+        return self.api("GET", "/api/payments/stk/%s" % checkout_id, expect=200)[1]
+
+    def meter(self, meter_no):
+        return self.api("GET", "/api/meters/%s" % meter_no, expect=200)[1]
+
+    def transactions(self, meter_no):
+        return self.api("GET", "/api/transactions/meter/%s" % meter_no, expect=200)[1]
+
+
 _STAND_IN = re.compile(r"embedded daraja stand-in base_url='([^']+)'")
 
 
-class CloudProcess:
+class CloudProcess(CloudApi):
     """`python -m cloud serve` with a SQLite file in `folder`; the in-process broker unless
     `env` names another (MosquittoProcess.cloud_env()); the embedded stand-in unless
     `daraja` (a DarajaProcess) is given. Restartable on the same ports and file."""
@@ -280,8 +319,7 @@ class CloudProcess:
     def __init__(self, folder, env=None, daraja=None):
         self.folder = folder
         self.port = free_port()
-        self.url = "http://127.0.0.1:%d" % self.port
-        self.operator_key = "op_" + secrets.token_urlsafe(24)
+        super().__init__("http://127.0.0.1:%d" % self.port, "op_" + secrets.token_urlsafe(24))
         self.secret = secrets.token_urlsafe(24)
         self.env = {"MITA_SQLITE_PATH": os.path.join(folder, "mita.sqlite3"),
                     "MITA_OPERATOR_KEY": self.operator_key, "MITA_CALLBACK_SECRET": self.secret,
@@ -332,112 +370,3 @@ class CloudProcess:
         if self.proc is not None:
             self.proc.stop()
 
-    # -- the API, as an operator --------------------------------------------------------------
-
-    def api(self, method, path, body=None, key=None, expect=None):
-        status, reply = http_json(method, self.url + path, body,
-                                  {"Authorization": "Bearer " + (key or self.operator_key)})
-        if expect is not None and status != expect:
-            raise StackError("%s %s -> %s %s" % (method, path, status, reply))
-        return status, reply
-
-    def customer_with_meter(self, meter_no, name="Wanjiru Kamau", phone="0712345678"):
-        """A customer and their meter, registered through the API: the meter's registration
-        reply (meter_no canonical, device_key, mqtt_username, mqtt_password) plus api_key."""
-        _, user = self.api("POST", "/api/users", {"name": name, "phone_number": phone},
-                           expect=201)
-        _, meter = self.api("POST", "/api/meters", {"meter_no": meter_no,
-                                                    "user_id": user["user_id"]}, expect=201)
-        return dict(meter, api_key=user["api_key"], user_id=user["user_id"])
-
-    def stk_push(self, meter_no, amount_kes, phone="0712345678", key=None):
-        _, reply = self.api("POST", "/api/payments/stkpush", {"meter_no": meter_no,
-                                                             "phone": phone,
-                                                             "amount": amount_kes},
-                            key=key, expect=201)
-        return reply
-
-    def stk_status(self, checkout_id):
-        return self.api("GET", "/api/payments/stk/%s" % checkout_id, expect=200)[1]
-
-    def meter(self, meter_no):
-        return self.api("GET", "/api/meters/%s" % meter_no, expect=200)[1]
-
-    def transactions(self, meter_no):
-        return self.api("GET", "/api/transactions/meter/%s" % meter_no, expect=200)[1]
-
-
-class MeterProcess:
-    """A simulated meter (tools/sim_meter.py) in its own process, joined to a cloud's broker
-    with its registration's credentials. Its flash folder outlives the process, so stopping
-    and starting it again is a meter switched off and back on."""
-
-    def __init__(self, folder, registration, broker_port, speed=10.0, balance_cents=0,
-                 watts=1000):
-        self.meter_no = registration["meter_no"]
-        self.flash = os.path.join(folder, "flash-" + self.meter_no)
-        self.log_path = os.path.join(folder, "meter-%s.log" % self.meter_no)
-        self.base_argv = [sys.executable, os.path.join(TOOLS, "sim_meter.py"),
-                          "--meter", self.meter_no, "--password",
-                          registration["mqtt_password"], "--broker-port", str(broker_port),
-                          "--flash", self.flash, "--speed", str(speed),
-                          "--balance-cents", str(balance_cents), "--watts", str(watts)]
-        self.proc = None
-        self.state = {}
-        self.logs = []
-        self._lock = threading.Lock()
-
-    def start(self, epoch_ms=None, timeout_s=30, online=True):
-        argv = list(self.base_argv)
-        if epoch_ms is not None:
-            argv += ["--epoch-ms", str(int(epoch_ms))]
-        self.proc = Proc("meter " + self.meter_no, argv, self.log_path, pipe=True).start()
-        self.state = {}
-        threading.Thread(target=self._read, args=(self.proc.proc.stdout,), daemon=True).start()
-        if online:
-            self.wait(lambda s: s.get("online"), timeout_s, "meter %s online" % self.meter_no)
-        return self
-
-    def _read(self, stream):
-        for raw in stream:
-            try:
-                item = json.loads(raw)
-            except ValueError:
-                continue
-            with self._lock:
-                if "state" in item:
-                    self.state = item["state"]
-                elif "log" in item:
-                    self.logs.append(item["log"])
-
-    def wait(self, predicate, timeout_s, what):
-        def check():
-            if self.proc is None or not self.proc.alive:
-                raise StackError("meter %s is not running while waiting for %s; its log:\n%s"
-                                 % (self.meter_no, what, self.proc.log_tail() if self.proc
-                                    else ""))
-            with self._lock:
-                return predicate(dict(self.state))
-        try:
-            wait_until(check, timeout_s, what)
-        except StackError as error:
-            raise StackError("%s; meter state %s; last firmware lines: %s" % (
-                error, self.state, self.logs[-8:])) from None
-        return dict(self.state)
-
-    def command(self, text):
-        self.proc.proc.stdin.write((text + "\n").encode())
-        self.proc.proc.stdin.flush()
-
-    def stop(self, kill=False):
-        """Switch the meter off: SIGKILL is a power cut, otherwise `quit` lets it finish."""
-        if self.proc is None:
-            return
-        if not kill and self.proc.alive:
-            try:
-                self.command("quit")
-                self.proc.proc.wait(10)
-            except (OSError, subprocess.TimeoutExpired):
-                pass
-        self.proc.stop(kill=kill)
-        self.proc = None

@@ -12,11 +12,15 @@ import argparse
 import asyncio
 import json
 import os
+import subprocess
 import sys
+import threading
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
+
+import mita_procs  # noqa: E402  (beside this file, in tools/)
 
 # KES 30 a kWh, no bands: easy sums for a demo (KES 1 a minute at 2 kW).
 DEMO_TARIFF = {"version": 1, "bands": [{"rate": 3000}]}
@@ -121,6 +125,82 @@ async def _serve(meter, speed, heartbeat_s):
         loop.remove_reader(sys.stdin.fileno())
         reporter.poll()
         meter.stop()
+
+
+class MeterProcess:
+    """A simulated meter (tools/sim_meter.py) in its own process, joined to a cloud's broker
+    with its registration's credentials. Its flash folder outlives the process, so stopping
+    and starting it again is a meter switched off and back on."""
+
+    def __init__(self, folder, registration, broker_port, speed=10.0, balance_cents=0,
+                 watts=1000):
+        self.meter_no = registration["meter_no"]
+        self.flash = os.path.join(folder, "flash-" + self.meter_no)
+        self.log_path = os.path.join(folder, "meter-%s.log" % self.meter_no)
+        self.base_argv = [sys.executable, os.path.abspath(__file__),
+                          "--meter", self.meter_no, "--password",
+                          registration["mqtt_password"], "--broker-port", str(broker_port),
+                          "--flash", self.flash, "--speed", str(speed),
+                          "--balance-cents", str(balance_cents), "--watts", str(watts)]
+        self.proc = None
+        self.state = {}
+        self.logs = []
+        self._lock = threading.Lock()
+
+    def start(self, epoch_ms=None, timeout_s=30, online=True):
+        argv = list(self.base_argv)
+        if epoch_ms is not None:
+            argv += ["--epoch-ms", str(int(epoch_ms))]
+        self.proc = mita_procs.Proc("meter " + self.meter_no, argv, self.log_path, pipe=True).start()
+        self.state = {}
+        threading.Thread(target=self._read, args=(self.proc.proc.stdout,), daemon=True).start()
+        if online:
+            self.wait(lambda s: s.get("online"), timeout_s, "meter %s online" % self.meter_no)
+        return self
+
+    def _read(self, stream):
+        for raw in stream:
+            try:
+                item = json.loads(raw)
+            except ValueError:
+                continue
+            with self._lock:
+                if "state" in item:
+                    self.state = item["state"]
+                elif "log" in item:
+                    self.logs.append(item["log"])
+
+    def wait(self, predicate, timeout_s, what):
+        def check():
+            if self.proc is None or not self.proc.alive:
+                raise mita_procs.StackError("meter %s is not running while waiting for %s; its log:\n%s"
+                                 % (self.meter_no, what, self.proc.log_tail() if self.proc
+                                    else ""))
+            with self._lock:
+                return predicate(dict(self.state))
+        try:
+            mita_procs.wait_until(check, timeout_s, what)
+        except mita_procs.StackError as error:
+            raise mita_procs.StackError("%s; meter state %s; last firmware lines: %s" % (
+                error, self.state, self.logs[-8:])) from None
+        return dict(self.state)
+
+    def command(self, text):
+        self.proc.proc.stdin.write((text + "\n").encode())
+        self.proc.proc.stdin.flush()
+
+    def stop(self, kill=False):
+        """Switch the meter off: SIGKILL is a power cut, otherwise `quit` lets it finish."""
+        if self.proc is None:
+            return
+        if not kill and self.proc.alive:
+            try:
+                self.command("quit")
+                self.proc.proc.wait(10)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        self.proc.stop(kill=kill)
+        self.proc = None
 
 
 def main(argv=None):

@@ -13,6 +13,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))), "tools"))
 
 import mita_procs  # noqa: E402
+from sim_meter import MeterProcess  # noqa: E402
 
 # Settlement fast enough for a test, slower than the stand-in's 0.2 s callbacks.
 SETTLE_ENV = {"MITA_SETTLE_AFTER_S": "2", "MITA_SETTLE_EVERY_S": "0.5",
@@ -43,7 +44,7 @@ class Stack:
         """Register a customer and a meter through the API; a meter process, started online."""
         registration = self.cloud.customer_with_meter(meter_no or self.new_meter_no())
         options.setdefault("speed", METER_SPEED)
-        meter = mita_procs.MeterProcess(self.folder, registration, self.cloud.broker_port,
+        meter = MeterProcess(self.folder, registration, self.cloud.broker_port,
                                         **options)
         meter.registration = registration
         self.meters.append(meter)
