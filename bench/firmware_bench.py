@@ -59,16 +59,17 @@ def _sources(folder, dest):
 
 def build(work, reuse=False):
     """Firmware .mpy (the device layout), simulator and bench scripts .mpy; returns the
-    MICROPYPATH entries. reuse: keep a build already in `work` (repeated runs, the tests)."""
+    MICROPYPATH entries. reuse: keep a firmware build already in `work` (the tests)."""
     fw, sim = os.path.join(work, "fw"), os.path.join(work, "sim")
     path = [os.path.join(sim, "bench"), os.path.join(fw, "lib"), os.path.join(sim, "hal"),
             os.path.join(sim, "lib"), ".frozen"]
     # bench first: its time.mpy must shadow the port's time module; .frozen keeps asyncio.
-    if reuse and all(os.path.isdir(p) for p in path[:-1]):
-        return path
-    firmware = subprocess.Popen([sys.executable, os.path.join(ROOT, "tools", "build_firmware.py"),
-                                 "--out", fw], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True)
+    firmware = None
+    if not (reuse and os.path.isdir(path[1])):
+        firmware = subprocess.Popen([sys.executable, os.path.join(ROOT, "tools",
+                                                                  "build_firmware.py"),
+                                     "--out", fw], stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, text=True)
     if os.path.isdir(sim):
         shutil.rmtree(sim)
     jobs = _sources(os.path.join(SIMULATOR, "hal"), path[2])
@@ -78,8 +79,8 @@ def build(work, reuse=False):
     jobs += _sources(BENCH_MPY, path[0])
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         list(pool.map(lambda job: _mpy_cross(*job), jobs))
-    output = firmware.communicate()[0]
-    if firmware.returncode != 0:
+    output = firmware.communicate()[0] if firmware else ""
+    if firmware and firmware.returncode != 0:
         raise BenchError("firmware build failed:\n" + output)
     return path
 
@@ -183,7 +184,20 @@ def import_order(wanted, deps):
     return [m for m in order if m in wanted and m not in ("meter", "meter.drivers")]
 
 
-_QSTR = re.compile(r"n_total_bytes=(\d+)")
+_QSTR = re.compile(r"n_pool=(\d+).*n_total_bytes=(\d+)")
+
+
+def qstr_marks(lines):
+    """[(label, qstr pools, qstr bytes)] from heap.py's `qstr-mark` lines, in order."""
+    marks, label = [], None
+    for line in lines:
+        if line.startswith("qstr-mark "):
+            label = line.split(" ", 1)[1]
+        elif label is not None and _QSTR.search(line):
+            pools, total = _QSTR.search(line).groups()
+            marks.append((label, int(pools), int(total)))
+            label = None
+    return marks
 
 
 def measure_heap(runner, heap_kb, ticks, fw_lib):
@@ -194,15 +208,14 @@ def measure_heap(runner, heap_kb, ticks, fw_lib):
     extra = import_order(set(deps) - set(loaded), deps)
     code = call("heap", "main", runner.flash_dir(), order, extra, ticks)
     out, lines = runner.run_json("heap", code, heap_kb)
-    qstr = [int(m.group(1)) for m in map(_QSTR.search, lines) if m]
-    marks = iter(qstr)
-    for group in (out["modules"], out["not_loaded"]):
-        prev = next(marks, None)
-        for row in group:
-            now = next(marks, None)
-            row.append(now - prev if now is not None and prev is not None else None)
-            row.append(_mpy_size(fw_lib, row[0]))
-            prev = now
+    marks = qstr_marks(lines)
+    growth = {label: (pools, total - marks[i - 1][2]) for i, (label, pools, total)
+              in enumerate(marks) if i}
+    for row in out["modules"] + out["not_loaded"]:
+        row.append(growth.get(row[0], (0, None))[1])
+        row.append(_mpy_size(fw_lib, row[0]))
+    out["qstr_pools"] = {label: pools for label, pools, _ in marks}
+    out["data_qstr"] = growth.get("after-boot", (0, 0))[1] + growth.get("after-ticks", (0, 0))[1]
     return out
 
 
@@ -324,7 +337,7 @@ def parse_args(argv):
     p.add_argument("--work", help="folder for the build and the flash folders (default: temp)")
     p.add_argument("--json", help="also write every figure to this file")
     p.add_argument("--reuse-build", action="store_true",
-                   help="keep the .mpy build already in --work instead of building again")
+                   help="keep the firmware build already in --work instead of building again")
     return p.parse_args(argv)
 
 

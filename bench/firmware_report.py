@@ -14,7 +14,13 @@ def print_heap(out):
     print("simulator objects (board)   %7.1f KB  (not on the device)" % kb(out["sim_objects"]))
     print("firmware code (imports)     %7.1f KB" % kb(out["code"]))
     print("app data after boot         %7.1f KB" % kb(out["data_after_boot"]))
-    print("app data after the ticks    %7.1f KB" % kb(out["data"]))
+    print("app data after the ticks    %7.1f KB  (least of 5 readings; they spread %.1f KB)" % (
+        kb(out["data"]), kb(out["data_spread"])))
+    pools = out["qstr_pools"]
+    print("  of which qstr pools       %7.1f KB  (%d pools after the imports, %d after the ticks: "
+          "a pool doubles when full, and lands where it lands)" % (
+              kb(out["data_qstr"]), pools.get(out["modules"][-1][0], 0) if out["modules"] else 0,
+              pools.get("after-ticks", 0)))
     fw = out["code"] + out["data"]
     print("firmware total (code+data)  %7.1f KB   target <= %d KB: %s" % (
         kb(fw), TARGET_LIVE_KB, "met" if fw <= TARGET_LIVE_KB * 1024 else "MISSED"))
