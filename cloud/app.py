@@ -36,7 +36,8 @@ async def open_store(config):
 def firebase_verifier():
     """verify_id_token from firebase-admin; the store has initialised the default app."""
     from firebase_admin import auth as firebase_auth
-    return lambda token: firebase_auth.verify_id_token(token, check_revoked=False)
+    # Revocation is checked: a disabled customer must not keep access for the token's hour.
+    return lambda token: firebase_auth.verify_id_token(token, check_revoked=True)
 
 
 def _store_ctx(given):
