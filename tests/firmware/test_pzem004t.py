@@ -284,3 +284,36 @@ def test_flushing_stale_bytes_never_waits_for_the_uart_timeout():
     assert sensor.read().voltage_dv == 2400
     assert sensor.stale_bytes == 9
     assert uart.waits == 0
+
+
+def test_a_module_that_stays_silent_is_asked_once_a_read_until_it_answers():
+    # No mains on the module: 1 + retries timeouts on every read would stall each tick for
+    # three UART timeouts for as long as the outage lasts.
+    lines = []
+    uart = FakeUART([None] * 3 + [None] * 5 + [reply(voltage=2300)] + [None] * 3)
+    sensor = Pzem004t(uart, address=1, retries=2, log=Logger("m", sink=lines.append))
+    raises(SensorTimeout, sensor.read)
+    assert len(uart.written) == 3 and sensor.silent
+    for n in range(5):
+        raises(SensorTimeout, sensor.read)
+        assert len(uart.written) == 4 + n
+    assert len(lines) == 1  # the outage is logged once
+    assert sensor.read().voltage_dv == 2300 and not sensor.silent
+    raises(SensorTimeout, sensor.read)  # the next silence gets the full retries again
+    assert len(uart.written) == 9 + 3
+
+
+def bad_crc():
+    frame = bytearray(reply())
+    frame[-1] ^= 0xFF
+    return bytes(frame)
+
+
+def test_crc_errors_are_always_retried_in_full():
+    uart = FakeUART([None] * 3 + [bad_crc()] * 3 + [bad_crc()] * 3)
+    sensor = Pzem004t(uart, address=1, retries=2)
+    raises(SensorTimeout, sensor.read)
+    raises(SensorCrcError, sensor.read)  # answered, if garbled: not an outage
+    assert len(uart.written) == 1 + 3 and not sensor.silent
+    raises(SensorCrcError, sensor.read)
+    assert len(uart.written) == 4 + 3

@@ -39,6 +39,10 @@ class Pzem004t:
         self.short_frames = 0
         self.reply_errors = 0
         self.stale_bytes = 0
+        # The last request got no answer at all, retries included: no mains on the module,
+        # most likely for a while. Until it answers again each read tries once, so an outage
+        # stalls the tick for one UART timeout rather than 1 + retries of them.
+        self.silent = False
 
     def read(self):
         """One measurement, or a SensorError; never a made-up zero reading."""
@@ -98,12 +102,17 @@ class Pzem004t:
         A Modbus exception is an answer, not a glitch: it is raised at once, not retried.
         """
         error = None
-        for attempt in range(1 + self.retries):
+        attempts = 1 if self.silent else 1 + self.retries
+        silent = True  # every attempt timed out
+        for attempt in range(attempts):
             self._flush()
             self._uart.write(request)
             try:
-                return self._receive(function, length, byte_count)
+                frame = self._receive(function, length, byte_count)
+                self.silent = False
+                return frame
             except SensorReplyError as exc:
+                self.silent = False
                 self.reply_errors += 1
                 self._warn("%s", exc)
                 raise
@@ -112,12 +121,16 @@ class Pzem004t:
                 error = exc
             except SensorCrcError as exc:
                 self.crc_errors += 1
+                silent = False
                 error = exc
             except SensorFrameError as exc:
                 self.short_frames += 1
+                silent = False
                 error = exc
             self._debug("attempt %d: %s", attempt + 1, error)
-        self._warn("no reading after %d attempts: %s", 1 + self.retries, error)
+        if not (silent and self.silent):  # an outage is told once, not every second
+            self._warn("no reading after %d attempts: %s", attempts, error)
+        self.silent = silent
         raise error  # type: ignore  # the loop ran at least once, so error is set
 
     def _flush(self):
