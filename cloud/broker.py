@@ -203,8 +203,7 @@ class EmbeddedBroker:
     async def start(self):
         plugin = __name__ + ".%s"
         config = {
-            "listeners": {"default": {"type": "tcp", "bind": "%s:%d" % (self.host, self.port),
-                                      "max_connections": 0}},
+            "listeners": {"default": {"type": "tcp", "bind": "%s:%d" % (self.host, self.port)}},
             "plugins": {plugin % "StoreAuthPlugin": {"accounts": self.accounts},
                         plugin % "MeterTopicPlugin": {"accounts": self.accounts}},
         }

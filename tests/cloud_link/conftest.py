@@ -18,11 +18,13 @@ import aiomqtt
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-for sub in ("firmware", os.path.join("simulator", "hal"), os.path.join("tests", "cloud")):
+for sub in ("firmware", os.path.join("simulator", "hal"), os.path.join("tests", "cloud"),
+            os.path.join("tests", "link")):
     path = os.path.join(ROOT, sub)
     if path not in sys.path:
         sys.path.insert(0, path)
 
+from brokers import free_port, probe_connack  # noqa: E402  (tests/link's helpers)
 from cloud_harness import Harness, c2b_body, make_config, SECRET  # noqa: E402
 from meter.ledger import Ledger  # noqa: E402
 from meter.recharge import Recharger  # noqa: E402
@@ -34,12 +36,6 @@ from cloud import mosquitto as mosq  # noqa: E402
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 BRIDGE_PASSWORD = "bridge-test-password-0123"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def eventually(check, timeout_s=5.0):
@@ -256,25 +252,10 @@ async def connack(port, user, password):
 
 
 def _connack(port, user, password):
-    def utf8(text):
-        data = text.encode()
-        return len(data).to_bytes(2, "big") + data
-    body = (utf8("MQTT") + bytes([4, 0xC2]) + (5).to_bytes(2, "big") + utf8("probe-" + user)
-            + utf8(user) + utf8(password))
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
-            s.sendall(bytes([0x10, len(body)]) + body)
-            reply = b""
-            while len(reply) < 4:
-                chunk = s.recv(4 - len(reply))
-                if not chunk:
-                    break
-                reply += chunk
-            if len(reply) == 4 and reply[3] == 0:
-                s.sendall(b"\xe0\x00")
+        return probe_connack("127.0.0.1", port, user, password)
     except OSError:
         return None
-    return reply[3] if len(reply) == 4 else None
 
 
 BRIDGE_OPTIONS = {"resend_every_s": 3600.0, "void_after_s": 0.0, "backoff_s": (0.05, 0.2)}
