@@ -89,9 +89,13 @@ def print_cap(cap, heap):
     print("smallest -X heapsize for the day: %d KB (%d KB fails)   target <= %d KB: %s" % (
         cap["cap_kb"], cap["fails_kb"], TARGET_CAP_KB,
         "met" if cap["cap_kb"] <= TARGET_CAP_KB else "MISSED"))
-    print("every cap from %d KB to %d KB completes (non-monotonic edge: %s)" % (
-        cap["all_above_kb"], cap["cap_kb"] + cap["scan_kb"],
-        "yes" if cap["all_above_kb"] > cap["cap_kb"] else "none seen"))
+    top = cap["cap_kb"] + cap["scan_kb"]
+    if cap["all_above_kb"] > top:
+        print("caps up to %d KB still fail above it: no settled range within %d KB (the edge is "
+              "fragmentation, not a size)" % (top, cap["scan_kb"]))
+    else:
+        print("every cap from %d KB to %d KB completes (non-monotonic edge: %s)" % (
+            cap["all_above_kb"], top, "yes" if cap["all_above_kb"] > cap["cap_kb"] else "none"))
     sim_kb = (heap["sim_code"] + heap["sim_objects"]) / 1024.0
     print("the simulator holds %.1f KB of it live; the firmware's share is about %.1f KB" % (
         sim_kb, cap["cap_kb"] - sim_kb))
