@@ -2,7 +2,7 @@
 
 import asyncio
 
-from conftest import eventually
+from link_rig import eventually
 
 
 async def test_delivery_status_and_history_on_firebase(firebase_rig):

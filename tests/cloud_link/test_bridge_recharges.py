@@ -4,7 +4,7 @@ re-sends, duplicates, rejections and gaps all end with every credit applied exac
 import asyncio
 import json
 
-from conftest import eventually
+from link_rig import eventually
 
 
 async def test_a_paid_recharge_is_published_applied_once_and_marked_delivered(rig):

@@ -4,7 +4,7 @@ payloads are counted and dropped."""
 
 import json
 
-from conftest import eventually
+from link_rig import eventually
 
 
 async def _meter_record(rig, meter_no):

@@ -6,7 +6,7 @@ import json
 
 import aiomqtt
 
-from conftest import BRIDGE_PASSWORD, FakeMeter, connack, eventually
+from link_rig import BRIDGE_PASSWORD, FakeMeter, connack, eventually
 from cloud.broker import BRIDGE_USERNAME
 
 

@@ -6,7 +6,7 @@ import asyncio
 import os
 import sys
 
-from conftest import ROOT, eventually
+from link_rig import ROOT, eventually
 
 sys.path.insert(0, os.path.join(ROOT, "tests", "firmware"))
 
