@@ -10,8 +10,8 @@ from aiohttp import web
 
 from cloud.app import create_app, open_store
 from cloud.auth import hash_key, new_secret
-from cloud.broker import (BrokerConfigError, load_link_settings, meter_registered,
-                          setup_link)
+from cloud.broker import (BrokerConfigError, BrokerStartError, load_link_settings,
+                          meter_registered, setup_link)
 from cloud.callbacks import normalise_meter_no
 from cloud.config import ConfigError, load_config
 from cloud.phone import normalise_msisdn
@@ -170,7 +170,11 @@ def main(argv=None):
     if args.command == "serve":
         if args.port is not None:
             config.port = args.port
-        serve(config, link)
+        try:
+            serve(config, link)
+        except BrokerStartError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
         return 0
     try:
         if args.command == "create-user":

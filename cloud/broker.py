@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import web
 from amqtt.broker import Broker
 from amqtt.contexts import Action
+from amqtt.errors import BrokerError
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 
 log = logging.getLogger("mita.broker")
@@ -24,6 +25,10 @@ _PASSWORD_CONTEXT = b"mita mqtt password v1\n"
 
 class BrokerConfigError(ValueError):
     """An MQTT setting is malformed."""
+
+
+class BrokerStartError(RuntimeError):
+    """The in-process broker could not start (most often: its port is taken)."""
 
 
 def meter_broker_password(meter_no, device_key):
@@ -207,14 +212,23 @@ class EmbeddedBroker:
             "plugins": {plugin % "StoreAuthPlugin": {"accounts": self.accounts},
                         plugin % "MeterTopicPlugin": {"accounts": self.accounts}},
         }
-        self.broker = Broker(config)
-        await self.broker.start()
+        broker = Broker(config)
+        try:
+            await broker.start()
+        except BrokerError as error:
+            raise BrokerStartError(_PORT_TAKEN % (self.host, self.port,
+                                                  error.__cause__ or error)) from None
+        self.broker = broker
         log.info("in-process mqtt broker", extra={"host": self.host, "port": self.port})
 
     async def stop(self):
         if self.broker is not None:
             await self.broker.shutdown()
             self.broker = None
+
+
+_PORT_TAKEN = ("the in-process MQTT broker cannot listen on %s:%d (%s); set MITA_MQTT_PORT, "
+               "or MITA_MQTT_URL for another broker, or MITA_MQTT=off")
 
 
 def _free_port(host):
@@ -235,7 +249,20 @@ def setup_link(app, settings, **bridge_options):
     """Add the broker + bridge cleanup_ctx to an app made by cloud.app.create_app."""
     app[LINK_SETTINGS] = settings
     if settings.enabled:
+        if settings.embedded and settings.port:
+            _check_port_free(settings.bind_host, settings.port)
         app.cleanup_ctx.append(_link_ctx(settings, bridge_options))
+
+
+def _check_port_free(host, port):
+    """Fail before the app starts (and before the other clients open) on a taken port."""
+    import socket
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as error:
+            raise BrokerStartError(_PORT_TAKEN % (host, port, error)) from None
 
 
 def _link_ctx(settings, bridge_options):

@@ -195,3 +195,19 @@ def test_config_and_acl_text(tmp_path):
                                          "pattern readwrite meters/%u/#\n")
     assert mosq.reload("") is False
     assert mosq.reload(str(tmp_path / "no-such-pid")) is False
+
+
+def test_a_taken_port_stops_the_start_with_a_clear_error_and_off_means_no_link():
+    import socket
+    from aiohttp import web
+    from cloud.broker import BrokerStartError, LinkSettings, setup_link
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        app = web.Application()
+        with pytest.raises(BrokerStartError, match="MITA_MQTT_PORT"):
+            setup_link(app, LinkSettings(port=port))
+    app = web.Application()
+    setup_link(app, LinkSettings(enabled=False))
+    assert len(app.cleanup_ctx) == 0
