@@ -46,16 +46,18 @@ def test_stk_push_success_credits_once_and_closes_the_relay(e2e):
     paid_once(e2e, meter, 10, earlier_cents=5000)
 
 
-@pytest.mark.parametrize("outcome, code", [("cancelled", 1032), ("unreachable", 1037),
-                                           ("wrong_pin", 2001)])
-def test_refused_stk_push_gives_no_credit_and_says_why(e2e, outcome, code):
+@pytest.mark.parametrize("outcome, code, why", [("cancelled", 1032, "cancelled"),
+                                                ("unreachable", 1037, "could not be reached"),
+                                                ("wrong_pin", 2001, "PIN")])
+def test_refused_stk_push_gives_no_credit_and_says_why(e2e, outcome, code, why):
     meter = e2e.meter()
     e2e.daraja.outcome(outcome, once=True)
     push = e2e.cloud.stk_push(meter.meter_no, 40)
     request = wait_stk(e2e.cloud, push["checkout_request_id"], "failed")
     assert request["result_code"] == code
     assert request["transaction_id"] is None
-    assert request["result_desc"] or request["reason"]  # the customer is told why
+    assert why in request["reason"]  # the customer is told why, in words
+    assert request["result_desc"]    # and M-Pesa's own text is kept
     assert e2e.cloud.transactions(meter.meter_no) == []
     assert e2e.cloud.meter(meter.meter_no)["recharge_seq"] == 0
     assert meter.state["credited_cents"] == 0 and not meter.state["relay_closed"]
