@@ -1,6 +1,7 @@
 # Where the heap goes with the meter running: the simulator's share first (it is not on the
 # device), then each firmware module's import cost (bytecode, its qstrs and globals), then the
-# app's data after some ticks, split by the app attribute that holds it. Prints one JSON line.
+# app's data after some ticks, split by the app attribute that holds it. Prints qstr-mark lines
+# (the qstr pools' size at each step), then one JSON line.
 import gc
 import json
 import micropython
