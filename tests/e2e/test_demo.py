@@ -162,3 +162,23 @@ def test_demo_in_a_terminal_has_a_live_panel_where_m_pays_and_q_quits():
         assert story.count("M-Pesa confirmed KES 50") == 2, story  # the scripted one, then m
     finally:
         term.close()
+
+
+def test_ctrl_c_at_the_panel_stops_the_demo_and_its_cloud():
+    term = Terminal()
+    children = []
+    try:
+        term.read_until("mita simulator", 60)
+        children = descendants(term.pid)
+        assert children, "the cloud should run as a child process"
+        term.press("\x03")  # the terminal turns it into SIGINT for the demo, not its cloud
+        term.read_until("stopped (Ctrl-C)", 30)
+        _, status = os.waitpid(term.pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 130
+        wait_until(lambda: not any(alive(pid) for pid in children), 15,
+                   "the demo's children %s to be gone" % children)
+    finally:
+        term.close()
+        for pid in children:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
