@@ -130,6 +130,13 @@ class ReplBoard:
         self.start("import machine\nmachine.reset()")
         return self.wait_for_boot(timeout)
 
+    def reset_and_leave(self, timeout=None):
+        """machine.reset(), wait until the board has really restarted, and let go of it (the
+        next session does not catch the old interpreter on its way out)."""
+        self.start("import machine\nmachine.reset()")
+        self.read_until(_BOOT_MARK, timeout or self.timeout)
+        self.close()
+
     def pulse_en(self, timeout=None, pulse_s=0.1):
         """The EN pin through RTS, as esptool wires it on DevKit boards (RTS low = in reset)."""
         self.serial.dtr = False

@@ -71,17 +71,27 @@ class MeterOnBoard:
     def soft_reset(self):
         self.board.soft_reset()
 
+    def hard_reset_causes(self):
+        """What machine.reset_cause() may say after hard_reset() on this rig."""
+        how = self.rig.get("hard_reset")
+        if how == "button" and self.sim_process is not None:
+            return (2,)  # HARD_RESET: the simulated EN button
+        if how == "en":
+            return (1, 2)  # the ESP32 reports an EN-pin reset as a power-on
+        return (5,)  # machine.reset() is a SOFT_RESET to the ESP32
+
     def hard_reset(self):
         """The rig's reset button (EN): the simulated board's harness, or RTS on a DevKit;
         machine.reset() where the rig has neither."""
         how = self.rig.get("hard_reset")
-        self.board.serial.reset_input_buffer()
         if how == "button" and self.sim_process is not None:
+            self.board.serial.reset_input_buffer()  # the boot line to wait for is the next one
             self.sim_process.press_reset()
             return self.board.wait_for_boot()
         if how == "en":
+            self.board.serial.reset_input_buffer()
             return self.board.pulse_en()
-        return self.board.machine_reset()
+        return self.board.machine_reset()  # keeps the raw REPL prompt it has to see first
 
 
 class SimRig:

@@ -105,6 +105,24 @@ def copy_args(files):
     return args
 
 
+def mismatches(board, want):
+    """["path: board <sha>, built <sha>"] for every file whose on-board SHA-256 differs."""
+    bad = []
+    for remote, digest in sorted(want.items()):
+        got = board.sha256(remote)
+        if got != digest:
+            bad.append("%s: board %s, built %s" % (remote, got, digest))
+    return bad
+
+
+def verify(port, build_dir, config_path=None, board_timeout=15.0):
+    """Check a deployed board against a build without copying anything; [] means identical."""
+    from hil.board import ReplBoard
+    want = {remote: sha256_file(local) for local, remote in plan(build_dir, config_path)}
+    with ReplBoard(port, timeout=board_timeout) as board:
+        return mismatches(board, want)
+
+
 def deploy(port, build_dir, config_path=None, reset=True, board_timeout=15.0, log=print):
     """Copy and verify; returns {board path: sha256}. Raises DeployError on any mismatch."""
     from hil.board import ReplBoard, BoardError
@@ -125,22 +143,16 @@ def deploy(port, build_dir, config_path=None, reset=True, board_timeout=15.0, lo
     want = {remote: sha256_file(local) for local, remote in files}
     try:
         with ReplBoard(port, timeout=board_timeout) as board:
-            bad = []
-            for remote, digest in sorted(want.items()):
-                if remote == "/main.py":
-                    continue
-                got = board.sha256(remote)
-                if got != digest:
-                    bad.append("%s: board %s, built %s" % (remote, got, digest))
+            bad = mismatches(board, {r: d for r, d in want.items() if r != "/main.py"})
             if bad:
                 raise DeployError("hash mismatch on the board:\n  " + "\n  ".join(bad))
             with open(files[-1][0], "rb") as f:
                 board.put_file("/main.py", f.read())
-            if board.sha256("/main.py") != want["/main.py"]:
+            if mismatches(board, {"/main.py": want["/main.py"]}):
                 raise DeployError("hash mismatch on the board: /main.py")
             board.remove(PARKED_MAIN)
             if reset:
-                board.start("import machine\nmachine.reset()")
+                board.reset_and_leave()
     except BoardError as exc:
         raise DeployError("verifying on the board: %s" % exc)
     log("verified %d files by SHA-256 on the board" % len(want))

@@ -29,9 +29,11 @@ _EXIT_SOFT_RAW = 10
 _EXIT_SOFT_FRIENDLY = 11
 _EXIT_RESET = 20
 RTC_AT_POWER_ON_MS = 946684800000  # the ESP32 RTC restarts at 2000-01-01 without a battery
-_EARLY_CTRL_C_S = 1.0  # a Ctrl-C this close before main.py starts interrupts it
+_COOP_GRACE_S = 3.0  # a main.py that never reaches asyncio.run() gets SIGINT after this
 _WRITE_WAIT_S = 0.5
-_CRASH_PAUSE_S = 0.5  # a boot loop, slowed down to something a log can follow  # how long the serial line waits for a slow reader before dropping bytes
+_CRASH_PAUSE_S = 0.5
+_REINTERRUPT_S = 1.0
+_TRACE = bool(os.environ.get("MITA_SIMBOARD_TRACE"))  # log every side-channel line  # a boot loop, slowed down to something a log can follow  # how long the serial line waits for a slow reader before dropping bytes
 
 
 class SimBoardError(Exception):
@@ -66,7 +68,8 @@ class SimBoard:
         self._stop = threading.Event()
         self._busy = False
         self._interrupted = False
-        self._idle_ctrl_c = -1e9
+        self._busy_since = 0.0
+        self._interrupted_at = -1e9
         self._wdt_ms = None
         self._wdt_fed = 0.0
         self._hw_cause = PWRON_RESET
@@ -202,9 +205,11 @@ class SimBoard:
                 data = os.read(self._master, 4096)
             except OSError:
                 return
-            if b"\x03" in data and not self._busy:
-                self._idle_ctrl_c = time.monotonic()
-            if b"\x03" in data and self._busy:
+            if b"\x03" in data and self._busy == "coop":
+                # main.py's asyncio loop reads Ctrl-C itself; SIGINT only if it does not.
+                if time.monotonic() - self._busy_since > _COOP_GRACE_S:
+                    self._interrupt()
+            elif b"\x03" in data and self._busy:
                 data = data.replace(b"\x03", b"")
                 self._interrupt()
             if data:
@@ -215,9 +220,14 @@ class SimBoard:
 
     def _interrupt(self):
         with self._lock:
-            if self._interrupted or not self.alive():
+            if not self.alive():
                 return
-            self._interrupted = True  # a second SIGINT before the first lands kills it
+            # A second SIGINT before the first has landed kills the interpreter outright, so
+            # one at a time; a Ctrl-C a second later, while still busy, tries again.
+            if self._interrupted and time.monotonic() - self._interrupted_at < _REINTERRUPT_S:
+                return
+            self._interrupted = True
+            self._interrupted_at = time.monotonic()
             self._note("Ctrl-C: SIGINT to the board process")
             try:
                 os.kill(self._proc.pid, signal.SIGINT)
@@ -261,12 +271,15 @@ class SimBoard:
             if not words:
                 continue
             kind = words[0]
+            if _TRACE:
+                self._note("side channel: %s" % " ".join(words))
             if kind == "busy":
                 self._busy = True
                 self._interrupted = False
-                if len(words) > 1 and time.monotonic() - self._idle_ctrl_c < _EARLY_CTRL_C_S:
-                    # Ctrl-C sent while the board was still booting was meant for main.py.
-                    self._interrupt()
+            elif kind == "busy-coop":
+                self._busy = "coop"
+                self._busy_since = time.monotonic()
+                self._interrupted = False
             elif kind == "idle":
                 self._busy = False
             elif kind == "wdt":

@@ -1,6 +1,7 @@
 # MicroPython's REPL protocols on the board process's stdin/stdout: the raw REPL (with
 # raw-paste) that mpremote and the HIL driver speak, a small friendly REPL, and boot.py/main.py.
 # Ctrl-C reaches running code as SIGINT from the harness; this loop only sees it while idle.
+import select
 import sys
 
 from sim_board import BoardReset
@@ -10,6 +11,7 @@ _CTRL_B = 2
 _CTRL_C = 3
 _CTRL_D = 4
 _CTRL_E = 5
+_POLL_MS = 20  # how often the running firmware looks at the serial line for Ctrl-C
 _PASTE_WINDOW = 128  # bytes per flow-control credit, as a board with a 256-byte stdin buffer
 
 RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n"
@@ -32,12 +34,17 @@ class Repl:
         self.globals = globals_ if globals_ is not None else {"__name__": "__main__"}
         self._in = sys.stdin.buffer
         self._out = sys.stdout.buffer
+        self._typed_ahead = bytearray()  # bytes read while main.py ran, for the REPL
 
     # --- the wire -------------------------------------------------------------------------
     def write(self, data):
         self._out.write(data)
 
     def read_byte(self):
+        if self._typed_ahead:
+            c = self._typed_ahead[0]
+            self._typed_ahead = self._typed_ahead[1:]
+            return c
         while True:
             try:
                 b = self._in.read(1)
@@ -48,15 +55,13 @@ class Repl:
             return b[0]
 
     # --- running code ---------------------------------------------------------------------
-    def execute(self, source, filename="<stdin>", mode="exec"):
+    def execute(self, source, filename="<stdin>", mode="exec", cooperative=False):
         """Run source in the REPL's globals; returns the exception it raised or None.
         A BoardReset or SystemExit passes through: they end this interpreter."""
         try:
             # Inside the try: the harness's SIGINT may land the moment it hears "busy".
-            if filename == "<stdin>":
-                self.channel.send("busy")
-            else:
-                self.channel.send("busy", filename)
+            # "busy": Ctrl-C becomes SIGINT; "busy-coop": it stays a byte for _until_ctrl_c.
+            self.channel.send("busy-coop" if cooperative else "busy")
             code = compile(source, filename, mode)
             exec(code, self.globals)
         except (BoardReset, SystemExit):
@@ -67,13 +72,43 @@ class Repl:
             self.channel.send("idle")
         return None
 
-    def run_file(self, path):
+    async def _until_ctrl_c(self, coro):
+        """Run the firmware's main coroutine, polling the serial line between its awaits as a
+        board's UART interrupt would: Ctrl-C stops it at a clean point (an asynchronous
+        SIGINT can land inside the runtime's own locks, and a wedged board is no test)."""
+        import asyncio
+        task = asyncio.create_task(coro)
+        poller = select.poll()
+        poller.register(self._in, select.POLLIN)
+        while not task.done():
+            if poller.poll(0):
+                b = self._in.read(1)
+                if not b:
+                    raise SerialGone()
+                if b[0] == _CTRL_C:
+                    task.cancel()
+                    raise KeyboardInterrupt()
+                self._typed_ahead.extend(b)
+            await asyncio.sleep_ms(_POLL_MS)
+        return await task
+
+    def run_main(self):
+        """/main.py with asyncio.run() watched for Ctrl-C (see _until_ctrl_c)."""
+        import asyncio
+        original = asyncio.run
+        asyncio.run = lambda coro: original(self._until_ctrl_c(coro))
+        try:
+            self.run_file("/main.py", cooperative=True)
+        finally:
+            asyncio.run = original
+
+    def run_file(self, path, cooperative=False):
         try:
             with open(path) as f:
                 source = f.read()
         except OSError:
             return
-        exc = self.execute(source, path.lstrip("/"))
+        exc = self.execute(source, path.lstrip("/"), cooperative=cooperative)
         if exc is not None:
             sys.print_exception(exc, sys.stdout)
 
@@ -181,7 +216,7 @@ class Repl:
             try:
                 self.run_file("/boot.py")
                 if run_main:
-                    self.run_file("/main.py")
+                    self.run_main()
             except KeyboardInterrupt:
                 pass  # the Ctrl-C for main.py landed just after it: it has done its job
             mode = "raw" if raw else "friendly"
