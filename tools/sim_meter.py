@@ -151,7 +151,8 @@ class MeterProcess:
         argv = list(self.base_argv)
         if epoch_ms is not None:
             argv += ["--epoch-ms", str(int(epoch_ms))]
-        self.proc = mita_procs.Proc("meter " + self.meter_no, argv, self.log_path, pipe=True).start()
+        self.proc = mita_procs.Proc("meter " + self.meter_no, argv, self.log_path,
+                                    pipe=True).start()
         self.state = {}
         threading.Thread(target=self._read, args=(self.proc.proc.stdout,), daemon=True).start()
         if online:
@@ -173,9 +174,9 @@ class MeterProcess:
     def wait(self, predicate, timeout_s, what):
         def check():
             if self.proc is None or not self.proc.alive:
-                raise mita_procs.StackError("meter %s is not running while waiting for %s; its log:\n%s"
-                                 % (self.meter_no, what, self.proc.log_tail() if self.proc
-                                    else ""))
+                raise mita_procs.StackError(
+                    "meter %s is not running while waiting for %s; its log:\n%s" % (
+                        self.meter_no, what, self.proc.log_tail() if self.proc else ""))
             with self._lock:
                 return predicate(dict(self.state))
         try:
