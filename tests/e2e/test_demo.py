@@ -182,3 +182,15 @@ def test_ctrl_c_at_the_panel_stops_the_demo_and_its_cloud():
         for pid in children:
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_demo_exits_1_when_the_meter_is_not_back_on_in_time():
+    # In real time the KES 6 last 6 minutes: no cut, no payment within a 3 s budget.
+    demo = start_demo("--speed", "1", "--budget", "3")
+    try:
+        out, _ = demo.communicate(timeout=60)
+    finally:
+        demo.kill()
+    assert demo.returncode == 1, out
+    assert "FAILED: the meter was not back on after a payment" in out
+    assert "OK:" not in out
