@@ -9,13 +9,14 @@ import time
 import aiomqtt
 
 from cloud import link_payloads as lp
-from cloud.store.base import NotFound, StoreError
+from cloud.store.base import InvalidRecord, NotFound, StoreError
 
 log = logging.getLogger("mita.bridge")
 
 SUBSCRIPTIONS = ["meters/+/status", "meters/+/telemetry", "meters/+/history",
                  "meters/+/recharge/ack", "meters/+/tariff/ack"]
 _TARIFF_CACHE_S = 30.0
+_IN_FLIGHT = 64  # messages being handled at once; more waits at the broker (backpressure)
 
 
 class Bridge:
@@ -32,7 +33,6 @@ class Bridge:
         self.broker = broker
         self.recharges = recharges
         self.resend_every_s = resend_every_s
-        self.void_after_s = void_after_s
         self.backoff_s = backoff_s
         self.clock = clock
         self.monotonic = monotonic
@@ -59,6 +59,8 @@ class Bridge:
         self._telemetry = {}       # meter -> (balance, alerts, ts): the newest unwritten
         self._telemetry_ready = asyncio.Event()
         self._tariff = (None, -1e9)
+        self._inbox = {}           # meter -> its newest message task (one at a time a meter)
+        self._slots = asyncio.Semaphore(_IN_FLIGHT)
 
     # -- life cycle ---------------------------------------------------------------------
     async def start(self):
@@ -67,7 +69,7 @@ class Bridge:
             self._tasks.append(asyncio.create_task(job(), name="bridge." + job.__name__))
 
     async def stop(self):
-        tasks = self._tasks + list(self._delivering.values())
+        tasks = self._tasks + list(self._delivering.values()) + list(self._inbox.values())
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -102,7 +104,7 @@ class Bridge:
                     log.info("bridge connected", extra={"host": self.broker["host"],
                                                         "port": self.broker["port"]})
                     async for message in client.messages:
-                        await self.handle(str(message.topic), message.payload)
+                        await self._dispatch(str(message.topic), message.payload)
             except aiomqtt.MqttError as error:
                 self.counters["connect_failures"] += 1
                 log.warning("bridge link down", extra={"error": str(error), "retry_s": delay})
@@ -127,6 +129,25 @@ class Bridge:
         return True
 
     # -- incoming -----------------------------------------------------------------------
+    async def _dispatch(self, topic, payload):
+        """Meters are handled side by side (a slow store call for one does not hold up the
+        rest), each meter's messages in the order they came."""
+        await self._slots.acquire()
+        meter = topic.split("/")[1] if topic.count("/") >= 2 else ""
+        task = asyncio.create_task(self._handle_after(self._inbox.get(meter), topic, payload))
+        self._inbox[meter] = task
+        task.add_done_callback(lambda done: self._message_done(meter, done))
+
+    async def _handle_after(self, previous, topic, payload):
+        if previous is not None:
+            await asyncio.gather(previous, return_exceptions=True)
+        await self.handle(topic, payload)
+
+    def _message_done(self, meter, task):
+        self._slots.release()
+        if self._inbox.get(meter) is task:
+            del self._inbox[meter]
+
     async def handle(self, topic, payload):
         """One message from a meter. Never raises: bad input is counted and dropped."""
         self.counters["received"] += 1
@@ -175,22 +196,18 @@ class Bridge:
         self._telemetry_ready.set()
 
     async def _on_history(self, meter, msg):
+        ok = True
         try:
-            record = lp.parse_history(msg)
-        except lp.BadRecord as bad:
-            self.counters["history_bad"] += 1
-            await self.publish("meters/%s/history/ack" % meter, lp.history_ack(bad.seq, False))
-            return
-        try:
+            record = lp.parse_history(msg)  # Malformed (no int seq) goes up: no ack then
+            seq = record["seq"]
             await self.store.put_consumption_hour(meter, record["date"], record["hour"],
                                                   record["wh"], record["cost_cents"])
-        except ValueError:  # InvalidRecord: a date the store refuses
-            self.counters["history_bad"] += 1
-            await self.publish("meters/%s/history/ack" % meter,
-                               lp.history_ack(record["seq"], False))
-            return
-        self.counters["history_stored"] += 1
-        await self.publish("meters/%s/history/ack" % meter, lp.history_ack(record["seq"]))
+        except lp.BadRecord as bad:
+            ok, seq = False, bad.seq
+        except InvalidRecord:  # a record the store refuses; acked so it does not block
+            ok = False
+        self.counters["history_stored" if ok else "history_bad"] += 1
+        await self.publish("meters/%s/history/ack" % meter, lp.history_ack(seq, ok))
 
     async def _on_recharge_ack(self, meter, msg):
         seq, status, reason, balance = lp.parse_recharge_ack(msg)
@@ -309,13 +326,11 @@ class Bridge:
                     await self.deliver(meter)
                 except NotFound:
                     self.counters["unknown_meter"] += 1
-                except StoreError as error:
-                    self.counters["store_errors"] += 1
+                except Exception as error:  # a store failure or a bug: a later pass retries
+                    self.counters["store_errors" if isinstance(error, StoreError)
+                                  else "errors"] += 1
                     log.warning("delivery pass failed", extra={"meter_no": meter,
-                                                               "error": str(error)})
-                except Exception:
-                    self.counters["errors"] += 1
-                    log.exception("delivery pass failed", extra={"meter_no": meter})
+                                                               "error": repr(error)})
                 if meter not in self._again:
                     return
         finally:

@@ -2,6 +2,7 @@
 last will, telemetry balance and alerts, hourly history (stored once, acknowledged); bad
 payloads are counted and dropped."""
 
+import asyncio
 import json
 
 from link_rig import eventually
@@ -132,3 +133,29 @@ async def test_a_failing_handler_costs_one_message_not_the_link(rig):
         rig.store.update_meter_status = original
     await rig.pay(meter.meter_no, "QKE0000001")
     assert await eventually(lambda: meter.balance == 10000)
+
+
+async def test_a_meter_stuck_on_a_slow_store_call_holds_up_only_itself_and_keeps_its_order(rig):
+    slow = await rig.meter("MTRSLOW")
+    other = await rig.meter("MTROTHER")
+    release = asyncio.Event()
+    original = rig.store.put_consumption_hour
+
+    async def stalls(meter_no, *args):
+        if meter_no == slow.meter_no:
+            await release.wait()
+        return await original(meter_no, *args)
+    rig.store.put_consumption_hour = stalls
+    try:
+        for seq in (1, 2):
+            await slow.send("history", {"seq": seq, "date": "2026-11-26", "hour": "0%d" % seq,
+                                        "wh": 1, "cost_cents": 1})
+        await other.send("history", {"seq": 9, "date": "2026-11-26", "hour": "09", "wh": 1,
+                                     "cost_cents": 1})
+        assert await eventually(lambda: other.history_acks == [{"v": 1, "seq": 9}])
+        assert slow.history_acks == []
+        release.set()
+        assert await eventually(lambda: len(slow.history_acks) == 2)
+        assert [a["seq"] for a in slow.history_acks] == [1, 2]
+    finally:
+        rig.store.put_consumption_hour = original
