@@ -40,9 +40,20 @@ class MeterApp:
         self._unsaved_wh = 0
         self._power_w = None
         self._reading = None
-        self._restore(store.load())
+        self._restore(store.load(accept=self._usable))
 
     # --- state --------------------------------------------------------------------------
+    def _usable(self, state):
+        """The store's accept check: every part of the state rebuilds, or the slot is not used."""
+        if state.get("v") != _STATE_VERSION:
+            return False
+        cfg = self.config
+        ledger = Ledger.from_dict(state["ledger"])
+        Recharger(ledger, max_cents=cfg["max_recharge_cents"], state=state.get("recharge"))
+        tariff = self._tariff_from(state.get("tariff") or cfg["tariff"])
+        Biller(tariff, state.get("biller"))
+        return True
+
     def _restore(self, state):
         cfg = self.config
         status = self.store.status
@@ -125,7 +136,7 @@ class MeterApp:
         self.energy.counts_per_kwh = board.sensor.counts_per_kwh
         self.clock.not_before(self.last_time)
         self._last_tick_ms = self.clock.ticks_ms()
-        self._last_read_ms = self._last_tick_ms
+        self._last_read_uptime = self._uptime_ms
         self._update_snapshot(self.clock.now())
 
     # --- the one-second step ------------------------------------------------------------
@@ -155,13 +166,15 @@ class MeterApp:
             if self.energy.consecutive_failures == 1:
                 self._log("warn", "sensor: %s", exc)
             return
-        elapsed = self.clock.ticks_diff(now_ms, self._last_read_ms)
-        self._last_read_ms = now_ms
+        # From the uptime sum, not ticks_diff: a gap longer than the ticks half-period (6.2 days)
+        # would wrap and the energy of a long sensor outage be dropped as a jump.
+        elapsed = self._uptime_ms - self._last_read_uptime
+        self._last_read_uptime = self._uptime_ms
         self._reading = reading
         self._power_w = reading.power_dw // 10
         wh = self.energy.update(reading.energy, elapsed)
         if wh:
-            self.ledger.debit(self.biller.bill(wh, t))
+            self.ledger.debit(self.biller.bill(wh, t, self.clock.valid()))
             self._unsaved_wh += wh
 
     def _run_policy(self, t):
@@ -232,9 +245,12 @@ class MeterApp:
             tariff = Tariff.from_dict(d)
         except TariffError as exc:
             return False, str(exc)
+        before_tariff, before_pending = self.biller.tariff, self.biller.pending
         if not self.biller.set_tariff(tariff):
             return False, "not_newer"
-        self._try_persist()
+        if not self._try_persist():
+            self.biller.tariff, self.biller.pending = before_tariff, before_pending
+            return False, "storage_error"
         return True, "ok"
 
     def reset_lockout(self):

@@ -11,6 +11,14 @@ def make_clock(config):
     return Clock(machine.RTC(), config["utc_offset_min"] * 60)
 
 
+def reset_after(ms):
+    """A boot that failed leaves nothing running, not even the watchdog: wait (Ctrl-C reaches
+    the REPL meanwhile), then reset and try again."""
+    import time
+    time.sleep_ms(ms)
+    machine.reset()
+
+
 def unique_id():
     # Letters and digits only: the cloud's canonical meter number has no separators.
     return "".join("%02X" % b for b in machine.unique_id())
@@ -57,9 +65,13 @@ class Board:
             idle = 1 if rc["active_low"] else 0
             set_pin = machine.Pin(pins["relay"], machine.Pin.OUT, value=idle)
             reset_pin = machine.Pin(pins["relay_reset"], machine.Pin.OUT, value=idle)
-            # The contacts kept the persisted state through the outage: no pulse at boot.
-            return Relay(set_pin, active_low=rc["active_low"], latching=True,
-                         reset_pin=reset_pin, pulse_ms=rc["pulse_ms"], closed=closed)
+            # Where the contacts are is not known for sure (a cut mid-pulse, a lost state, a
+            # hand on the lever), and a latching relay cannot be read back: one pulse to the
+            # side wanted. Contacts already there do not move, so this is no flicker.
+            relay = Relay(set_pin, active_low=rc["active_low"], latching=True,
+                          reset_pin=reset_pin, pulse_ms=rc["pulse_ms"], closed=None)
+            relay.set(closed)
+            return relay
         pin = machine.Pin(pins["relay"], machine.Pin.OUT, value=level)
         return Relay(pin, active_low=rc["active_low"])
 
@@ -89,7 +101,14 @@ class Board:
             return None
         from meter.drivers.lcd import Lcd1602
         from meter.display import Display
-        return Display(Lcd1602(i2c, addr=lcd_cfg["addr"]), self.buzzer)
+        try:
+            lcd = Lcd1602(i2c, addr=lcd_cfg["addr"])
+        except OSError as exc:
+            # A flaky display must never stop the meter from metering.
+            if self.log:
+                self.log.warn("LCD init failed: %s", exc)
+            return None
+        return Display(lcd, self.buzzer)
 
     def cover_open(self):
         return self._cover.value() == self._cover_open_level

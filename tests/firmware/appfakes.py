@@ -1,5 +1,6 @@
 # Fakes for app-level firmware tests: a board with a scripted sensor, a relay on a fake pin
 # and a manual clock. Both interpreters run these.
+from meter import config as meter_config
 from meter.drivers.reading import Reading
 from meter.drivers.pzem004t import SensorTimeout
 from meter.drivers.relay import Relay
@@ -96,3 +97,17 @@ class FakeBoard:
 
     def reset_cause(self):
         return 1
+
+
+def make_config(**over):
+    cfg, _ = meter_config.from_dict({
+        "meter_id": "MTR-T1",
+        "initial_balance_cents": 5000,  # KES 50
+        "tariff": {"version": 1, "bands": [{"rate": 2500}], "vat_bp": 0},  # KES 25/kWh
+        "thresholds": {"low_cents": 2000, "critical_cents": 500},
+        "policy": {"min_switch_s": 10},
+        "persist_interval_s": 60,
+    })
+    for k in over:
+        cfg[k] = over[k]
+    return cfg

@@ -1,24 +1,9 @@
 # micropython-heap: 128k (imports every firmware module: bytecode lives in the unix port's heap)
 # The meter application on fake hardware: draining, cutting, recharging, power cuts.
-from meter import config as meter_config
 from meter.app import MeterApp
 from meter.storage import StateStore
 from support import tmpdir
-from appfakes import FakeBoard, ManualClock
-
-
-def make_config(**over):
-    cfg, _ = meter_config.from_dict({
-        "meter_id": "MTR-T1",
-        "initial_balance_cents": 5000,  # KES 50
-        "tariff": {"version": 1, "bands": [{"rate": 2500}], "vat_bp": 0},  # KES 25/kWh
-        "thresholds": {"low_cents": 2000, "critical_cents": 500},
-        "policy": {"min_switch_s": 10},
-        "persist_interval_s": 60,
-    })
-    for k in over:
-        cfg[k] = over[k]
-    return cfg
+from appfakes import FakeBoard, ManualClock, make_config
 
 
 def boot(path, cfg, clock, counter=0):
