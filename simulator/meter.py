@@ -133,6 +133,9 @@ class SimulatedMeter:
     def stop(self):
         self.board.detach()
         self._kill()
+        # The simulation is over: a dead or armed flash must not keep open() hooked for the
+        # rest of the process.
+        self.board.flash.disarm()
 
     def _boot(self):
         self._kill()

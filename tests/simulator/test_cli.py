@@ -208,6 +208,8 @@ def test_cloud_hook_runs_the_firmware_link_and_a_recharge_arrives_over_mqtt(mosq
     assert meter.last_app.ledger.total_credited == 5000
     assert acks and acks[0]["seq"] == 1 and "applied" in json.dumps(acks[0])
     assert len(dead) >= 3 and all(dead)  # app, link, MQTT client (and WiFi, NTP)
+    from simulator.devices import flash as flash_mod
+    assert flash_mod._real_open[0] is None  # stopped while dead: open() is the builtin again
 
 
 def test_keys_come_from_a_terminal_in_cbreak_mode_without_blocking_the_loop(clock):
