@@ -1,6 +1,7 @@
-"""The end-to-end stack, once per broker (the cloud's in-process amqtt, and mosquitto): the
-cloud, the Daraja stand-in, the broker and simulated meters as real processes on localhost
-(tools/mita_procs.py). Every process is stopped in a finaliser, also when a test fails."""
+"""The end-to-end stack per test module and broker (the cloud's in-process amqtt, and
+mosquitto): the cloud, the Daraja stand-in, the broker and simulated meters as real processes
+on localhost (tools/mita_procs.py). Every process is stopped in a finaliser, also when a test
+fails, and none outlives its module."""
 import itertools
 import os
 import shutil
@@ -22,7 +23,7 @@ METER_SPEED = 10.0  # virtual seconds per wall second in the meter processes
 
 
 class Stack:
-    """One broker kind's cloud, stand-in and broker, shared by the tests of that kind."""
+    """One broker kind's cloud, stand-in and broker, shared by a module's tests of that kind."""
 
     def __init__(self, kind, folder):
         self.kind = kind
@@ -72,7 +73,7 @@ def _brokers():
     return kinds
 
 
-@pytest.fixture(scope="session", params=_brokers())
+@pytest.fixture(scope="module", params=_brokers())
 def stack(request):
     # Not pytest's tmp_path (mode 0700 above it): mosquitto started as root reads its files
     # as its own user. MITA_E2E_KEEP=1 keeps the folder (process logs) for a look.
