@@ -67,15 +67,23 @@ def http_json(method, url, body=None, headers=None, timeout=10.0):
         return status, text
 
 
-def _die_with_parent():
-    """In the child before exec: its own process group (a terminal's Ctrl-C reaches only us,
-    and we stop the children in order), and SIGTERM if we die without cleaning up (Linux)."""
-    os.setsid()
+def _load_prctl():
+    """libc's prctl, looked up once here: the child may only call it (no dlopen after fork)."""
     try:
         import ctypes
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        return ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
-        pass
+        return None
+
+
+_PRCTL = _load_prctl() if sys.platform.startswith("linux") else None
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent():
+    """In the child before exec: SIGTERM when we die without cleaning up (Linux)."""
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
 
 
 class Proc:
@@ -97,7 +105,10 @@ class Proc:
         out = subprocess.PIPE if self.pipe else self._log
         self.proc = subprocess.Popen(self.argv, cwd=ROOT, env=self.env, stdout=out,
                                      stderr=self._log, stdin=subprocess.PIPE if self.pipe
-                                     else subprocess.DEVNULL, preexec_fn=_die_with_parent)
+                                     else subprocess.DEVNULL, preexec_fn=_die_with_parent,
+                                     # its own group: a terminal's Ctrl-C reaches only us,
+                                     # and we stop the children in order
+                                     start_new_session=True)
         _LIVE.add(self)
         return self
 
