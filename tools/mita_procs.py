@@ -18,18 +18,18 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOOLS = os.path.join(ROOT, "tools")
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
+
+from cloud.config import SANDBOX_PASSKEY, SANDBOX_SHORTCODE  # noqa: E402
+
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 # The embedded Daraja credentials (cloud/config.py defaults); the stand-in accepts them.
 DARAJA_KEY, DARAJA_SECRET = "embedded-key", "embedded-secret"
+PAYBILL = SANDBOX_SHORTCODE  # the paybill the cloud registers its C2B URLs for
+_LIVE = set()  # every Proc started and not yet stopped, for stop_all()
 
 
 class StackError(Exception):
     """A process of the stack did not start, answer or do what was waited for."""
-
-
-from cloud.config import SANDBOX_PASSKEY, SANDBOX_SHORTCODE  # noqa: E402
-
-PAYBILL = SANDBOX_SHORTCODE  # the paybill the cloud registers its C2B URLs for
 
 
 def free_port():
@@ -155,9 +155,6 @@ def _signal_group(pid, sig):
         os.killpg(pid, sig)
     except (ProcessLookupError, PermissionError):
         pass
-
-
-_LIVE = set()
 
 
 def stop_all():
