@@ -61,8 +61,9 @@ def sim_process(request, rig, tmp_path_factory):
     build = str(base / "build")
     errors = build_firmware.build(build)
     assert errors == [], errors
+    pzem_pty = rig.get("pzem", {}).get("port") == "simboard"
     proc = SimBoardProcess(str(base / "flash"), firmware=build, rig=rig["_path"],
-                           log_path=str(base / "harness.log"))
+                           log_path=str(base / "harness.log"), pzem_pty=pzem_pty)
     proc.start()
     yield proc
     proc.stop()
@@ -95,8 +96,12 @@ def board(request, rig, sim_process):
 
 
 @pytest.fixture(scope="session")
-def rig_control(rig, board):
-    pzem = rig.get("pzem", {})
+def rig_control(rig, board, sim_process):
+    pzem = dict(rig.get("pzem", {}))
+    if pzem.get("port") == "simboard":
+        if sim_process is None:
+            pytest.fail("rig %s needs the simulated board (no --port)" % rig["name"])
+        pzem["port"] = sim_process.pzem_port
     if pzem.get("emulator") == "board":
         yield SimRig(board)
         return

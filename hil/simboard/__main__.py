@@ -1,6 +1,8 @@
 """python -m hil.simboard --flash DIR [--firmware BUILD] [--config FILE] [--rig RIG.json]
+                         [--pzem-pty]
 
-Prints the /dev/pts/N path of the board's serial line, then runs until killed (SIGTERM/SIGINT):
+Prints the /dev/pts/N path of the board's serial line (and with --pzem-pty, on a second line,
+the host end of its PZEM UART), then runs until killed (SIGTERM/SIGINT):
 `mpremote connect /dev/pts/N ...` and `pytest hil --port /dev/pts/N` talk to it.
 """
 import argparse
@@ -31,6 +33,9 @@ def main(argv=None):
     parser.add_argument("--config", help="a meter config.json to put at /config.json")
     parser.add_argument("--rig", help="rig wiring (hil/rigs/*.json) for the simulated hardware")
     parser.add_argument("--heap", default="512k", help="MicroPython heap size")
+    parser.add_argument("--pzem-pty", action="store_true",
+                        help="wire the PZEM UART to a second PTY (printed on the second line) "
+                             "for an emulator on the host, as on the reference rig")
     parser.add_argument("--verbose", action="store_true", help="log harness events to stderr")
     args = parser.parse_args(argv)
     os.makedirs(args.flash, exist_ok=True)
@@ -40,7 +45,8 @@ def main(argv=None):
         shutil.copyfile(args.config, os.path.join(args.flash, "config.json"))
     log = (lambda text: print("simboard:", text, file=sys.stderr, flush=True)) \
         if args.verbose else None
-    board = SimBoard(args.flash, rig_path=args.rig, heap=args.heap, log=log)
+    board = SimBoard(args.flash, rig_path=args.rig, heap=args.heap, log=log,
+                     pzem_pty=args.pzem_pty)
     done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda *_: done.set())
@@ -49,6 +55,8 @@ def main(argv=None):
     signal.signal(signal.SIGUSR2, lambda *_: board.press_reset(1))
     port = board.start()
     print(port, flush=True)
+    if board.pzem_port:
+        print(board.pzem_port, flush=True)
     try:
         while not done.wait(0.2):
             if board.stopped():

@@ -54,13 +54,17 @@ def micropython_binary():
 class SimBoard:
     """start() -> the /dev/pts/N path; stop() ends everything it started."""
 
-    def __init__(self, flash_dir, rig_path=None, heap="512k", log=None, micropython=None):
+    def __init__(self, flash_dir, rig_path=None, heap="512k", log=None, micropython=None,
+                 pzem_pty=False):
         self.flash_dir = os.path.abspath(flash_dir)
         self.rig_path = os.path.abspath(rig_path) if rig_path else None
         self.heap = heap
         self.log = log  # fn(text) for harness events, or None
         self.exe = micropython or micropython_binary()
         self.port = None
+        self.pzem_pty = pzem_pty
+        self.pzem_port = None  # the host end of the PZEM UART's "cable", with pzem_pty
+        self._cable = None
         self.resets = []  # (reset cause, mode) of every start of the board process
         self.serial_log = bytearray()  # the last bytes the board sent, for diagnostics
         self._proc = None
@@ -87,6 +91,11 @@ class SimBoard:
         tty.setraw(self._slave)
         tty.setraw(self._master)
         self.port = os.ttyname(self._slave)
+        board_end = "-"
+        if self.pzem_pty:
+            self._cable = NullModem()
+            board_end, self.pzem_port = self._cable.start()
+        self._board_uart = board_end
         self._stdin_r, self._stdin_w = os.pipe()
         self._spawn(PWRON_RESET, "boot")
         for fn in (self._pump_in, self._supervise):
@@ -100,6 +109,8 @@ class SimBoard:
         self._kill()
         for t in self._threads:
             t.join(timeout=2)
+        if self._cable is not None:
+            self._cable.stop()
         for fd in (self._stdin_w, self._stdin_r, self._master, self._slave):
             try:
                 os.close(fd)
@@ -134,7 +145,8 @@ class SimBoard:
                                        os.path.join(ROOT, "simulator"), ".frozen"])
         argv = [self.exe, "-X", "heapsize=" + self.heap, os.path.join(DEVICE, "simboard_main.py"),
                 self.flash_dir, str(self._hw_cause), mode, str(rtc_now),
-                self.rig_path or "-", self._rig_state["load"], self._rig_state["fault"]]
+                self.rig_path or "-", self._rig_state["load"], self._rig_state["fault"],
+                self._board_uart]
         self._busy = False
         self._interrupted = False
         self._proc = subprocess.Popen(argv, stdin=self._stdin_r, stdout=subprocess.PIPE,
@@ -293,3 +305,47 @@ class SimBoard:
                 self._rig_state[words[1]] = words[2]
             else:
                 self._note("board stderr: " + raw.decode("utf-8", "replace").rstrip())
+
+
+class NullModem:
+    """Two PTYs joined back to back, a crossed serial cable: the board's PZEM UART on one end,
+    the host's PZEM emulator (hil/pzem_host.py) on the other, as on the reference rig."""
+
+    def __init__(self):
+        self._stop = threading.Event()
+        self._ends = []
+        self._thread = None
+
+    def start(self):
+        names = []
+        for _ in range(2):
+            master, slave = pty.openpty()
+            tty.setraw(master)
+            tty.setraw(slave)
+            self._ends.append((master, slave))
+            names.append(os.ttyname(slave))
+        self._thread = threading.Thread(target=self._carry, daemon=True)
+        self._thread.start()
+        return names[0], names[1]
+
+    def _carry(self):
+        (a, _), (b, _) = self._ends
+        other = {a: b, b: a}
+        while not self._stop.is_set():
+            try:
+                ready, _, _ = select.select([a, b], [], [], 0.1)
+                for fd in ready:
+                    os.write(other[fd], os.read(fd, 4096))
+            except OSError:
+                return
+
+    def stop(self):
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+        for pair in self._ends:
+            for fd in pair:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass

@@ -16,14 +16,17 @@ class LaunchError(Exception):
 
 
 class SimBoardProcess:
-    def __init__(self, flash, firmware=None, config=None, rig=None, log_path=None):
+    def __init__(self, flash, firmware=None, config=None, rig=None, log_path=None,
+                 pzem_pty=False):
         self.flash = flash
         self.firmware = firmware
         self.config = config
         self.rig = rig
         self.log_path = log_path
+        self.pzem_pty = pzem_pty
         self.proc = None
         self.port = None
+        self.pzem_port = None
 
     def start(self, timeout=20.0):
         argv = [sys.executable, "-m", "hil.simboard", "--flash", self.flash, "--verbose"]
@@ -31,6 +34,8 @@ class SimBoardProcess:
                            ("--rig", self.rig)):
             if value:
                 argv += [opt, value]
+        if self.pzem_pty:
+            argv.append("--pzem-pty")
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         # A session of its own: stop() ends the harness and the board process in one signal.
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log, cwd=ROOT,
@@ -44,6 +49,12 @@ class SimBoardProcess:
             self.stop()
             raise LaunchError("the simulated board did not start (got %r)" % line)
         self.port = line
+        if self.pzem_pty:
+            ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+            self.pzem_port = self.proc.stdout.readline().decode().strip() if ready else None
+            if not self.pzem_port:
+                self.stop()
+                raise LaunchError("the simulated board printed no PZEM port")
         return line
 
     def press_reset(self, power_cycle=False):

@@ -1,6 +1,7 @@
 # The board process: builds the simulated hardware, mounts the flash folder as "/", and hands
 # the serial line to the REPL. Run under the MicroPython unix port by the harness:
 #   micropython simboard_main.py FLASH_DIR CAUSE MODE RTC_EPOCH_MS RIG_JSON|- LOAD_W FAULT|-
+#                                PZEM_UART_DEVICE|-
 # MODE: "boot" (hardware reset: main.py runs), "soft" (from the friendly REPL), "soft-raw".
 import json
 import os
@@ -24,7 +25,7 @@ sim_board.BoardReset.__init__ = _board_reset_init
 
 
 def main(argv):
-    flash, cause, mode, rtc_ms, rig_path, load_w, fault = argv[1:8]
+    flash, cause, mode, rtc_ms, rig_path, load_w, fault, uart_dev = argv[1:9]
     rig = None
     if rig_path != "-":
         with open(rig_path) as f:
@@ -34,6 +35,8 @@ def main(argv):
     world = World(clock, SteadyLoad(0))
     board = HilBoard(world, flash, clock, rig, channel, int(cause), int(rtc_ms))
     board_context.set_default(board)
+    if uart_dev != "-":
+        board.wire_uart(uart_dev)
     # Everything the firmware may import from the host is imported now: once the flash is
     # mounted as "/", the host's files are out of reach, as on a real board.
     import machine  # noqa: F401
