@@ -270,10 +270,13 @@ def measure_cap(runner, ticks, start_kb, jobs, floor_kb=1, scan_kb=8):
             raise BenchError("a day does not complete even with 16 MB: " + line)
         ok, line = run_day(runner, good, ticks)
     cap, bad, probes = bisect_cap(runner, ticks, good, max(1, min(floor_kb, good - 1)), jobs)
-    # Fragmentation makes "fits" non-monotonic near the edge: try the caps just above too.
-    above = [c for c in range(cap + 1, cap + scan_kb + 1) if c not in [p[0] for p in probes]]
+    # Fragmentation makes "fits" non-monotonic near the edge: try the caps around it too.
+    seen = set(p[0] for p in probes)
+    near = [c for c in range(max(1, cap - scan_kb), cap + scan_kb + 1) if c not in seen]
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        probes.extend(pool.map(lambda c: (c,) + run_day(runner, c, ticks), above))
+        probes.extend(pool.map(lambda c: (c,) + run_day(runner, c, ticks), near))
+    cap = min(c for c, ok, _ in probes if ok)
+    bad = max([c for c, ok, _ in probes if not ok and c < cap] or [bad])
     failing = [c for c, ok, _ in probes if not ok and c > cap]
     return {"cap_kb": cap, "fails_kb": bad, "probes": probes,
             "all_above_kb": max(failing) + 1 if failing else cap, "scan_kb": scan_kb}

@@ -126,6 +126,14 @@ def test_cap_search_reports_a_fragmented_edge_above_the_smallest_cap(monkeypatch
     assert sorted(c for c, _, _ in found["probes"] if 300 < c <= 308) == list(range(301, 309))
 
 
+def test_cap_search_finds_a_passing_cap_below_the_bisection(monkeypatch):
+    # Bisection trusts monotonicity; the scan around its answer catches a lucky cap below it.
+    monkeypatch.setattr(fb, "run_day",
+                        lambda runner, cap, ticks: (cap == 295 or cap >= 300, "x"))
+    found = fb.measure_cap(None, 10, 512, 2, floor_kb=100, scan_kb=8)
+    assert (found["cap_kb"], found["fails_kb"], found["all_above_kb"]) == (295, 294, 300)
+
+
 def test_call_writes_a_python_call_with_quoted_arguments():
     code = fb.call("heap", "main", "/tmp/it's", ["meter.a", "meter.b"], 3)
     assert code == 'import heap; heap.main("/tmp/it\'s", ["meter.a", "meter.b"], 3)'
