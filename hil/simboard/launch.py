@@ -50,8 +50,9 @@ class SimBoardProcess:
             raise LaunchError("the simulated board did not start (got %r)" % line)
         self.port = line
         if self.pzem_pty:
-            ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
-            self.pzem_port = self.proc.stdout.readline().decode().strip() if ready else None
+            # Printed with the first line (or EOF if the harness died): no wait of its own, and
+            # select() would not see a line already in the reader's buffer.
+            self.pzem_port = self.proc.stdout.readline().decode().strip()
             if not self.pzem_port:
                 self.stop()
                 raise LaunchError("the simulated board printed no PZEM port")
