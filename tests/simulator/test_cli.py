@@ -212,9 +212,12 @@ def test_cloud_hook_runs_the_firmware_link_and_a_recharge_arrives_over_mqtt(mosq
     assert flash_mod._real_open[0] is None  # stopped while dead: open() is the builtin again
 
 
-def test_keys_come_from_a_terminal_in_cbreak_mode_without_blocking_the_loop(clock):
+def test_keys_come_from_a_terminal_in_cbreak_mode_without_blocking_the_loop():
     import termios
+    from simulator.clock import REAL, VirtualClock, install
     from simulator.panel import Keys
+    # Real time: the pty hands bytes over asynchronously in the kernel, so the wait is real.
+    clock = install(VirtualClock(mode=REAL))
     master, slave = os.openpty()
     got = []
 
@@ -225,10 +228,10 @@ def test_keys_come_from_a_terminal_in_cbreak_mode_without_blocking_the_loop(cloc
             with Keys(loop, got.append, stream=stream):
                 assert not termios.tcgetattr(slave)[3] & termios.ICANON  # cbreak: no line wait
                 os.write(master, b"+p")  # no newline: keys arrive one by one
-                for _ in range(100):
+                for _ in range(500):
                     if len(got) == 2:
                         break
-                    await asyncio.sleep(0.01)
+                    await asyncio.sleep(0.005)
             assert termios.tcgetattr(slave) == before  # the terminal is given back as it was
 
     try:
