@@ -274,7 +274,7 @@ def test_garbage_scenario_file_is_a_scenario_error(tmp_path):
 
 # --- billed against true energy over days ----------------------------------------------------
 
-SOAK_DAYS = float(os.environ.get("MITA_SOAK_DAYS", "3"))
+SOAK_DAYS = float(os.environ.get("MITA_SOAK_DAYS", "2"))
 
 
 def soak_scenario(sensor):
@@ -287,7 +287,7 @@ def soak_scenario(sensor):
 
 
 def test_billed_energy_matches_true_energy_over_days_on_pzem_and_s0(tmp_path):
-    """MITA_SOAK_DAYS days (3 by default to keep the suite quick; `make soak` runs 30) on both
+    """MITA_SOAK_DAYS days (2 by default to keep the suite quick; `make soak` runs 30) on both
     sensor paths at once, one worker process each."""
     ctx = multiprocessing.get_context("fork")
     with concurrent.futures.ProcessPoolExecutor(2, mp_context=ctx) as pool:
