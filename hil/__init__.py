@@ -1,0 +1,1 @@
+"""The hardware-in-the-loop suite and its simulated board (see docs/hil.md)."""

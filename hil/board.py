@@ -6,7 +6,6 @@ without interrupting the board, file transfer and hashes computed on the board.
 """
 import ast
 import binascii
-import hashlib
 import time
 
 from mpremote.transport import TransportError
@@ -179,7 +178,3 @@ class ReplBoard:
 
     def rename(self, old, new):
         self.exec("import os\nos.rename(%r, %r)" % (old, new))
-
-
-def local_sha256(data):
-    return hashlib.sha256(data).hexdigest()

@@ -74,6 +74,10 @@ def board(request, rig, sim_process):
     port = sim_process.port if sim_process else request.config.getoption("--port")
     b = ReplBoard(port, timeout=request.config.getoption("--board-timeout"))
     b.open()
+    if not b.exists("/lib/meter"):
+        b.close()
+        pytest.fail("no meter firmware on %s (/lib/meter is missing): "
+                    "make deploy PORT=%s METER=... first" % (port, port))
     parked_main = b.exists("/main.py")
     if parked_main:
         b.rename("/main.py", PARKED_MAIN)
