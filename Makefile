@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.mita-installed
 STUBS := typings/.mita-stubs
 
-.PHONY: setup test test-firmware firmware check-firmware bench cloud clean
+.PHONY: setup test test-firmware firmware check-firmware bench cloud sim fleet soak bench-fleet clean
 
 setup: $(STAMP) $(STUBS)
 
@@ -38,8 +38,23 @@ check-firmware: setup
 cloud: setup
 	$(PY) -m cloud serve
 
+# One simulated meter with its live panel (keys: + - load, p power, w WiFi, r recharge, q quit).
+sim: setup
+	$(PY) -m simulator run $(if $(SCENARIO),--scenario $(SCENARIO)) $(if $(SPEED),--speed $(SPEED))
+
+# Many simulated meters at accelerated time, then a summary table.
+fleet: setup
+	$(PY) -m simulator fleet --meters $(or $(METERS),100) --days $(or $(DAYS),1) --workers $(or $(WORKERS),2) $(if $(SENSOR),--sensor $(SENSOR))
+
+# The 30-day billed-vs-true energy check on both sensor paths (about 10 minutes).
+soak: setup
+	MITA_SOAK_DAYS=30 $(PY) -m pytest -q -s tests/simulator/test_scenarios.py -k billed_energy
+
 bench: setup
 	$(PY) bench/firmware_bench.py
+
+bench-fleet: setup
+	$(PY) bench/fleet_bench.py
 
 clean:
 	rm -rf build .pytest_cache
