@@ -30,10 +30,13 @@ _EXIT_SOFT_FRIENDLY = 11
 _EXIT_RESET = 20
 RTC_AT_POWER_ON_MS = 946684800000  # the ESP32 RTC restarts at 2000-01-01 without a battery
 _COOP_GRACE_S = 3.0  # a main.py that never reaches asyncio.run() gets SIGINT after this
-_WRITE_WAIT_S = 0.5
-_CRASH_PAUSE_S = 0.5
-_REINTERRUPT_S = 1.0
-_TRACE = bool(os.environ.get("MITA_SIMBOARD_TRACE"))  # log every side-channel line  # a boot loop, slowed down to something a log can follow  # how long the serial line waits for a slow reader before dropping bytes
+# How long the serial line waits for a slow reader before it drops bytes, as a UART would with
+# nobody listening. Generous: a loaded CI machine can leave a reader idle for a second or two,
+# and a dropped byte desynchronises the raw REPL.
+_WRITE_WAIT_S = 5.0
+_CRASH_PAUSE_S = 0.5  # a boot loop, slowed down to something a log can follow
+_REINTERRUPT_S = 1.0  # a second SIGINT sooner than this could kill the interpreter
+_TRACE = bool(os.environ.get("MITA_SIMBOARD_TRACE"))  # log every side-channel line
 
 
 class SimBoardError(Exception):
