@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.mita-installed
 STUBS := typings/.mita-stubs
 
-.PHONY: setup test test-firmware firmware check-firmware bench cloud sim fleet soak bench-fleet clean
+.PHONY: setup test test-firmware firmware check-firmware bench cloud sim fleet soak bench-fleet hil flash deploy provision clean
 
 setup: $(STAMP) $(STUBS)
 
@@ -49,6 +49,22 @@ fleet: setup
 # The 30-day billed-vs-true energy check on both sensor paths (about 10 minutes).
 soak: setup
 	MITA_SOAK_DAYS=30 $(PY) -m pytest -q -s tests/simulator/test_scenarios.py -k billed_energy
+
+# The HIL suite: against the simulated board on a pseudo-terminal, or a real one with PORT=.
+hil: setup
+	$(PY) -m pytest -q hil $(if $(PORT),--port $(PORT)) $(if $(RIG),--rig $(RIG))
+
+# esptool: erase and write a MicroPython image at the right offset for the detected chip.
+flash: setup
+	$(PY) tools/flash.py --port "$(PORT)" --firmware "$(FIRMWARE)"
+
+# mpy-cross build, copy lib/meter, main.py and the meter's config.json, verify by hash.
+deploy: setup
+	$(PY) tools/deploy.py --port "$(PORT)" --meter "$(METER)"
+
+# Write a meter's config.json (and register it with the cloud when given one).
+provision: setup
+	$(PY) tools/provision.py --meter "$(METER)" $(ARGS)
 
 bench: setup
 	$(PY) bench/firmware_bench.py
