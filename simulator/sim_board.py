@@ -46,7 +46,7 @@ class BoardReset(BaseException):
     A BaseException so the firmware's `except Exception` cannot keep a dead board running."""
 
     def __init__(self, cause):
-        BaseException.__init__(self, cause)
+        super().__init__(cause)  # MicroPython's BaseException has no unbound __init__
         self.cause = cause
 
 

@@ -31,7 +31,7 @@ class Hd44780:
         self.cgram = bytearray(64)
         self._cg_mode = False
         self._high = None  # the first nibble of a byte in 4-bit mode
-        self.commands = []  # every command byte executed, for tests
+        self.commands = []  # the last command bytes executed (bounded), for tests
         self.writes = 0
 
     # --- the I2C side ----------------------------------------------------------------------
@@ -72,6 +72,8 @@ class Hd44780:
             self._write_data(value)
             return
         self.commands.append(value)
+        if len(self.commands) > 256:  # a meter running for months must not grow it forever
+            del self.commands[:128]
         if value & 0x80:
             self._cg_mode = False
             self.address = value & 0x7F

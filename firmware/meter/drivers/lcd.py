@@ -99,18 +99,28 @@ class Lcd1602:
         return True
 
     def _fit(self, text):
-        text = str(text)
+        # Works on one bytearray: a loop over str characters would intern each one as a new
+        # string on MicroPython, the allocation that fails first on a fragmented heap.
         cols = self.cols
-        out = []
-        for ch in text[:cols]:
-            code = ord(ch)
-            # The A00 character ROM has ASCII 0x20-0x7D except 0x5C (a yen sign there);
-            # anything else would show as a different glyph, so it shows as '?'.
-            out.append(ch if 0x20 <= code <= 0x7D and code != 0x5C else "?")
-        line = "".join(out)
-        if len(line) < cols:
-            line += " " * (cols - len(line))
-        return line
+        raw = str(text)[:cols].encode()
+        out = bytearray(b" " * cols)
+        n = 0
+        i = 0
+        while i < len(raw) and n < cols:
+            code = raw[i]
+            if code >= 0x80:
+                # One non-ASCII character (all its UTF-8 continuation bytes) is one cell.
+                i += 1
+                while i < len(raw) and 0x80 <= raw[i] < 0xC0:
+                    i += 1
+                out[n] = 0x3F
+            else:
+                # The A00 character ROM has ASCII 0x20-0x7D except 0x5C (a yen sign there);
+                # anything else would show as a different glyph, so it shows as '?'.
+                out[n] = code if 0x20 <= code <= 0x7D and code != 0x5C else 0x3F
+                i += 1
+            n += 1
+        return out.decode()
 
     def _put(self, buf, n, byte, rs):
         # A byte is two nibbles, high first; each is latched by E falling, so it is sent with E

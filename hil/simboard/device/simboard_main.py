@@ -15,14 +15,6 @@ from simboard_hw import HilBoard, SideChannel
 from simboard_repl import Repl
 
 
-def _board_reset_init(self, cause):
-    self.cause = cause
-
-
-# simulator/sim_board.py's BoardReset calls BaseException.__init__, which MicroPython's
-# BaseException lacks (AttributeError at machine.reset()); reported, patched here meanwhile.
-sim_board.BoardReset.__init__ = _board_reset_init
-
 
 def main(argv):
     flash, cause, mode, rtc_ms, rig_path, load_w, fault, uart_dev = argv[1:9]
