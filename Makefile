@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.mita-installed
 STUBS := typings/.mita-stubs
 
-.PHONY: setup test test-firmware firmware check-firmware bench cloud sim fleet soak bench-fleet hil flash deploy provision clean
+.PHONY: setup demo test test-firmware firmware check-firmware bench cloud sim fleet soak bench-fleet hil flash deploy provision clean
 
 setup: $(STAMP) $(STUBS)
 
@@ -20,6 +20,12 @@ $(STAMP): pyproject.toml
 $(STUBS): $(STAMP)
 	$(VENV)/bin/pip install --quiet --no-user --target typings "micropython-esp32-stubs==1.29.*"
 	touch $@
+
+# The whole story on a laptop: the cloud with its embedded defaults, a customer and a meter
+# registered, the real firmware drained to cut-off and paid back on with M-Pesa. A live panel
+# in a terminal (m pays, q quits); a plain log and an exit status otherwise.
+demo: setup
+	$(PY) tools/demo.py
 
 test: setup
 	$(PY) -m pytest -q
