@@ -71,6 +71,17 @@ async def test_a_payment_closes_the_firmware_meters_relay_and_its_history_reache
         assert days, "three closed hours in the store"
         assert days[0]["readings"] == {"03": 1000, "04": 1000, "05": 1000}  # local EAT hours
         assert await eventually(lambda: link.history.unacked() == 0)
+        # everything the firmware sent (status, telemetry, acks, history) fit the contract
+        counters = rig.bridge.counters
+        assert (counters["malformed"], counters["history_bad"], counters["errors"]) == (0, 0, 0)
+        assert counters["telemetry_written"] >= 1 and link.malformed == 0
+
+        async def balance_reported():
+            stored = await rig.store.get_meter(fake.meter_no)
+            return stored["current_balance_cents"] == app.ledger.balance
+        app.tick()
+        link.send_telemetry()
+        assert await eventually(balance_reported)
     finally:
         await client.stop()
         task.cancel()
