@@ -262,6 +262,16 @@ def make_link(app, wifi=None, history_root=None, telemetry_s=60, log=None, **mqt
     return link, client
 
 
+async def end_session_on_wifi_loss(wifi, client):
+    """On the device lwIP fails every socket soon after the station loses its access point;
+    ending the MQTT session at once makes that prompt (no waiting for the keepalive to lapse),
+    and the client waits for WiFi before it connects again."""
+    while True:
+        await wifi.down.wait()
+        client.reconnect("wifi down")
+        await wifi.up.wait()
+
+
 def start_link(app, wlan=None, ntp=None, history_root="", log=None, ssl_context=None):
     """Start everything the meter does online as tasks beside app.run(): WiFi (if a WLAN is
     given), MQTT once WiFi is up, NTP while online, and the link's one-second step. The meter
@@ -279,6 +289,7 @@ def start_link(app, wlan=None, ntp=None, history_root="", log=None, ssl_context=
     tasks.append(asyncio.create_task(link.run()))
     if wifi is not None:
         tasks.append(asyncio.create_task(wifi.run()))
+        tasks.append(asyncio.create_task(end_session_on_wifi_loss(wifi, client)))
     if app.config["mqtt"]["host"]:
         tasks.append(asyncio.create_task(client.run(wifi.up if wifi is not None else None)))
     if ntp is not None:
