@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.mita-installed
 STUBS := typings/.mita-stubs
 
-.PHONY: setup demo test test-firmware firmware check-firmware bench cloud sim fleet soak bench-fleet hil flash deploy provision clean
+.PHONY: setup demo test test-firmware firmware check-firmware bench cloud sim fleet soak bench-fleet bench-link hil flash deploy provision clean
 
 setup: $(STAMP) $(STUBS)
 
@@ -77,6 +77,10 @@ bench: setup
 
 bench-fleet: setup
 	$(PY) bench/fleet_bench.py
+
+# Payment-to-relay latency over mosquitto, and the fleet size one cloud serves (~15 minutes).
+bench-link: setup
+	$(PY) bench/link_latency.py
 
 clean:
 	rm -rf build .pytest_cache
