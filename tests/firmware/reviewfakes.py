@@ -11,19 +11,18 @@ from meter.drivers.modbus import with_crc
 from meter.drivers.pzem004t import Pzem004t
 from meter.drivers.relay import Relay
 from meter.storage import StateStore
-from support import FakePin, RxBuffer
+from support import FakePin
 
 T0 = 1767225600  # 2026-01-01 00:00 UTC
 _WRAP = 1 << 30  # the ESP32's ticks_ms period
 
 
-class PzemLine(RxBuffer):
+class PzemLine:
     """The UART to a byte-accurate PZEM-004T: each read request is answered from a counter
     that integrates `power_w` over the clock's ticks while the relay is closed. `fault` makes
     the next answers silent, corrupt or a Modbus exception."""
 
     def __init__(self, clock, relay_box, counter=0):
-        RxBuffer.__init__(self)
         self.clock = clock
         self.relay_box = relay_box  # [relay], filled once the board exists
         self.counter = counter
@@ -32,6 +31,7 @@ class PzemLine(RxBuffer):
         self.requests = 0
         self._w_ms = 0
         self._last = clock.ticks_ms()
+        self._rx = b""
 
     def _integrate(self):
         now = self.clock.ticks_ms()
@@ -60,6 +60,18 @@ class PzemLine(RxBuffer):
             frame = frame[:-1] + bytes(((frame[-1] + 1) & 0xFF,))
         self._rx += frame
         return len(buf)
+
+    def any(self):
+        return len(self._rx)
+
+    def read(self, n=-1):
+        if not self._rx:
+            return None
+        if n is None or n < 0:
+            n = len(self._rx)
+        out = self._rx[:n]
+        self._rx = self._rx[n:]
+        return out
 
 
 class WrappingClock:

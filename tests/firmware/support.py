@@ -26,12 +26,25 @@ def tmpdir(name):
     return path
 
 
-class RxBuffer:
-    """The receiving side of a fake UART: bytes a subclass queues in `_rx`, read as
-    machine.UART reads them (None when nothing waits)."""
+class FakeUART:
+    """A UART whose replies are scripted: each write() pops the next reply into the RX buffer.
 
-    def __init__(self):
+    A reply of None means the device stays silent (a timeout); bytes are returned as given, so
+    tests can script short frames, bad CRCs and garbage.
+    """
+
+    def __init__(self, replies=None):
+        self.written = []
+        self.replies = list(replies or [])
         self._rx = b""
+
+    def write(self, buf):
+        self.written.append(bytes(buf))
+        if self.replies:
+            reply = self.replies.pop(0)
+            if reply is not None:
+                self._rx += bytes(reply)
+        return len(buf)
 
     def any(self):
         return len(self._rx)
@@ -50,27 +63,6 @@ class RxBuffer:
             return None
         buf[: len(data)] = data
         return len(data)
-
-
-class FakeUART(RxBuffer):
-    """A UART whose replies are scripted: each write() pops the next reply into the RX buffer.
-
-    A reply of None means the device stays silent (a timeout); bytes are returned as given, so
-    tests can script short frames, bad CRCs and garbage.
-    """
-
-    def __init__(self, replies=None):
-        RxBuffer.__init__(self)
-        self.written = []
-        self.replies = list(replies or [])
-
-    def write(self, buf):
-        self.written.append(bytes(buf))
-        if self.replies:
-            reply = self.replies.pop(0)
-            if reply is not None:
-                self._rx += bytes(reply)
-        return len(buf)
 
 
 class FakePin:
