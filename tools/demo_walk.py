@@ -121,7 +121,7 @@ class Walk:
             request = await self._in_thread(self.api.stk_status, checkout)
             if request["status"] == "success":
                 self.paid = True
-                self.note("M-Pesa confirmed KES %d (receipt %s): the cloud credits the meter "
+                self.note("M-Pesa confirmed KES %d (transaction %s): the cloud credits the meter "
                           "over MQTT" % (kes, request["transaction_id"]))
                 return
             if request["status"] == "failed":
