@@ -2,8 +2,10 @@
 # household's load (seeded daily curve, appliances, constant loads), the relay's effect, and the
 # true energy that flowed, integrated exactly in integers so billing can be checked to the mWh.
 try:
+    from simulator.devices.outages import Outages
     from simulator.devices.prng import Prng
 except ImportError:  # MicroPython: simulator/ itself is on MICROPYPATH
+    from devices.outages import Outages
     from devices.prng import Prng
 
 DAY_MS = 86400000
@@ -145,7 +147,7 @@ class World:
         self.relay_closed = True
         self.bypass = False  # tamper: the load draws around an open relay
         self.extra_mw = 0  # a load switched on by hand (the CLI's keys)
-        self.outages = []  # [start_ms, end_ms or None], virtual monotonic time
+        self.outages = Outages()  # power cuts, virtual monotonic time
         self._t = clock.now_ms()
         self.metered_total = 0  # true energy through the meter, mW*ms
         self.unpowered_ms = 0
@@ -162,39 +164,24 @@ class World:
     # --- the mains ------------------------------------------------------------------------
 
     def mains_on(self, t=None):
-        t = self.now_ms() if t is None else t
-        for start, end in self.outages:
-            if start <= t and (end is None or t < end):
-                return False
-        return True
+        return not self.outages.down(self.now_ms() if t is None else t)
 
     def schedule_outage(self, start_ms, duration_ms=None):
         """A power cut from start_ms (virtual) for duration_ms, or until restore_power()."""
         self.sync()
-        self.outages.append([start_ms, None if duration_ms is None else start_ms + duration_ms])
+        self.outages.schedule(start_ms, duration_ms)
 
     def cut_power(self, duration_ms=None):
         self.schedule_outage(self.now_ms(), duration_ms)
 
     def restore_power(self):
         self.sync()
-        now = self.now_ms()
-        for o in self.outages:
-            if o[0] <= now and (o[1] is None or o[1] > now):
-                o[1] = now
-
-    def _next_mains_change(self, t):
-        best = None
-        for start, end in self.outages:
-            for edge in (start, end):
-                if edge is not None and edge > t and (best is None or edge < best):
-                    best = edge
-        return best
+        self.outages.restore(self.now_ms())
 
     def next_event_ms(self):
         """The next virtual instant the mains or the load changes (for the board's scheduler)."""
         now = self.now_ms()
-        best = self._next_mains_change(now)
+        best = self.outages.next_change(now)
         nxt = self.load.next_change(self._local(now))
         if nxt is not None:
             nxt = nxt - self._local(now) + now
@@ -265,7 +252,7 @@ class World:
             nxt = self.load.next_change(self._local(t))
             if nxt is not None:
                 end = min(end, nxt - self._local(t) + t)
-            m = self._next_mains_change(t)
+            m = self.outages.next_change(t)
             if m is not None:
                 end = min(end, m)
             if not self.mains_on(t):

@@ -1,6 +1,11 @@
 # The access point a meter's WiFi station sees, with scripted outages, and the station's
 # status as the ESP32 port reports it (status codes are the ESP32's network.STAT_* values).
 
+try:
+    from simulator.devices.outages import Outages
+except ImportError:  # MicroPython: simulator/ itself is on MICROPYPATH
+    from devices.outages import Outages
+
 STAT_IDLE = 1000
 STAT_CONNECTING = 1001
 STAT_GOT_IP = 1010
@@ -15,37 +20,23 @@ class AccessPoint:
         self.key = key
         self.connect_ms = connect_ms
         self.subnet = subnet
-        self.outages = []  # [start_ms, end_ms or None]
+        self.outages = Outages()
 
     def schedule_outage(self, start_ms, duration_ms=None):
-        self.outages.append([start_ms, None if duration_ms is None else start_ms + duration_ms])
+        self.outages.schedule(start_ms, duration_ms)
 
     def up(self, t):
-        for start, end in self.outages:
-            if start <= t and (end is None or t < end):
-                return False
-        return True
+        return not self.outages.down(t)
 
     def back_since(self, t):
         """When the AP last came back up at or before t (0 if it never went down)."""
-        best = 0
-        for start, end in self.outages:
-            if end is not None and end <= t and end > best:
-                best = end
-        return best
+        return self.outages.last_end(t)
 
     def restore(self, t):
-        for o in self.outages:
-            if o[0] <= t and (o[1] is None or o[1] > t):
-                o[1] = t
+        self.outages.restore(t)
 
     def next_change(self, t):
-        best = None
-        for start, end in self.outages:
-            for edge in (start, end):
-                if edge is not None and edge > t and (best is None or edge < best):
-                    best = edge
-        return best
+        return self.outages.next_change(t)
 
 
 class Station:
