@@ -8,7 +8,8 @@ FW = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspat
                   "firmware")
 
 
-def test_latching_contacts_left_closed_are_opened_at_boot_without_credit(make_board):
+def _firmware_board_and_latching_config():
+    """The firmware's Board class and a rig config with a latching relay and no LCD."""
     if FW not in sys.path:
         sys.path.insert(0, FW)
     from meter.config import DEFAULTS
@@ -17,6 +18,11 @@ def test_latching_contacts_left_closed_are_opened_at_boot_without_credit(make_bo
     cfg["relay"] = {"active_low": False, "latching": True, "pulse_ms": 50}
     cfg["pins"]["relay_reset"] = 27
     cfg["lcd"]["enabled"] = False
+    return Board, cfg
+
+
+def test_latching_contacts_left_closed_are_opened_at_boot_without_credit(make_board):
+    Board, cfg = _firmware_board_and_latching_config()
     board = make_board(rig=cfg)
     board.world.set_relay(True)  # contacts closed when the power went (or the state was lost)
     fw_board = Board(cfg, relay_closed=False)  # what relay_at_boot() says: no credit
@@ -25,14 +31,7 @@ def test_latching_contacts_left_closed_are_opened_at_boot_without_credit(make_bo
 
 
 def test_latching_contacts_already_where_wanted_do_not_move(make_board):
-    if FW not in sys.path:
-        sys.path.insert(0, FW)
-    from meter.config import DEFAULTS
-    from meter.board import Board
-    cfg = copy.deepcopy(DEFAULTS)
-    cfg["relay"] = {"active_low": False, "latching": True, "pulse_ms": 50}
-    cfg["pins"]["relay_reset"] = 27
-    cfg["lcd"]["enabled"] = False
+    Board, cfg = _firmware_board_and_latching_config()
     board = make_board(rig=cfg)
     board.world.set_relay(True)
     switches = board.world.relay_switches if hasattr(board.world, "relay_switches") else None
