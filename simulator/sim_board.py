@@ -345,7 +345,11 @@ class SimBoard:
         self.check_alive()
         if self.wdt_timeout is not None:
             self.wdt_fed_ms = self.clock.now_ms()
-            self.kick()
+            # A feed only moves the deadline later, so a timer already armed is due no later
+            # than poll() needs; it re-arms itself when it fires. Re-arming here, once per tick
+            # per meter, left a cancelled timer in the loop's heap every time.
+            if self._timer is None:
+                self.kick()
 
     def rtc_epoch_ms(self):
         return self.clock.epoch_ms() + self._rtc_offset_ms
