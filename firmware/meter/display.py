@@ -26,6 +26,9 @@ _LATE_FLAGS = (
     ("connection_lost", "NO NET"),
 )
 _ALL_FLAGS = _ALERT_FLAGS + _LATE_FLAGS
+# The snapshot fields render() reads, besides the alerts.
+_SHOWN_KEYS = ("balance_cents", "power_w", "energy_wh", "relay_closed", "online")
+_ABSENT = object()  # a missing field renders differently from a None one (relay_closed)
 
 
 def money(cents, with_cents=True):
@@ -181,6 +184,12 @@ class Display:
         self._level = _LEVEL_OK
         self.lcd_errors = 0
         self._lcd_failed = False
+        # What the last render() was made from, and its lines: rendering allocates a few
+        # strings per line, so a tick that changes nothing shown reuses them.
+        self._lines = None
+        self._shown_page = 0
+        self._shown = {}
+        self._shown_alerts = {}
 
     def next_page(self):
         self.page = (self.page + 1) % PAGES
@@ -197,7 +206,10 @@ class Display:
         self._level = level
         if self._lcd is None:
             return
-        line1, line2 = render(snapshot, self.page)
+        if not self._unchanged(snapshot):
+            self._lines = render(snapshot, self.page)
+            self._remember(snapshot)
+        line1, line2 = self._lines  # type: ignore
         try:
             if self._lcd_failed:
                 # An LCD that lost power or was replugged wakes up in 8-bit mode, blank: it
@@ -212,6 +224,35 @@ class Display:
             self.lcd_errors += 1
             if self._log is not None and self.lcd_errors == 1:
                 self._log.warn("LCD write failed: %s", exc)
+
+    def _unchanged(self, snapshot):
+        """True if render() would give the lines it gave last time."""
+        if self._lines is None or self._shown_page != self.page:
+            return False
+        shown = self._shown
+        for key in _SHOWN_KEYS:
+            if not _same_value(snapshot.get(key, _ABSENT), shown.get(key, _ABSENT)):
+                return False
+        alerts = snapshot.get("alerts") or {}
+        before = self._shown_alerts
+        if len(alerts) != len(before):
+            return False
+        for name in alerts:
+            if name not in before or not _same_value(alerts[name], before[name]):
+                return False
+        return True
+
+    def _remember(self, snapshot):
+        self._shown_page = self.page
+        for key in _SHOWN_KEYS:
+            self._shown[key] = snapshot.get(key, _ABSENT)
+        # A copy: the app updates its alerts dict in place.
+        self._shown_alerts = dict(snapshot.get("alerts") or {})
+
+
+def _same_value(a, b):
+    # 0 == False and 1 == True, yet money() and power() tell an int from a bool.
+    return a == b and type(a) is type(b)
 
 
 def _pattern(ms):

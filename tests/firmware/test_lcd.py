@@ -161,3 +161,16 @@ def test_20x4_row_addresses():
 def test_bad_size_is_rejected():
     raises(LcdError, Lcd1602, FakeI2C(), cols=0, sleep_ms=Sleeps())
     raises(LcdError, Lcd1602, FakeI2C(), rows=5, sleep_ms=Sleeps())
+
+
+def test_rewriting_what_is_shown_sends_nothing_however_it_was_fitted():
+    lcd, i2c, _ = make()
+    lcd.write_line(0, "Sh\u00e9 \u20ac5\\~\x07")
+    shown = lcd.lines[0]
+    before = len(i2c.writes)
+    assert lcd.write_line(0, shown) is False  # the very text on the display
+    assert lcd.write_line(0, "Sh\u00e9 \u20ac5\\~\x07") is False  # fits to the same
+    assert lcd.write_line(0, "Sh? ?5???") is False
+    assert len(i2c.writes) == before
+    assert lcd.write_line(0, shown[:-1] + "x") is True
+    assert lcd.lines[0] == "Sh? ?5???      x"

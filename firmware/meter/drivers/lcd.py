@@ -79,8 +79,12 @@ class Lcd1602:
         """
         if type(row) is not int or not 0 <= row < self.rows:
             raise LcdError("no row %r" % (row,))
-        new = self._fit(text)
         old = self.lines[row]
+        if text == old:
+            # What is shown is always fitted text, which fitting leaves as it is: skip the
+            # fitting and its allocations on the common unchanged line.
+            return False
+        new = self._fit(text)
         if new == old:
             return False
         first = 0
