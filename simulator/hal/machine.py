@@ -2,18 +2,15 @@
 # current simulated board (board_context). Runs under CPython and the MicroPython unix port.
 try:
     from simulator import board_context as _ctx
-    from simulator.sim_board import BoardReset
+    # The reset causes are the board's own, so machine.reset_cause() and the board agree.
+    from simulator.sim_board import (BoardReset, DEEPSLEEP_RESET, HARD_RESET, PWRON_RESET,
+                                     SOFT_RESET, WDT_RESET)
     from simulator.clock import datetime_to_epoch_ms, epoch_ms_to_datetime
 except ImportError:  # MicroPython: simulator/ itself is on MICROPYPATH
     import board_context as _ctx
-    from sim_board import BoardReset
+    from sim_board import (BoardReset, DEEPSLEEP_RESET, HARD_RESET, PWRON_RESET, SOFT_RESET,
+                           WDT_RESET)
     from clock import datetime_to_epoch_ms, epoch_ms_to_datetime
-
-PWRON_RESET = 1
-HARD_RESET = 2
-WDT_RESET = 3
-DEEPSLEEP_RESET = 4
-SOFT_RESET = 5
 
 WLAN_WAKE = 2
 PIN_WAKE = 2
