@@ -10,27 +10,12 @@ from link_rig import ROOT, eventually
 
 sys.path.insert(0, os.path.join(ROOT, "tests", "firmware"))
 
-from appfakes import FakeBoard, ManualClock  # noqa: E402
-from meter import config as meter_config  # noqa: E402
-from meter.app import MeterApp  # noqa: E402
-from meter.link import make_link  # noqa: E402
-from meter.storage import StateStore  # noqa: E402
+from appfakes import linked_meter  # noqa: E402
 
 
 def firmware_meter(root, rig, meter_no, password):
-    cfg, _ = meter_config.from_dict({
-        "meter_id": meter_no, "initial_balance_cents": 0,
-        "tariff": {"version": 1, "utc_offset_min": 180, "bands": [{"rate": 2500}],
-                   "vat_bp": 0},
-        "mqtt": {"host": "127.0.0.1", "port": rig.port, "user": meter_no,
-                 "password": password},
-        "policy": {"min_switch_s": 0}, "persist_interval_s": 3600})
-    clock = ManualClock(1767225600)
-    app = MeterApp(cfg, StateStore(root), clock)
-    app.attach(FakeBoard(clock, app.relay_at_boot()))
-    app.tick()
-    link, client = make_link(app, history_root=root, backoff_min_ms=10, backoff_max_ms=50)
-    return app, link, client
+    tariff = {"version": 1, "utc_offset_min": 180, "bands": [{"rate": 2500}], "vat_bp": 0}
+    return linked_meter(root, meter_no, "127.0.0.1", rig.port, password, 0, tariff=tariff)
 
 
 async def test_a_payment_closes_the_firmware_meters_relay_and_its_history_reaches_the_store(

@@ -111,3 +111,25 @@ def make_config(**over):
     for k in over:
         cfg[k] = over[k]
     return cfg
+
+
+def linked_meter(root, meter_id, host, port, password, balance_cents, tariff=None,
+                 backoff_ms=(10, 50)):
+    """A booted MeterApp on a FakeBoard with its cloud link and MQTT client, state under
+    root, for the link tests: returns (app, link, client)."""
+    # Imported here: firmware tests that only need the fakes above run under a capped heap.
+    from meter.app import MeterApp
+    from meter.link import make_link
+    from meter.storage import StateStore
+    cfg, _ = meter_config.from_dict({
+        "meter_id": meter_id, "initial_balance_cents": balance_cents,
+        "tariff": tariff or {"version": 1, "bands": [{"rate": 2500}], "vat_bp": 0},
+        "mqtt": {"host": host, "port": port, "user": meter_id, "password": password},
+        "policy": {"min_switch_s": 0}, "persist_interval_s": 3600})
+    clock = ManualClock(1767225600)
+    app = MeterApp(cfg, StateStore(root), clock)
+    app.attach(FakeBoard(clock, app.relay_at_boot()))
+    app.tick()
+    link, client = make_link(app, history_root=root, backoff_min_ms=backoff_ms[0],
+                             backoff_max_ms=backoff_ms[1])
+    return app, link, client

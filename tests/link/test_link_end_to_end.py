@@ -10,10 +10,9 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "tests", "firmware"))
 
-from appfakes import FakeBoard, ManualClock  # noqa: E402
+from appfakes import FakeBoard, ManualClock, linked_meter  # noqa: E402
 from meter import config as meter_config  # noqa: E402
 from meter.app import MeterApp  # noqa: E402
-from meter.link import make_link  # noqa: E402
 from meter.storage import StateStore  # noqa: E402
 from test_mqtt_client import Meter, until  # noqa: E402
 
@@ -48,17 +47,7 @@ class Cloud(Meter):
 
 
 def make_meter(root, broker):
-    cfg, _ = meter_config.from_dict({
-        "meter_id": MID, "initial_balance_cents": 50000000,
-        "tariff": {"version": 1, "bands": [{"rate": 2500}], "vat_bp": 0},
-        "mqtt": {"host": broker.host, "port": broker.port, "user": MID, "password": "mpw"},
-        "policy": {"min_switch_s": 0}, "persist_interval_s": 3600})
-    clock = ManualClock(1767225600)
-    app = MeterApp(cfg, StateStore(root), clock)
-    app.attach(FakeBoard(clock, app.relay_at_boot()))
-    app.tick()
-    link, client = make_link(app, history_root=root, backoff_min_ms=10, backoff_max_ms=50)
-    return app, link, client
+    return linked_meter(root, MID, broker.host, broker.port, "mpw", 50000000)
 
 
 def run_for(app, link, seconds, step_s=60):

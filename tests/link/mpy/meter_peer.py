@@ -4,11 +4,7 @@
 #   micropython meter_peer.py HOST PORT METER_ID PASSWORD STATE_DIR
 import sys
 import asyncio
-from appfakes import FakeBoard, ManualClock
-from meter import config as meter_config
-from meter.app import MeterApp
-from meter.link import make_link
-from meter.storage import StateStore
+from appfakes import linked_meter
 
 
 async def run(app, link, client):
@@ -30,16 +26,8 @@ async def run(app, link, client):
 
 def main(argv):
     host, port, meter_id, password, root = argv[:5]
-    cfg, _ = meter_config.from_dict({
-        "meter_id": meter_id, "initial_balance_cents": 100000,
-        "tariff": {"version": 1, "bands": [{"rate": 2500}], "vat_bp": 0},
-        "mqtt": {"host": host, "port": int(port), "user": meter_id, "password": password},
-        "policy": {"min_switch_s": 0}, "persist_interval_s": 3600})
-    clock = ManualClock(1767225600)
-    app = MeterApp(cfg, StateStore(root), clock)
-    app.attach(FakeBoard(clock, app.relay_at_boot()))
-    app.tick()
-    link, client = make_link(app, history_root=root, backoff_min_ms=20, backoff_max_ms=200)
+    app, link, client = linked_meter(root, meter_id, host, int(port), password, 100000,
+                                     backoff_ms=(20, 200))
     asyncio.run(run(app, link, client))
 
 
