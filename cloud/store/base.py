@@ -104,6 +104,20 @@ def transaction_id_for(receipt, ts):
     return "TXN_%013d_%s" % (ts, safe_key(receipt))
 
 
+# The fields of each record, as every store returns them (the reference schema's names).
+USER_FIELDS = ("user_id", "name", "email", "phone_number", "meter_no", "role", "created_at",
+               "latest_transaction_id", "last_payment_amount_cents",
+               "last_payment_timestamp")
+METER_FIELDS = ("meter_no", "user_id", "current_balance_cents", "last_update", "created_at",
+                "status", "alerts", "recharge_seq")
+STK_FIELDS = ("checkout_request_id", "merchant_request_id", "meter_no", "user_id",
+              "phone_number", "amount_cents", "status", "result_code", "result_desc",
+              "created_at", "settled_at", "transaction_id")
+TX_FIELDS = ("transaction_id", "user_id", "meter_no", "amount_cents", "mpesa_receipt",
+             "phone_number", "transaction_date", "status", "source", "checkout_request_id",
+             "timestamp", "recharge_seq")
+RECHARGE_FIELDS = ("meter_no", "seq", "id", "amount_cents", "source", "transaction_id",
+                   "status", "reason", "created_at", "sent_at", "acked_at")
 UNMATCHED_FIELDS = ("receipt", "source", "amount_cents", "phone_number", "bill_ref",
                     "checkout_request_id", "transaction_date", "reason", "ts")
 

@@ -20,22 +20,12 @@ import uuid
 import firebase_admin
 from firebase_admin import credentials, db, exceptions
 
-from .base import (UNMATCHED_FIELDS, Conflict, InvalidRecord, NotFound, Store, StoreError,
-                   cents, check_date, check_field_names, check_hour, next_recharge_status,
-                   safe_key, transaction_id_for, unmatched_record)
+from .base import (RECHARGE_FIELDS, STK_FIELDS, TX_FIELDS, UNMATCHED_FIELDS, USER_FIELDS,
+                   Conflict, InvalidRecord, NotFound, Store, StoreError, cents, check_date,
+                   check_field_names, check_hour, next_recharge_status, safe_key,
+                   transaction_id_for, unmatched_record)
 from .firebase_credit import Abort, record_payment_once, run_transaction
 
-_USER_FIELDS = ("user_id", "name", "email", "phone_number", "meter_no", "role", "created_at",
-                "latest_transaction_id", "last_payment_amount_cents",
-                "last_payment_timestamp")
-_STK_FIELDS = ("checkout_request_id", "merchant_request_id", "meter_no", "user_id",
-               "phone_number", "amount_cents", "status", "result_code", "result_desc",
-               "created_at", "settled_at", "transaction_id")
-_TX_FIELDS = ("transaction_id", "user_id", "meter_no", "amount_cents", "mpesa_receipt",
-              "phone_number", "transaction_date", "status", "source", "checkout_request_id",
-              "timestamp", "recharge_seq")
-_RECHARGE_FIELDS = ("meter_no", "seq", "id", "amount_cents", "source", "transaction_id",
-                    "status", "reason", "created_at", "sent_at", "acked_at")
 _PAYMENT_FIELDS = ("receipt", "meter_no", "user_id", "amount_cents", "phone_number",
                    "transaction_date", "source", "checkout_request_id", "ts")
 # Every ordered query this backend makes (path pattern -> children): database.rules.json
@@ -150,7 +140,7 @@ class FirebaseStore(Store):
 
     # users and meters -------------------------------------------------------------------
     async def create_user(self, user):
-        record = {k: v for k, v in user.items() if k in _USER_FIELDS and v is not None}
+        record = {k: v for k, v in user.items() if k in USER_FIELDS and v is not None}
         record.setdefault("user_id", uuid.uuid4().hex)
         record.setdefault("role", "customer")
         record.setdefault("created_at", _now_ms())
@@ -161,11 +151,11 @@ class FirebaseStore(Store):
             return record
         ref = self._ref("users", safe_key(record["user_id"]))
         await self._call(ref.transaction, create)
-        return _full(record, _USER_FIELDS)
+        return _full(record, USER_FIELDS)
 
     async def get_user(self, user_id):
         value = await self._call(self._ref("users", safe_key(user_id)).get)
-        return _full(value, _USER_FIELDS)
+        return _full(value, USER_FIELDS)
 
     async def find_user_by_api_key_hash(self, key_hash):
         user_id = await self._call(self._ref("api_keys", safe_key(key_hash)).get)
@@ -254,7 +244,7 @@ class FirebaseStore(Store):
 
     # STK requests -----------------------------------------------------------------------
     async def create_stk_request(self, request):
-        record = {k: v for k, v in request.items() if k in _STK_FIELDS and v is not None}
+        record = {k: v for k, v in request.items() if k in STK_FIELDS and v is not None}
         record.setdefault("status", "pending")
         record.setdefault("created_at", _now_ms())
         if "amount_cents" in record:
@@ -266,16 +256,16 @@ class FirebaseStore(Store):
                 raise Conflict("STK request %s exists" % cid)
             return record
         await self._call(self._ref("stk_requests", safe_key(cid)).transaction, create)
-        return _full(record, _STK_FIELDS)
+        return _full(record, STK_FIELDS)
 
     async def get_stk_request(self, checkout_request_id):
         ref = self._ref("stk_requests", safe_key(checkout_request_id))
-        return _full(await self._call(ref.get), _STK_FIELDS)
+        return _full(await self._call(ref.get), STK_FIELDS)
 
     async def list_pending_stk_requests(self, created_before):
         query = self._ref("stk_requests").order_by_child("status").equal_to("pending")
         found = _children(await self._call(query.get)).values()
-        pending = [_full(r, _STK_FIELDS) for r in found
+        pending = [_full(r, STK_FIELDS) for r in found
                    if isinstance(r.get("created_at"), int) and r["created_at"] < created_before]
         return sorted(pending, key=lambda r: (r["created_at"], r["checkout_request_id"]))
 
@@ -301,14 +291,14 @@ class FirebaseStore(Store):
             record_payment_once, self._ref, claim, self.claim_wait_s)
         tx = await self._call(self._ref("transactions", tx_id).get)
         recharge = await self._call(self._ref("recharges", safe_key(meter_no), str(seq)).get)
-        return created, _full(tx, _TX_FIELDS), _full(recharge, _RECHARGE_FIELDS)
+        return created, _full(tx, TX_FIELDS), _full(recharge, RECHARGE_FIELDS)
 
     async def get_transaction_by_receipt(self, receipt):
         claim = await self._call(self._ref("receipts", safe_key(receipt)).get)
         if not claim or claim.get("state") != "recorded":
             return None
         tx = await self._call(self._ref("transactions", claim["transaction_id"]).get)
-        return _full(tx, _TX_FIELDS)
+        return _full(tx, TX_FIELDS)
 
     async def list_transactions_for_user(self, user_id, limit=50):
         return await self._list_transactions("user_id", user_id, limit)
@@ -321,7 +311,7 @@ class FirebaseStore(Store):
             return []
         query = (self._ref("transactions").order_by_child(child).equal_to(value)
                  .limit_to_last(int(limit)))
-        found = [_full(t, _TX_FIELDS) for t in _children(await self._call(query.get)).values()]
+        found = [_full(t, TX_FIELDS) for t in _children(await self._call(query.get)).values()]
         return sorted(found, key=lambda t: (t["timestamp"], t["transaction_id"]), reverse=True)
 
     async def record_unmatched_payment(self, record):
@@ -354,7 +344,7 @@ class FirebaseStore(Store):
             found = await self._call(ref.get)
         else:
             found = await self._call(ref.order_by_child("status").equal_to(status).get)
-        recharges = [_full(r, _RECHARGE_FIELDS) for r in _children(found).values()]
+        recharges = [_full(r, RECHARGE_FIELDS) for r in _children(found).values()]
         return sorted(recharges, key=lambda r: r["seq"])
 
     async def mark_recharge_sent(self, meter_no, seq, ts):
@@ -362,7 +352,7 @@ class FirebaseStore(Store):
         if await self._call(ref.child("seq").get) is None:
             return None
         await self._call(ref.update, {"sent_at": ts})
-        return _full(await self._call(ref.get), _RECHARGE_FIELDS)
+        return _full(await self._call(ref.get), RECHARGE_FIELDS)
 
     async def ack_recharge(self, meter_no, seq, status, reason, ts):
         next_recharge_status(None, status)  # refuse an unknown status before any I/O
@@ -380,7 +370,7 @@ class FirebaseStore(Store):
                 acked.pop("reason", None)
             return acked
         ref = self._ref("recharges", safe_key(meter_no), str(int(seq)))
-        return _full(await self._call(run_transaction, ref, ack), _RECHARGE_FIELDS)
+        return _full(await self._call(run_transaction, ref, ack), RECHARGE_FIELDS)
 
     # consumption history ----------------------------------------------------------------
     async def put_consumption_hour(self, meter_no, date, hour, wh, cost_cents):

@@ -7,12 +7,11 @@ import sqlite3
 import time
 import uuid
 
-from .base import (UNMATCHED_FIELDS, Conflict, InvalidRecord, NotFound, Store, StoreError,
-                   cents, check_date, check_field_names, check_hour, next_recharge_status,
+from .base import (METER_FIELDS, RECHARGE_FIELDS, STK_FIELDS, TX_FIELDS, UNMATCHED_FIELDS,
+                   USER_FIELDS, Conflict, InvalidRecord, NotFound, Store, StoreError, cents,
+                   check_date, check_field_names, check_hour, next_recharge_status,
                    transaction_id_for, unmatched_record)
-from .sqlite_schema import (METER_FIELDS, RECHARGE_FIELDS, STK_FIELDS,
-                            TX_FIELDS, USER_FIELDS, insert_row, meter_record, open_database,
-                            select)
+from .sqlite_schema import insert_row, meter_record, open_database, select
 
 
 def _now_ms():

@@ -1,4 +1,4 @@
-"""The SQLite store's tables, the record fields they hold, and opening a database file."""
+"""The SQLite store's tables and opening a database file."""
 
 import json
 import logging
@@ -62,20 +62,6 @@ CREATE TABLE IF NOT EXISTS unmatched_payments (
     bill_ref TEXT, checkout_request_id TEXT, transaction_date TEXT, reason TEXT,
     ts INTEGER NOT NULL);
 """
-
-USER_FIELDS = ("user_id", "name", "email", "phone_number", "meter_no", "role", "created_at",
-                "latest_transaction_id", "last_payment_amount_cents",
-                "last_payment_timestamp")
-METER_FIELDS = ("meter_no", "user_id", "current_balance_cents", "last_update", "created_at",
-                 "status", "alerts", "recharge_seq")
-STK_FIELDS = ("checkout_request_id", "merchant_request_id", "meter_no", "user_id",
-               "phone_number", "amount_cents", "status", "result_code", "result_desc",
-               "created_at", "settled_at", "transaction_id")
-TX_FIELDS = ("transaction_id", "user_id", "meter_no", "amount_cents", "mpesa_receipt",
-              "phone_number", "transaction_date", "status", "source", "checkout_request_id",
-              "timestamp", "recharge_seq")
-RECHARGE_FIELDS = ("meter_no", "seq", "id", "amount_cents", "source", "transaction_id",
-                    "status", "reason", "created_at", "sent_at", "acked_at")
 
 
 def open_database(path):
