@@ -303,6 +303,17 @@ async def assert_one_credit(store, meter_no="M1"):
     return txs[0]
 
 
+async def race_query_and_callback(one, two):
+    """Two stores on one database settle ws_CO_1 by query and by callback at once, twice
+    each; exactly one of the four creates the credit. Returns the four results."""
+    await given_meters(one, "M1")
+    racers = [(one, by_query("ws_CO_1", ts=T0)), (two, by_callback("QKJ1", "ws_CO_1")),
+              (two, by_query("ws_CO_1", ts=T0)), (one, by_callback("QKJ1", "ws_CO_1"))]
+    results = await asyncio.gather(*(s.record_payment(p) for s, p in racers))
+    assert sum(created for created, _, _ in results) == 1
+    return results
+
+
 async def test_query_settled_then_late_callback_credits_once(store):
     await given_meters(store, "M1")
     await store.create_stk_request(stk("ws_CO_1", T0))
@@ -613,11 +624,7 @@ async def test_sqlite_two_stores_on_one_file_credit_a_checkout_once(tmp_path):
     path = tmp_path / "shared.sqlite3"
     one, two = await SqliteStore.open(path), await SqliteStore.open(path)
     try:
-        await given_meters(one, "M1")
-        racers = [(one, by_query("ws_CO_1", ts=T0)), (two, by_callback("QKJ1", "ws_CO_1")),
-                  (two, by_query("ws_CO_1", ts=T0)), (one, by_callback("QKJ1", "ws_CO_1"))]
-        results = await asyncio.gather(*(s.record_payment(p) for s, p in racers))
-        assert sum(created for created, _, _ in results) == 1
+        await race_query_and_callback(one, two)
         await assert_one_credit(two)
     finally:
         await one.close()
@@ -743,11 +750,7 @@ async def test_firebase_two_stores_on_one_database_credit_a_checkout_once(rtdb_s
     one = await FirebaseStore.open(url, claim_wait_s=2.0)
     two = await FirebaseStore.open(url, claim_wait_s=2.0)
     try:
-        await given_meters(one, "M1")
-        racers = [(one, by_query("ws_CO_1", ts=T0)), (two, by_callback("QKJ1", "ws_CO_1")),
-                  (two, by_query("ws_CO_1", ts=T0)), (one, by_callback("QKJ1", "ws_CO_1"))]
-        results = await asyncio.gather(*(s.record_payment(p) for s, p in racers))
-        assert sum(created for created, _, _ in results) == 1
+        results = await race_query_and_callback(one, two)
         assert len({tx["transaction_id"] for _, tx, _ in results}) == 1
         await assert_one_credit(two)
     finally:
