@@ -198,17 +198,26 @@ def _make_loop(clock):
 # --- the fake `time` functions --------------------------------------------------------------
 
 _installed = [None]
+_contexts = []  # [board_context module or None], looked up once: this runs on every tick
+
+
+def _board_context():
+    if not _contexts:
+        try:
+            from simulator import board_context
+        except ImportError:  # MicroPython: one board, the installed clock
+            board_context = None
+        _contexts.append(board_context)
+    return _contexts[0]
 
 
 def active_clock():
     """The clock of the meter whose context is current, else the installed one."""
-    try:
-        from simulator import board_context
-        board = board_context.current_or_none()
+    ctx = _board_context()
+    if ctx is not None:
+        board = ctx.current_or_none()
         if board is not None:
             return board.clock
-    except ImportError:
-        pass
     return _installed[0]
 
 
