@@ -13,6 +13,19 @@ def make_meter(clock, tmp_path, app):
     return SimulatedMeter(CONFIG, world, str(tmp_path / "flash"), clock, app_factory=app)
 
 
+def run_meter(clock, tmp_path, app, seconds):
+    """Run a meter with this app for `seconds` of virtual time; returns the stopped meter."""
+
+    async def main():
+        meter = make_meter(clock, tmp_path, app)
+        meter.start()
+        await asyncio.sleep(seconds)
+        meter.stop()
+        return meter
+
+    return clock.run(main())
+
+
 def test_watchdog_starvation_restarts_the_app(clock, tmp_path):
     causes = []
 
@@ -25,14 +38,7 @@ def test_watchdog_starvation_restarts_the_app(clock, tmp_path):
             wdt.feed()
             await asyncio.sleep(1)
 
-    async def main():
-        meter = make_meter(clock, tmp_path, app)
-        meter.start()
-        await asyncio.sleep(60)
-        meter.stop()
-        return meter
-
-    meter = clock.run(main())
+    meter = run_meter(clock, tmp_path, app, 60)
     assert causes == [(0, machine.PWRON_RESET), (8000, machine.WDT_RESET)]
     assert meter.boots == 2 and meter.crashes == []
 
@@ -82,13 +88,6 @@ def test_machine_reset_and_a_crash(clock, tmp_path):
             machine.reset()
         raise RuntimeError("firmware bug")
 
-    async def main():
-        meter = make_meter(clock, tmp_path, app)
-        meter.start()
-        await asyncio.sleep(5)
-        meter.stop()
-        return meter
-
-    meter = clock.run(main())
+    meter = run_meter(clock, tmp_path, app, 5)
     assert boots == [machine.PWRON_RESET, machine.SOFT_RESET]
     assert meter.crashes == [(2000, "RuntimeError('firmware bug')")]
