@@ -5,6 +5,7 @@ import asyncio
 import json
 
 import pytest
+from aiohttp import web
 
 from cloud.app import EMBEDDED_SANDBOX, create_app
 from cloud.auth import signed_headers
@@ -139,6 +140,39 @@ async def pending_push(h, amount=100):
 async def sandbox_settled(h, checkout):
     record = h.sandbox.stk.get(checkout)
     return record is not None and record["status"] == "settled"
+
+
+class CallbackReceiver:
+    """Stands where the cloud's callback URLs point: records every call Daraja (or the
+    stand-in) makes, raw text included, and answers with reply(path)."""
+
+    def __init__(self):
+        self.calls = []
+        self.arrived = asyncio.Queue()
+
+    def reply(self, path):
+        return 200, {"ResultCode": 0, "ResultDesc": "Accepted"}
+
+    async def handle(self, request):
+        text = await request.text()
+        call = {"path": request.path, "query": dict(request.query), "text": text,
+                "json": json.loads(text)}
+        self.calls.append(call)
+        await self.arrived.put(call)
+        status, body = self.reply(request.path)
+        return web.json_response(body, status=status)
+
+    async def next(self):
+        return await asyncio.wait_for(self.arrived.get(), 5)
+
+
+async def serve_receiver(aiohttp_server, receiver):
+    """Serve the receiver on every POST path; gives it url(path)."""
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", receiver.handle)
+    server = await aiohttp_server(app)
+    receiver.url = lambda path: str(server.make_url(path))
+    return receiver
 
 
 @pytest.fixture

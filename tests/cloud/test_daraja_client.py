@@ -2,7 +2,6 @@
 
 import asyncio
 import base64
-import json
 import re
 import time
 from datetime import datetime, timezone
@@ -17,6 +16,7 @@ from cloud.daraja import (PATH_C2B_REGISTER, PATH_C2B_SIMULATE, PATH_OAUTH, PATH
                           DarajaTimeout)
 from cloud.daraja_sandbox import SANDBOX, make_app
 from cloud.phone import InvalidPhone
+from tests.cloud.cloud_harness import CallbackReceiver, serve_receiver
 
 KEY, SECRET = "test-key", "test-secret"
 
@@ -31,36 +31,22 @@ class FakeClock:
         return self.now
 
 
-class Receiver:
-    """Plays the cloud service: records every callback Daraja makes, raw text included."""
+class Receiver(CallbackReceiver):
+    """Plays the cloud service; its C2B validation answer can be changed."""
 
     def __init__(self):
-        self.calls = []
-        self.arrived = asyncio.Queue()
+        super().__init__()
         self.validation_reply = {"ResultCode": "0", "ResultDesc": "Accepted"}
 
-    async def handle(self, request):
-        text = await request.text()
-        call = {"path": request.path, "query": dict(request.query), "text": text,
-                "json": json.loads(text)}
-        self.calls.append(call)
-        await self.arrived.put(call)
-        if request.path.endswith("/validation"):
-            return web.json_response(self.validation_reply)
-        return web.json_response({"ResultCode": 0, "ResultDesc": "Accepted"})
-
-    async def next(self):
-        return await asyncio.wait_for(self.arrived.get(), 5)
+    def reply(self, path):
+        if path.endswith("/validation"):
+            return 200, self.validation_reply
+        return super().reply(path)
 
 
 @pytest.fixture
 async def receiver(aiohttp_server):
-    receiver = Receiver()
-    app = web.Application()
-    app.router.add_post("/{tail:.*}", receiver.handle)
-    server = await aiohttp_server(app)
-    receiver.url = lambda path: str(server.make_url(path))
-    return receiver
+    return await serve_receiver(aiohttp_server, Receiver())
 
 
 @pytest.fixture

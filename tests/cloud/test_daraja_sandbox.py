@@ -14,11 +14,11 @@ import urllib.request
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from cloud.daraja import SANDBOX_PASSKEY, eat_timestamp, stk_password
 from cloud.daraja_sandbox import SANDBOX, main, make_app
+from tests.cloud.cloud_harness import CallbackReceiver, serve_receiver
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BASIC = "Basic " + base64.b64encode(b"embedded-key:embedded-secret").decode()
@@ -26,34 +26,20 @@ PUSH = "/mpesa/stkpush/v1/processrequest"
 QUERY = "/mpesa/stkpushquery/v1/query"
 
 
-class Receiver:
+class Receiver(CallbackReceiver):
     """Collects the stand-in's callbacks; replies can be scripted per path."""
 
     def __init__(self):
-        self.calls = []
-        self.arrived = asyncio.Queue()
+        super().__init__()
         self.replies = {}
 
-    async def handle(self, request):
-        text = await request.text()
-        call = {"path": request.path, "text": text, "json": json.loads(text)}
-        self.calls.append(call)
-        await self.arrived.put(call)
-        status, body = self.replies.get(request.path, (200, {"ResultCode": 0}))
-        return web.json_response(body, status=status)
-
-    async def next(self):
-        return await asyncio.wait_for(self.arrived.get(), 5)
+    def reply(self, path):
+        return self.replies.get(path, (200, {"ResultCode": 0}))
 
 
 @pytest.fixture
 async def receiver(aiohttp_server):
-    receiver = Receiver()
-    app = web.Application()
-    app.router.add_post("/{tail:.*}", receiver.handle)
-    server = await aiohttp_server(app)
-    receiver.url = lambda path: str(server.make_url(path))
-    return receiver
+    return await serve_receiver(aiohttp_server, Receiver())
 
 
 @pytest.fixture
