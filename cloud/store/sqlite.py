@@ -11,6 +11,8 @@ from .base import (METER_FIELDS, RECHARGE_FIELDS, STK_FIELDS, TX_FIELDS, UNMATCH
                    USER_FIELDS, Conflict, InvalidRecord, NotFound, Store, StoreError, cents,
                    check_date, check_field_names, check_hour, next_recharge_status,
                    transaction_id_for, unmatched_record)
+from .sqlite_queries import (consumption_days, credit_payment, read_meter, read_recharge,
+                             read_stk, read_tx_by_receipt, read_user)
 from .sqlite_schema import insert_row, meter_record, open_database, select
 
 
@@ -85,7 +87,7 @@ class SqliteStore(Store):
         return await self._write(insert)
 
     async def get_user(self, user_id):
-        return await self._read(_get_user, user_id)
+        return await self._read(read_user, user_id)
 
     async def find_user_by_api_key_hash(self, key_hash):
         def find(db):
@@ -110,7 +112,7 @@ class SqliteStore(Store):
         now = _now_ms()
 
         def insert(db):
-            if _get_user(db, user_id) is None:
+            if read_user(db, user_id) is None:
                 raise NotFound("user %s" % user_id)
             if db.execute("SELECT 1 FROM meters WHERE meter_no = ?", (meter_no,)).fetchone():
                 raise Conflict("meter %s exists" % meter_no)
@@ -120,11 +122,11 @@ class SqliteStore(Store):
             # the reference schema keeps the user's meter on the user record
             db.execute("UPDATE users SET meter_no = ? WHERE user_id = ? AND meter_no IS NULL",
                        (meter_no, user_id))
-            return _get_meter(db, meter_no)
+            return read_meter(db, meter_no)
         return await self._write(insert)
 
     async def get_meter(self, meter_no):
-        return await self._read(_get_meter, meter_no)
+        return await self._read(read_meter, meter_no)
 
     async def list_meters(self, user_id=None):
         def find(db):
@@ -148,7 +150,7 @@ class SqliteStore(Store):
             if db.execute("UPDATE meters SET current_balance_cents = ?, last_update = ? "
                           "WHERE meter_no = ?", (balance_cents, ts, meter_no)).rowcount == 0:
                 raise NotFound("meter %s" % meter_no)
-            return _get_meter(db, meter_no)
+            return read_meter(db, meter_no)
         return await self._write(update)
 
     async def update_meter_status(self, meter_no, status, ts):
@@ -160,7 +162,7 @@ class SqliteStore(Store):
     async def _merge_json(self, meter_no, column, fields):
         check_field_names(fields)
         def merge(db):
-            meter = _get_meter(db, meter_no)
+            meter = read_meter(db, meter_no)
             if meter is None:
                 raise NotFound("meter %s" % meter_no)
             merged = dict(meter[column], **fields)
@@ -180,14 +182,14 @@ class SqliteStore(Store):
             record["created_at"] = _now_ms()
 
         def insert(db):
-            if _get_stk(db, record["checkout_request_id"]):
+            if read_stk(db, record["checkout_request_id"]):
                 raise Conflict("STK request %s exists" % record["checkout_request_id"])
             insert_row(db, "stk_requests", record, STK_FIELDS)
             return record
         return await self._write(insert)
 
     async def get_stk_request(self, checkout_request_id):
-        return await self._read(_get_stk, checkout_request_id)
+        return await self._read(read_stk, checkout_request_id)
 
     async def list_pending_stk_requests(self, created_before):
         def find(db):
@@ -199,7 +201,7 @@ class SqliteStore(Store):
 
     async def fail_stk_request(self, checkout_request_id, result_code, result_desc, ts):
         def fail(db):
-            stk = _get_stk(db, checkout_request_id)
+            stk = read_stk(db, checkout_request_id)
             if stk is None:
                 raise NotFound("STK request %s" % checkout_request_id)
             if stk["status"] != "pending":
@@ -215,10 +217,10 @@ class SqliteStore(Store):
         cents(payment.get("amount_cents"))
         receipt = payment.get("receipt")
         tx_id = transaction_id_for(receipt, payment["ts"])
-        return await self._write(_record_payment, payment, tx_id)
+        return await self._write(credit_payment, payment, tx_id)
 
     async def get_transaction_by_receipt(self, receipt):
-        return await self._read(_get_tx_by_receipt, receipt)
+        return await self._read(read_tx_by_receipt, receipt)
 
     async def list_transactions_for_user(self, user_id, limit=50):
         return await self._list_transactions("user_id", user_id, limit)
@@ -275,12 +277,12 @@ class SqliteStore(Store):
         def update(db):
             db.execute("UPDATE recharges SET sent_at = ? WHERE meter_no = ? AND seq = ?",
                        (ts, meter_no, seq))
-            return _get_recharge(db, meter_no, seq)
+            return read_recharge(db, meter_no, seq)
         return await self._write(update)
 
     async def ack_recharge(self, meter_no, seq, status, reason, ts):
         def ack(db):
-            recharge = _get_recharge(db, meter_no, seq)
+            recharge = read_recharge(db, meter_no, seq)
             if recharge is None:
                 return None
             new_status = next_recharge_status(recharge["status"], status)
@@ -288,7 +290,7 @@ class SqliteStore(Store):
                 return recharge  # a repeated ack changes nothing
             db.execute("UPDATE recharges SET status = ?, reason = ?, acked_at = ? "
                        "WHERE meter_no = ? AND seq = ?", (new_status, reason, ts, meter_no, seq))
-            return _get_recharge(db, meter_no, seq)
+            return read_recharge(db, meter_no, seq)
         return await self._write(ack)
 
     # consumption history ----------------------------------------------------------------
@@ -303,13 +305,13 @@ class SqliteStore(Store):
                        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (meter_no, date, hour) DO UPDATE "
                        "SET wh = excluded.wh, cost_cents = excluded.cost_cents",
                        (meter_no, date, hour, wh, cost_cents))
-            return _days(db, meter_no, date, date)[0]
+            return consumption_days(db, meter_no, date, date)[0]
         return await self._write(put)
 
     async def get_consumption(self, meter_no, date_from, date_to):
         check_date(date_from)
         check_date(date_to)
-        return await self._read(_days, meter_no, date_from, date_to)
+        return await self._read(consumption_days, meter_no, date_from, date_to)
 
     # tariff -----------------------------------------------------------------------------
     async def get_tariff(self):
@@ -331,102 +333,3 @@ class SqliteStore(Store):
                        (version, json.dumps(tariff, sort_keys=True)))
             return dict(tariff)
         return await self._write(put)
-
-
-# queries shared by several methods (run on the worker thread) ------------------------------
-
-def _get_user(db, user_id):
-    row = db.execute(select(USER_FIELDS, "users") + "WHERE user_id = ?",
-                     (user_id,)).fetchone()
-    return dict(row) if row else None
-
-
-def _get_meter(db, meter_no):
-    row = db.execute(select(METER_FIELDS, "meters") + "WHERE meter_no = ?",
-                     (meter_no,)).fetchone()
-    return meter_record(row) if row else None
-
-
-def _get_stk(db, checkout_request_id):
-    row = db.execute(select(STK_FIELDS, "stk_requests") + "WHERE checkout_request_id = ?",
-                     (checkout_request_id,)).fetchone()
-    return dict(row) if row else None
-
-
-def _get_tx_by_receipt(db, receipt):
-    row = db.execute(select(TX_FIELDS, "transactions") + "WHERE mpesa_receipt = ?",
-                     (receipt,)).fetchone()
-    return dict(row) if row else None
-
-
-def _get_tx_by_checkout(db, checkout_request_id):
-    row = db.execute(select(TX_FIELDS, "transactions") + "WHERE transaction_id = (SELECT "
-                     "transaction_id FROM checkouts WHERE checkout_request_id = ?)",
-                     (checkout_request_id,)).fetchone()
-    return dict(row) if row else None
-
-
-def _get_recharge(db, meter_no, seq):
-    row = db.execute(select(RECHARGE_FIELDS, "recharges") + "WHERE meter_no = ? AND seq = ?",
-                     (meter_no, seq)).fetchone()
-    return dict(row) if row else None
-
-
-def _record_payment(db, payment, tx_id):
-    """The whole credit in the caller's transaction: transaction, recharge, seq, STK, user."""
-    receipt, checkout = payment["receipt"], payment.get("checkout_request_id")
-    existing = _get_tx_by_receipt(db, receipt)
-    if existing is None and checkout:
-        # the same STK request already credited under its other receipt (query vs callback)
-        existing = _get_tx_by_checkout(db, checkout)
-    if existing is not None:
-        return False, existing, _get_recharge(db, existing["meter_no"],
-                                              existing["recharge_seq"])
-    meter_no, ts = payment["meter_no"], payment["ts"]
-    row = db.execute("SELECT recharge_seq FROM meters WHERE meter_no = ?",
-                     (meter_no,)).fetchone()
-    if row is None:
-        raise NotFound("meter %s" % meter_no)
-    seq = row[0] + 1
-    db.execute("UPDATE meters SET recharge_seq = ? WHERE meter_no = ?", (seq, meter_no))
-    tx = {"transaction_id": tx_id, "user_id": payment.get("user_id"), "meter_no": meter_no,
-          "amount_cents": payment["amount_cents"], "mpesa_receipt": receipt,
-          "phone_number": payment.get("phone_number"),
-          "transaction_date": payment.get("transaction_date"), "status": "SUCCESS",
-          "source": payment.get("source"),
-          "checkout_request_id": checkout, "timestamp": ts,
-          "recharge_seq": seq}
-    insert_row(db, "transactions", tx, TX_FIELDS)
-    if checkout:
-        db.execute("INSERT INTO checkouts (checkout_request_id, transaction_id) VALUES (?, ?)",
-                   (checkout, tx_id))
-    recharge = {"meter_no": meter_no, "seq": seq, "id": receipt,
-                "amount_cents": payment["amount_cents"], "source": "cloud",
-                "transaction_id": tx_id, "status": "pending", "reason": None,
-                "created_at": ts, "sent_at": None, "acked_at": None}
-    insert_row(db, "recharges", recharge, RECHARGE_FIELDS)
-    if checkout:
-        # money has moved: a success settles the request even after an earlier failure
-        db.execute("UPDATE stk_requests SET status = 'success', result_code = 0, "
-                   "settled_at = ?, transaction_id = ? WHERE checkout_request_id = ?",
-                   (ts, tx_id, checkout))
-    if payment.get("user_id"):
-        db.execute("UPDATE users SET latest_transaction_id = ?, last_payment_amount_cents = ?,"
-                   " last_payment_timestamp = ? WHERE user_id = ?",
-                   (tx_id, payment["amount_cents"], ts, payment["user_id"]))
-    return True, tx, recharge
-
-
-def _days(db, meter_no, date_from, date_to):
-    days = {}
-    for row in db.execute("SELECT date, hour, wh, cost_cents FROM consumption WHERE "
-                          "meter_no = ? AND date BETWEEN ? AND ? ORDER BY date, hour",
-                          (meter_no, date_from, date_to)):
-        day = days.setdefault(row["date"], {"date": row["date"], "total_consumption_wh": 0,
-                                            "cost_cents": 0, "readings": {}, "costs": {}})
-        hh = "%02d" % row["hour"]
-        day["readings"][hh] = row["wh"]
-        day["costs"][hh] = row["cost_cents"]
-        day["total_consumption_wh"] += row["wh"]
-        day["cost_cents"] += row["cost_cents"]
-    return list(days.values())
