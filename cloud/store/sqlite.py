@@ -11,8 +11,9 @@ from .base import (METER_FIELDS, RECHARGE_FIELDS, STK_FIELDS, TX_FIELDS, UNMATCH
                    USER_FIELDS, Conflict, InvalidRecord, NotFound, Store, StoreError, cents,
                    check_date, check_field_names, check_hour, next_recharge_status,
                    transaction_id_for, unmatched_record)
-from .sqlite_queries import (consumption_days, credit_payment, read_meter, read_recharge,
-                             read_stk, read_tx_by_receipt, read_user)
+from .sqlite_queries import (consumption_days, credit_payment, fetch_one, read_meter,
+                             read_recharge, read_stk, read_tx_by_receipt, read_unmatched,
+                             read_user)
 from .sqlite_schema import insert_row, meter_record, open_database, select
 
 
@@ -90,11 +91,8 @@ class SqliteStore(Store):
         return await self._read(read_user, user_id)
 
     async def find_user_by_api_key_hash(self, key_hash):
-        def find(db):
-            row = db.execute(select(USER_FIELDS, "users") + "WHERE api_key_hash = ?",
-                             (key_hash,)).fetchone()
-            return dict(row) if row else None
-        return await self._read(find)
+        return await self._read(fetch_one, USER_FIELDS, "users", "WHERE api_key_hash = ?",
+                                (key_hash,))
 
     async def set_user_api_key_hash(self, user_id, key_hash):
         def update(db):
@@ -240,20 +238,15 @@ class SqliteStore(Store):
         record = unmatched_record(record)
 
         def insert(db):
-            row = db.execute(select(UNMATCHED_FIELDS, "unmatched_payments") + "WHERE receipt = ?",
-                             (record["receipt"],)).fetchone()
+            row = read_unmatched(db, record["receipt"])
             if row is not None:
-                return False, dict(row)
+                return False, row
             insert_row(db, "unmatched_payments", record, UNMATCHED_FIELDS)
             return True, record
         return await self._write(insert)
 
     async def get_unmatched_payment(self, receipt):
-        def find(db):
-            row = db.execute(select(UNMATCHED_FIELDS, "unmatched_payments") + "WHERE receipt = ?",
-                             (receipt,)).fetchone()
-            return dict(row) if row else None
-        return await self._read(find)
+        return await self._read(read_unmatched, receipt)
 
     async def list_unmatched_payments(self, limit=500):
         def find(db):

@@ -1,14 +1,19 @@
 """What the SQLite store runs on its worker thread, shared by several of its methods:
 one-record reads, the whole credit of a payment, consumption by day."""
 
-from .base import METER_FIELDS, RECHARGE_FIELDS, STK_FIELDS, TX_FIELDS, USER_FIELDS, NotFound
+from .base import (METER_FIELDS, RECHARGE_FIELDS, STK_FIELDS, TX_FIELDS, UNMATCHED_FIELDS,
+                   USER_FIELDS, NotFound)
 from .sqlite_schema import insert_row, meter_record, select
 
 
-def read_user(db, user_id):
-    row = db.execute(select(USER_FIELDS, "users") + "WHERE user_id = ?",
-                     (user_id,)).fetchone()
+def fetch_one(db, fields, table, where, args):
+    """The one row of table matching where, as a dict of fields, or None."""
+    row = db.execute(select(fields, table) + where, args).fetchone()
     return dict(row) if row else None
+
+
+def read_user(db, user_id):
+    return fetch_one(db, USER_FIELDS, "users", "WHERE user_id = ?", (user_id,))
 
 
 def read_meter(db, meter_no):
@@ -18,28 +23,27 @@ def read_meter(db, meter_no):
 
 
 def read_stk(db, checkout_request_id):
-    row = db.execute(select(STK_FIELDS, "stk_requests") + "WHERE checkout_request_id = ?",
-                     (checkout_request_id,)).fetchone()
-    return dict(row) if row else None
+    return fetch_one(db, STK_FIELDS, "stk_requests", "WHERE checkout_request_id = ?",
+                     (checkout_request_id,))
 
 
 def read_tx_by_receipt(db, receipt):
-    row = db.execute(select(TX_FIELDS, "transactions") + "WHERE mpesa_receipt = ?",
-                     (receipt,)).fetchone()
-    return dict(row) if row else None
+    return fetch_one(db, TX_FIELDS, "transactions", "WHERE mpesa_receipt = ?", (receipt,))
 
 
 def read_tx_by_checkout(db, checkout_request_id):
-    row = db.execute(select(TX_FIELDS, "transactions") + "WHERE transaction_id = (SELECT "
+    return fetch_one(db, TX_FIELDS, "transactions", "WHERE transaction_id = (SELECT "
                      "transaction_id FROM checkouts WHERE checkout_request_id = ?)",
-                     (checkout_request_id,)).fetchone()
-    return dict(row) if row else None
+                     (checkout_request_id,))
 
 
 def read_recharge(db, meter_no, seq):
-    row = db.execute(select(RECHARGE_FIELDS, "recharges") + "WHERE meter_no = ? AND seq = ?",
-                     (meter_no, seq)).fetchone()
-    return dict(row) if row else None
+    return fetch_one(db, RECHARGE_FIELDS, "recharges", "WHERE meter_no = ? AND seq = ?",
+                     (meter_no, seq))
+
+
+def read_unmatched(db, receipt):
+    return fetch_one(db, UNMATCHED_FIELDS, "unmatched_payments", "WHERE receipt = ?", (receipt,))
 
 
 def credit_payment(db, payment, tx_id):
