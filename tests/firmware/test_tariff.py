@@ -5,20 +5,9 @@ import json
 from meter.calendar import epoch
 from meter.tariff import FINE_PER_CENT, Biller, BillingError, Tariff
 from support import raises
+from tariff_samples import kenya_dict
 
 EAT = 3 * 3600
-
-
-def kenya_dict():
-    return {"version": 3, "effective_from": 1767225600, "utc_offset_min": 180,
-            "bands": [{"upto_kwh": 30, "rate": 1223}, {"upto_kwh": 100, "rate": 1650},
-                      {"rate": 1950}],
-            "tou": [{"from": "22:00", "to": "06:00", "factor_bp": 7000}],
-            "passthrough": [{"name": "fuel", "rate": 367}, {"name": "forex", "rate": 133},
-                            {"name": "inflation", "rate": 45}],
-            "levies": [{"name": "erc", "rate": 8}, {"name": "wra", "rate": 5}],
-            "percent_levies": [{"name": "rep", "bp": 500}],
-            "vat_bp": 1600}
 
 
 def small_bands_dict():

@@ -4,20 +4,9 @@ import json
 from meter.tariff import Tariff, TariffError
 from meter.tariff_config import parse_tariff
 from support import raises
+from tariff_samples import kenya_dict
 
 _DROP = object()  # as a value below: remove the key instead of setting it
-
-
-def kenya_dict():
-    return {"version": 3, "effective_from": 1767225600, "utc_offset_min": 180,
-            "bands": [{"upto_kwh": 30, "rate": 1223}, {"upto_kwh": 100, "rate": 1650},
-                      {"rate": 1950}],
-            "tou": [{"from": "22:00", "to": "06:00", "factor_bp": 7000}],
-            "passthrough": [{"name": "fuel", "rate": 367}, {"name": "forex", "rate": 133},
-                            {"name": "inflation", "rate": 45}],
-            "levies": [{"name": "erc", "rate": 8}, {"name": "wra", "rate": 5}],
-            "percent_levies": [{"name": "rep", "bp": 500}],
-            "vat_bp": 1600}
 
 
 def test_config_round_trips_through_to_dict():
