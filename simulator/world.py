@@ -152,6 +152,7 @@ class World:
         self.metered_total = 0  # true energy through the meter, mW*ms
         self.unpowered_ms = 0
         self._dv_slot = self._hz_minute = None  # caches: values change per 10 min / per minute
+        self._piece = None  # see _piece_at
 
     # --- time -----------------------------------------------------------------------------
 
@@ -179,6 +180,7 @@ class World:
     def restore_power(self):
         self.sync()
         self.outages.restore(self.now_ms())
+        self._piece = None  # a cut's end moved in place: the span count does not show it
 
     def next_event_ms(self):
         """The next virtual instant the mains or the load changes (for the board's scheduler)."""
@@ -239,7 +241,7 @@ class World:
 
     def metered_power_mw(self):
         self.sync()
-        return self._metered_power_at(self._t)
+        return self._piece_at(self._t)[2]
 
     # --- exact energy -----------------------------------------------------------------------
 
@@ -250,18 +252,35 @@ class World:
         if now <= t:
             return
         while t < now:
-            end = now
-            nxt = self.load.next_change(self._local(t))
-            if nxt is not None:
-                end = min(end, nxt - self._local(t) + t)
-            m = self.outages.next_change(t)
-            if m is not None:
-                end = min(end, m)
-            if not self.mains_on(t):
+            piece = self._piece_at(t)
+            end = now if piece[1] is None else min(now, piece[1])
+            if not piece[3]:
                 self.unpowered_ms += end - t
-            self.metered_total += self._metered_power_at(t) * (end - t)
+            self.metered_total += piece[2] * (end - t)
             t = end
         self._t = now
+
+    def _piece_at(self, t):
+        """(start, end or None, metered mW, mains on, ...) of the stretch of constant power
+        around t. Every meter syncs several times a tick, nearly always inside the stretch it
+        asked about last, so that one is kept while what it was made from is unchanged."""
+        p = self._piece
+        if (p is not None and p[0] <= t and (p[1] is None or t < p[1]) and p[4] is self.load
+                and p[5] == self.relay_closed and p[6] == self.bypass
+                and p[7] == self.extra_mw and p[8] == len(self.outages.spans)):
+            return p
+        end = None
+        local = self._local(t)
+        nxt = self.load.next_change(local)
+        if nxt is not None:
+            end = nxt - local + t
+        m = self.outages.next_change(t)
+        if m is not None and (end is None or m < end):
+            end = m
+        p = (t, end, self._metered_power_at(t), self.mains_on(t), self.load, self.relay_closed,
+             self.bypass, self.extra_mw, len(self.outages.spans))
+        self._piece = p
+        return p
 
     def metered_mwms(self):
         self.sync()
@@ -278,11 +297,11 @@ class World:
         power factor 0.01): what a sensor on this meter's line would see now."""
         self.sync()
         t = self._t
-        on = self.mains_on(t)
-        if not on:
+        piece = self._piece_at(t)
+        if not piece[3]:
             return (False, 0, 0, 0, self.metered_total // _MWMS_PER_MWH, 0, 0)
         dv = self.voltage_dv(t)
-        mw = self._metered_power_at(t)
+        mw = piece[2]
         pf = getattr(self.load, "pf_centi", 100) if mw else 0
         ma = mw * 1000 // (dv * pf) if mw and pf else 0
         return (True, dv, ma, mw // 100, self.metered_total // _MWMS_PER_MWH,

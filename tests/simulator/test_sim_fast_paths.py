@@ -62,3 +62,33 @@ def test_active_clock_follows_the_current_board():
     finally:
         board_context.deactivate(token)
     assert active_clock() is installed
+
+
+def test_energy_follows_every_change_made_inside_a_stretch_of_constant_power():
+    clock, world = make_world(1000)
+    kw_ms = 1000000  # 1 kW in mW; energies below in mW*ms
+    clock.advance(5000)
+    assert world.metered_mwms() == 5000 * kw_ms
+    world.load = SteadyLoad(2000)  # swapped by hand, as a test does
+    clock.advance(5000)
+    assert world.metered_mwms() == 15000 * kw_ms
+    world.relay_closed = False  # set directly, not through set_relay
+    clock.advance(5000)
+    assert world.metered_mwms() == 15000 * kw_ms and world.metered_power_mw() == 0
+    world.set_relay(True)
+    world.schedule_outage(clock.now_ms() + 1000, 2000)
+    for _ in range(4):
+        clock.advance(1000)
+        world.sync()  # synced inside the cut and across both of its edges
+    assert world.metered_mwms() == 15000 * kw_ms + 2 * 2000 * kw_ms
+    assert world.unpowered_ms == 2000
+    world.schedule_outage(clock.now_ms() + 500)  # open-ended, ended early by hand
+    clock.advance(1000)
+    world.restore_power()
+    assert world.sensor_reading()[0] and world.sensor_reading()[3] == 20000
+    clock.advance(1000)
+    assert world.metered_mwms() == 15000 * kw_ms + 2 * 2000 * kw_ms + 2 * 1500 * kw_ms
+    assert world.unpowered_ms == 2500
+    world.set_extra_load(500)
+    clock.advance(1000)
+    assert world.metered_mwms() == 15000 * kw_ms + 2 * 2000 * kw_ms + 2 * 1500 * kw_ms + 2500 * kw_ms
