@@ -231,16 +231,13 @@ class Display:
             return False
         shown = self._shown
         for key in _SHOWN_KEYS:
-            if not _same_value(snapshot.get(key, _ABSENT), shown.get(key, _ABSENT)):
+            now = snapshot.get(key, _ABSENT)
+            before = shown.get(key, _ABSENT)
+            # 0 == False and 1 == True, yet money() and power() tell an int from a bool.
+            if now != before or type(now) is not type(before):
                 return False
-        alerts = snapshot.get("alerts") or {}
-        before = self._shown_alerts
-        if len(alerts) != len(before):
-            return False
-        for name in alerts:
-            if name not in before or not _same_value(alerts[name], before[name]):
-                return False
-        return True
+        # Alerts are only read for their truth, on which equal values (1, True) agree.
+        return (snapshot.get("alerts") or {}) == self._shown_alerts
 
     def _remember(self, snapshot):
         self._shown_page = self.page
@@ -248,11 +245,6 @@ class Display:
             self._shown[key] = snapshot.get(key, _ABSENT)
         # A copy: the app updates its alerts dict in place.
         self._shown_alerts = dict(snapshot.get("alerts") or {})
-
-
-def _same_value(a, b):
-    # 0 == False and 1 == True, yet money() and power() tell an int from a bool.
-    return a == b and type(a) is type(b)
 
 
 def _pattern(ms):
