@@ -41,14 +41,12 @@ from aiohttp import web
 
 from cloud.daraja import (EAT, PATH_OAUTH, PATH_STK_PUSH, PATH_STK_QUERY, eat_timestamp,
                           stk_password)
-from cloud.daraja_sandbox_state import (C2B_SIMULATE_PATHS, OUTCOME_NAMES, Sandbox,
+from cloud.daraja_sandbox_control import add_control_routes
+from cloud.daraja_sandbox_state import (C2B_SIMULATE_PATHS, OUTCOME_NAMES, SANDBOX, Sandbox,
                                         SandboxConfig, SandboxError, gateway_error,
                                         parse_outcome)
-from cloud.phone import InvalidPhone, normalise_msisdn
 
 __all__ = ["SandboxConfig", "make_app", "main", "SANDBOX"]
-
-SANDBOX = web.AppKey("daraja_sandbox", Sandbox)
 
 _C2B_REGISTER_PATHS = ("/mpesa/c2b/v1/registerurl", "/mpesa/c2b/v2/registerurl")
 _MSISDN = re.compile(r"254[71][0-9]{8}")
@@ -208,110 +206,6 @@ async def c2b_simulate(request):
                               "ResponseDescription": "Accept the service request successfully."})
 
 
-# -- control --------------------------------------------------------------------------------
-
-async def _control_json(request):
-    try:
-        body = await request.json()
-    except ValueError:
-        raise web.HTTPBadRequest(text='{"error": "body must be JSON"}',
-                                 content_type="application/json") from None
-    if not isinstance(body, dict):
-        raise web.HTTPBadRequest(text='{"error": "body must be a JSON object"}',
-                                 content_type="application/json")
-    return body
-
-
-def _control_error(message):
-    return web.json_response({"error": message}, status=400)
-
-
-async def set_outcome(request):
-    body = await _control_json(request)
-    rule = {"outcome": body.get("outcome", "success")}
-    try:
-        parse_outcome(rule["outcome"])
-        if body.get("phone") is not None:
-            rule["phone"] = normalise_msisdn(body["phone"])
-        if body.get("amount") is not None:
-            rule["amount"] = int(body["amount"])
-        for key in ("deliver_times", "delay_s"):
-            if body.get(key) is not None:
-                rule[key] = float(body[key]) if key == "delay_s" else int(body[key])
-    except (ValueError, TypeError, InvalidPhone) as error:
-        return _control_error(str(error))
-    rule["once"] = bool(body.get("once", False))
-    rule["hold"] = bool(body.get("hold", False))
-    request.app[SANDBOX].rules.append(rule)
-    return web.json_response({"rule": rule, "outcomes": sorted(OUTCOME_NAMES)})
-
-
-async def clear_outcomes(request):
-    request.app[SANDBOX].rules.clear()
-    return web.json_response({"rules": []})
-
-
-async def replay(request):
-    body = await _control_json(request)
-    sandbox = request.app[SANDBOX]
-    record = sandbox.stk.get(str(body.get("CheckoutRequestID", "")))
-    if record is None or record.get("callback_text") is None:
-        return _control_error("no settled STK request with that CheckoutRequestID")
-    try:
-        times = max(1, int(body.get("times", 1)))
-    except (TypeError, ValueError):
-        return _control_error("times must be a whole number")
-    deliveries = [await sandbox.deliver_stk_callback(record) for _ in range(times)]
-    return web.json_response({"deliveries": deliveries})
-
-
-async def settle(request):
-    body = await _control_json(request)
-    record = request.app[SANDBOX].stk.get(str(body.get("CheckoutRequestID", "")))
-    if record is None:
-        return _control_error("no STK request with that CheckoutRequestID")
-    if record["status"] != "pending":
-        return _control_error("that STK request is already settled")
-    deliveries = await request.app[SANDBOX].settle_stk(record)
-    return web.json_response({"deliveries": deliveries})
-
-
-async def settings(request):
-    body = await _control_json(request)
-    try:
-        changed = request.app[SANDBOX].update_settings(body)
-    except (ValueError, TypeError) as error:
-        return _control_error(str(error))
-    return web.json_response({"settings": changed})
-
-
-async def add_fault(request):
-    body = await _control_json(request)
-    if not str(body.get("path", "")).startswith("/"):
-        return _control_error("fault needs a path such as %s" % PATH_STK_QUERY)
-    try:
-        fault = dict(body, count=int(body.get("count", 1)),
-                     hang_s=float(body.get("hang_s") or 0), status=int(body.get("status") or 0))
-    except (TypeError, ValueError):
-        return _control_error("count, status and hang_s must be numbers")
-    request.app[SANDBOX].faults.append(fault)
-    return web.json_response({"faults": request.app[SANDBOX].faults})
-
-
-async def revoke_tokens(request):
-    request.app[SANDBOX].tokens.clear()
-    return web.json_response({"revoked": True})
-
-
-async def show_requests(request):
-    return web.json_response(request.app[SANDBOX].snapshot(request.query.get("path")))
-
-
-async def reset(request):
-    request.app[SANDBOX].reset()
-    return web.json_response({"reset": True})
-
-
 # -- the app --------------------------------------------------------------------------------
 
 @web.middleware
@@ -364,15 +258,7 @@ def make_app(config=None):
         app.router.add_post(path, c2b_register)
     for path in C2B_SIMULATE_PATHS:
         app.router.add_post(path, c2b_simulate)
-    app.router.add_post("/sandbox/outcome", set_outcome)
-    app.router.add_delete("/sandbox/outcome", clear_outcomes)
-    app.router.add_post("/sandbox/settle", settle)
-    app.router.add_post("/sandbox/replay", replay)
-    app.router.add_post("/sandbox/settings", settings)
-    app.router.add_post("/sandbox/faults", add_fault)
-    app.router.add_post("/sandbox/tokens/revoke", revoke_tokens)
-    app.router.add_get("/sandbox/requests", show_requests)
-    app.router.add_post("/sandbox/reset", reset)
+    add_control_routes(app)
     return app
 
 

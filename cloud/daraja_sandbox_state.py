@@ -392,3 +392,7 @@ def _validation_verdict(entry, response_type):
         code = str(reply["ResultCode"])
         return "accepted" if code == "0" else "rejected:%s" % code
     return "accepted" if response_type == "Completed" else "cancelled"
+
+
+# Where an app built by cloud.daraja_sandbox.make_app keeps its Sandbox.
+SANDBOX = web.AppKey("daraja_sandbox", Sandbox)
