@@ -19,7 +19,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HEAP = os.environ.get("MITA_TEST_HEAP", "64k")
 # A module whose first lines say "# micropython-heap: 128k" gets that cap instead: tests that
 # import the whole app need the bytecode of every module in the heap on the 64-bit unix port
-# (on the device it is frozen into flash or run in place from ROMFS).
+# (on the device it is frozen into flash or run in place from ROMFS). Caps are set about 32k
+# above the smallest that passes, since where a large block fits depends on fragmentation.
 HEAP_MARK = "# micropython-heap:"
 
 

@@ -1,4 +1,4 @@
-# micropython-heap: 128k (imports every firmware module: bytecode lives in the unix port's heap)
+# micropython-heap: 160k (imports every firmware module: bytecode lives in the unix port's heap)
 # The meter application on fake hardware: draining, cutting, recharging, power cuts.
 from meter.app import MeterApp
 from meter.storage import StateStore

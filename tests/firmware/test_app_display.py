@@ -1,4 +1,4 @@
-# micropython-heap: 160k (the app and the LCD, display and buzzer modules: their bytecode and the
+# micropython-heap: 192k (the app and the LCD, display and buzzer modules: their bytecode and the
 # 64-bit port's double-size objects live in this heap; the ESP32 runs bytecode from flash)
 # The LCD and the buzzer driven by the app's ticks, on the app test board (appfakes.py).
 from meter import config as meter_config

@@ -1,4 +1,4 @@
-# micropython-heap: 128k (imports every firmware module: bytecode lives in the unix port's heap)
+# micropython-heap: 160k (imports every firmware module: bytecode lives in the unix port's heap)
 # The app keeps going on a state of the wrong shape, a failed tariff save, a sensor silent
 # for longer than the ticks period, and a clock carried forward after a power cut.
 from meter.app import MeterApp

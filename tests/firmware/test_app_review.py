@@ -1,4 +1,4 @@
-# micropython-heap: 128k (imports every firmware module: bytecode lives in the unix port's heap)
+# micropython-heap: 160k (imports every firmware module: bytecode lives in the unix port's heap)
 # Review of the whole tick path (issue #2): the app on the real PZEM driver speaking Modbus bytes,
 # the real clock on an RTC that restarts in 2000, ticks that wrap, a flash that refuses writes.
 # Power cuts at every byte of the state write are in test_app_torn.py, the LCD and buzzer in

@@ -1,4 +1,4 @@
-# micropython-heap: 128k (imports every firmware module: bytecode lives in the unix port's heap)
+# micropython-heap: 160k (imports every firmware module: bytecode lives in the unix port's heap)
 # A power cut at every byte of the app's own state write: each torn image boots to a meter that
 # bills every Wh once and brings the relay back without a flicker. (Its own module: a boot a
 # byte needs the heap the other review tests' bytecode would take.)
