@@ -237,7 +237,14 @@ class MosquittoBroker:
             self._write_acl()
         if self.proc is not None:
             self.proc.send_signal(signal.SIGHUP)
-            await self._wait(lambda: probe_connack(self.host, self.port, user, password) == 0)
+            await self._wait(lambda: self._accepts(user, password))
+
+    def _accepts(self, user, password):
+        # While mosquitto reloads after SIGHUP a probe may be reset: not ready yet, try again.
+        try:
+            return probe_connack(self.host, self.port, user, password) == 0
+        except OSError:
+            return False
 
     def cleanup(self):
         shutil.rmtree(self.folder, ignore_errors=True)
