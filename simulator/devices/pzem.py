@@ -65,6 +65,7 @@ class Pzem004t:
         self.replies = 0
         self.faults_applied = {}
         self._last_good_frame = None
+        self._last_input = None  # (address, registers, reply) of the last input-register read
 
     # --- test and scenario controls -------------------------------------------------------
 
@@ -176,7 +177,12 @@ class Pzem004t:
         if count < 1 or start + count > 10:
             return _exception(addr, 0x04, ILLEGAL_ADDRESS)
         regs = self.input_registers(reading)[start:start + count]
-        return with_crc(bytes((addr, 0x04, 2 * count)) + _words(regs))
+        last = self._last_input
+        if last is not None and last[0] == addr and last[1] == regs:
+            return last[2]  # the values have not moved since the last poll: same frame
+        reply = with_crc(bytes((addr, 0x04, 2 * count)) + _words(regs))
+        self._last_input = (addr, regs, reply)
+        return reply
 
     def _read_holding(self, addr, start, count):
         if count < 1 or start < 1 or start + count > 3:

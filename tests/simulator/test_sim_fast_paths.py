@@ -92,3 +92,19 @@ def test_energy_follows_every_change_made_inside_a_stretch_of_constant_power():
     world.set_extra_load(500)
     clock.advance(1000)
     assert world.metered_mwms() == 15000 * kw_ms + 2 * 2000 * kw_ms + 2 * 1500 * kw_ms + 2500 * kw_ms
+
+
+def test_a_repeated_poll_answers_the_values_of_its_own_instant():
+    clock, world = make_world(1000)
+    pzem = Pzem004t(world)
+    first = pzem.handle(READ_ALL)
+    assert pzem.handle(READ_ALL) == first  # nothing moved: the very same frame
+    clock.advance(3600)  # 1 Wh later
+    later = pzem.handle(READ_ALL)
+    assert later != first and later[13:15] == b"\x00\x01"  # energy low word: 1 Wh
+    assert pzem.handle(read_request(0xF8)) != later  # another address in the reply
+    assert pzem.handle(read_request(0xF8))[0] == 0xF8
+    assert pzem.handle(read_request(1, 3, 1)) == pzem.handle(read_request(1, 3, 1))
+    assert len(pzem.handle(read_request(1, 3, 1))) == 7
+    world.set_extra_load(500)  # power moves, energy not yet: a new frame
+    assert pzem.handle(READ_ALL) != later
