@@ -97,6 +97,7 @@ def main(argv=None):
             r["rate_cpu"], r["wall_s"], r["kb_per_meter"], r["peak_process_mb"],
             "  CRASHES: %d" % r["crashes"] if r["crashes"] else ""))
         sys.stdout.flush()
+    print("machine: load average at the end %s" % " ".join("%.2f" % x for x in os.getloadavg()))
     print("meter-s/s run: simulated meter-seconds per wall second of the slowest worker's "
           "run phase; all: including process start and building the meters; per CPU-s: per "
           "CPU second the workers spent running (what one core gives, whatever else the "
