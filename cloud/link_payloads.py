@@ -4,9 +4,15 @@ cloud sends, and the recharge floor the cloud tells a meter in `sync`. No I/O he
 import datetime
 import json
 
-PROTOCOL_VERSION = 1
-MAX_PAYLOAD_BYTES = 4096
-RECHARGE_WINDOW = 64  # the meter's Recharger window: seqs further past its floor are refused
+from cloud.firmware_source import load_firmware_module
+
+# Defined once, in the firmware (firmware/meter/protocol.py): the cloud runs that source.
+_PROTOCOL = load_firmware_module("protocol")
+if _PROTOCOL is None:
+    raise ImportError("firmware/meter/protocol.py is missing: the cloud ships beside the firmware")
+PROTOCOL_VERSION = _PROTOCOL["PROTOCOL_VERSION"]
+MAX_PAYLOAD_BYTES = _PROTOCOL["MAX_PAYLOAD_BYTES"]
+RECHARGE_WINDOW = _PROTOCOL["RECHARGE_WINDOW"]  # seqs further past a meter's floor are refused
 ACK_STATUSES = ("applied", "duplicate", "rejected")
 # Rejections that say "not now" rather than "never": the recharge stays pending.
 RETRYABLE_REASONS = ("ahead_of_window", "storage_error")

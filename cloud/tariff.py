@@ -1,15 +1,13 @@
 """Tariff validation for the API: the cloud accepts exactly what a meter will accept, by running
 the firmware's own validator (firmware/meter/tariff_config.py) in a private namespace."""
 
-import builtins
 import logging
-import pathlib
 import types
+
+from cloud.firmware_source import load_firmware_module
 
 log = logging.getLogger("mita.tariff")
 
-_FIRMWARE_VALIDATOR = (pathlib.Path(__file__).resolve().parents[1]
-                       / "firmware" / "meter" / "tariff_config.py")
 _TOP_KEYS = ("version", "effective_from", "utc_offset_min", "bands", "tou", "passthrough",
              "levies", "percent_levies", "vat_bp")
 
@@ -18,29 +16,7 @@ class InvalidTariff(ValueError):
     """A meter would refuse this tariff."""
 
 
-def _load_firmware_validator(path=_FIRMWARE_VALIDATOR):
-    """The firmware module's namespace, or None when the source is not shipped alongside.
-
-    Its only import is `micropython.const`; a private __import__ supplies it, so nothing is
-    put into sys.modules (the simulator installs its own fake micropython there).
-    """
-    try:
-        source = path.read_text(encoding="utf-8")
-    except OSError:
-        return None
-    stub = types.ModuleType("micropython")
-    stub.const = lambda value: value  # type: ignore[attr-defined]
-    real_import = builtins.__import__
-
-    def private_import(name, *args, **kwargs):
-        return stub if name == "micropython" else real_import(name, *args, **kwargs)
-    namespace = {"__builtins__": dict(vars(builtins), __import__=private_import),
-                 "__name__": "mita_firmware_tariff_config"}
-    exec(compile(source, str(path), "exec"), namespace)  # our own repository's source
-    return namespace
-
-
-_VALIDATOR = _load_firmware_validator()
+_VALIDATOR = load_firmware_module("tariff_config")
 if _VALIDATOR is None:
     log.warning("firmware tariff validator not found; only the tariff's shape is checked")
 

@@ -6,8 +6,8 @@ from micropython import const
 
 from meter import VERSION
 from meter.history import HistoryLog
+from meter.protocol import PROTOCOL_VERSION
 
-PROTOCOL_VERSION = const(1)
 _HISTORY_WINDOW = const(8)  # history records in flight at once
 _STATUS_KEYS = ("load_connected", "reason", "tariff_version")
 

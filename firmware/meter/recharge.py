@@ -20,6 +20,8 @@ state() together with the ledger in one atomic write before acknowledging anythi
 """
 from micropython import const
 
+from meter.protocol import RECHARGE_WINDOW
+
 SOURCES = ("cloud", "token")
 MAX_ID_LEN = const(64)
 _MAX_SEQ = const(0xFFFFFFFF)
@@ -69,7 +71,7 @@ def validate(msg, max_cents):
 
 
 class Recharger:
-    def __init__(self, ledger, max_cents=25000000, window=64, state=None):
+    def __init__(self, ledger, max_cents=25000000, window=RECHARGE_WINDOW, state=None):
         if not _is_int(max_cents) or max_cents < 1:
             raise ValueError("max_cents must be a positive int")
         if not _is_int(window) or window < 1:
