@@ -58,7 +58,7 @@ def _store_ctx(given):
 
 async def _start_embedded_sandbox(config):
     """The local Daraja stand-in on a free localhost port; zero accounts needed."""
-    from cloud.daraja_sandbox import make_app as make_sandbox
+    from standins.daraja import make_app as make_sandbox
     sandbox = make_sandbox({"consumer_key": config.daraja_consumer_key,
                             "consumer_secret": config.daraja_consumer_secret,
                             "shortcode": config.daraja_shortcode,

@@ -164,12 +164,12 @@ def stop_all():
 
 
 class DarajaProcess:
-    """The Daraja stand-in (`python -m cloud.daraja_sandbox`) and its control endpoints."""
+    """The Daraja stand-in (`python -m standins.daraja`) and its control endpoints."""
 
     def __init__(self, folder, callback_delay_s=0.2):
         self.port = free_port()
         self.url = "http://127.0.0.1:%d" % self.port
-        self.proc = Proc("daraja stand-in", [sys.executable, "-m", "cloud.daraja_sandbox",
+        self.proc = Proc("daraja stand-in", [sys.executable, "-m", "standins.daraja",
                                              "--port", str(self.port), "--callback-delay",
                                              str(callback_delay_s)],
                          os.path.join(folder, "daraja.log"))

@@ -10,7 +10,7 @@ from aiohttp import web
 from cloud.app import EMBEDDED_SANDBOX, create_app
 from cloud.auth import signed_headers
 from cloud.config import Config
-from cloud.daraja_sandbox import SANDBOX
+from standins.daraja import SANDBOX
 from cloud.views.keys import DARAJA, PAYMENTS, STORE
 
 OPERATOR_KEY = "op-test-key-0123456789"

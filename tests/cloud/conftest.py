@@ -1,6 +1,6 @@
 """Store fixtures for every cloud test: `store` runs a test once per backend, `sqlite_store`
 and `firebase_store` pick one. Firebase goes through the real firebase-admin SDK to the local
-RTDB stand-in (cloud.rtdb_server, enforcing database.rules.json indexes) via
+RTDB stand-in (standins.rtdb, enforcing database.rules.json indexes) via
 FIREBASE_DATABASE_EMULATOR_HOST; set MITA_FIREBASE_EMULATOR_HOST=host:port to also run
 against Firebase's own emulator."""
 
@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from cloud.rtdb_server import LocalRtdb
+from standins.rtdb import LocalRtdb
 from cloud.store.sqlite import SqliteStore
 
 RULES_PATH = pathlib.Path(__file__).resolve().parents[2] / "database.rules.json"

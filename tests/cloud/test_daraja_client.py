@@ -14,7 +14,7 @@ from cloud.daraja import (PATH_C2B_REGISTER, PATH_C2B_SIMULATE, PATH_OAUTH, PATH
                           PATH_STK_QUERY, PRODUCTION_BASE_URL, SANDBOX_PASSKEY, DarajaAuthError,
                           DarajaClient, DarajaError, DarajaPending, DarajaRejected,
                           DarajaTimeout)
-from cloud.daraja_sandbox import SANDBOX, make_app
+from standins.daraja import SANDBOX, make_app
 from cloud.phone import InvalidPhone
 from tests.cloud.cloud_harness import CallbackReceiver, serve_receiver
 

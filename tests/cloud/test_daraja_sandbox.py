@@ -17,7 +17,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from cloud.daraja import SANDBOX_PASSKEY, eat_timestamp, stk_password
-from cloud.daraja_sandbox import SANDBOX, main, make_app
+from standins.daraja import SANDBOX, main, make_app
 from tests.cloud.cloud_harness import CallbackReceiver, serve_receiver
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -473,7 +473,7 @@ def _free_port():
 
 def test_runs_as_a_module_with_a_port():
     port = _free_port()
-    process = subprocess.Popen([sys.executable, "-m", "cloud.daraja_sandbox", "--port", str(port)],
+    process = subprocess.Popen([sys.executable, "-m", "standins.daraja", "--port", str(port)],
                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         request = urllib.request.Request(

@@ -308,7 +308,7 @@ async def test_register_c2b_gives_daraja_the_secret_urls_without_printing_the_se
         aiohttp_server, capsys):
     from cloud.__main__ import register_c2b
     from cloud.config import config_from_mapping
-    from cloud.daraja_sandbox import SANDBOX, make_app
+    from standins.daraja import SANDBOX, make_app
     server = await aiohttp_server(make_app({"consumer_key": "ck", "consumer_secret": "cs",
                                             "shortcode": "600999", "passkey": "pk"}))
     secret = "prod-secret-0123456789"

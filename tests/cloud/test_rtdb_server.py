@@ -13,7 +13,7 @@ import firebase_admin
 import pytest
 from firebase_admin import db
 
-from cloud.rtdb_server import LocalRtdb, RtdbServer
+from standins.rtdb import LocalRtdb, RtdbServer
 
 RULES = {"rules": {"users": {".indexOn": ["phone_number"]},
                    "recharges": {"$meter": {".indexOn": "status"}},
@@ -232,7 +232,7 @@ def test_runs_as_a_module(tmp_path):
         port = s.getsockname()[1]
     rules = tmp_path / "rules.json"
     rules.write_text(json.dumps(RULES))
-    proc = subprocess.Popen([sys.executable, "-m", "cloud.rtdb_server", "--port", str(port),
+    proc = subprocess.Popen([sys.executable, "-m", "standins.rtdb", "--port", str(port),
                              "--rules", str(rules)], stdout=subprocess.PIPE,
                             cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
     try:

@@ -65,7 +65,7 @@ async def mosquitto_rig(aiohttp_client, tmp_path):
 @pytest.fixture(scope="session")
 def rtdb_server():
     import pathlib
-    from cloud.rtdb_server import LocalRtdb
+    from standins.rtdb import LocalRtdb
     rules = json.loads((pathlib.Path(ROOT) / "database.rules.json").read_text())
     with LocalRtdb(rules=rules) as server:
         yield server

@@ -1,11 +1,11 @@
 """The Daraja stand-in's control paths (/sandbox/...), for tests and demos: scripted outcomes,
 settle and replay, settings, faults, token revocation, the request log. No auth: never expose
-the stand-in publicly. The paths are listed in cloud.daraja_sandbox."""
+the stand-in publicly. The paths are listed in standins.daraja."""
 
 from aiohttp import web
 
 from cloud.daraja import PATH_STK_QUERY
-from cloud.daraja_sandbox_state import OUTCOME_NAMES, SANDBOX, parse_outcome
+from standins.daraja_state import OUTCOME_NAMES, SANDBOX, parse_outcome
 from cloud.phone import InvalidPhone, normalise_msisdn
 
 

@@ -1,6 +1,6 @@
 """A local stand-in for Safaricom's Daraja gateway: same paths and shapes, scripted outcomes.
 
-Run it with `python -m cloud.daraja_sandbox --port 8099`, or build it in-process with
+Run it with `python -m standins.daraja --port 8099`, or build it in-process with
 `make_app(config)`. Gateway paths (all as in reference/daraja.md):
 
   GET  /oauth/v1/generate?grant_type=client_credentials   Basic auth -> token
@@ -41,8 +41,8 @@ from aiohttp import web
 
 from cloud.daraja import (EAT, PATH_OAUTH, PATH_STK_PUSH, PATH_STK_QUERY, eat_timestamp,
                           stk_password)
-from cloud.daraja_sandbox_control import add_control_routes
-from cloud.daraja_sandbox_state import (C2B_SIMULATE_PATHS, OUTCOME_NAMES, SANDBOX, Sandbox,
+from standins.daraja_control import add_control_routes
+from standins.daraja_state import (C2B_SIMULATE_PATHS, OUTCOME_NAMES, SANDBOX, Sandbox,
                                         SandboxConfig, SandboxError, gateway_error,
                                         parse_outcome)
 
@@ -264,7 +264,7 @@ def make_app(config=None):
 
 def main(argv=None):
     defaults = SandboxConfig()
-    parser = argparse.ArgumentParser(prog="python -m cloud.daraja_sandbox",
+    parser = argparse.ArgumentParser(prog="python -m standins.daraja",
                                      description="Local stand-in for the M-Pesa Daraja API.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8099)

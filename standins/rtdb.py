@@ -7,7 +7,7 @@ limit filters, `{".sv": "timestamp"}`, and, when given a rules file, the "Index 
 refusal for queries on children the rules do not index. Read/write rules are not evaluated:
 the SDK connects as the admin (`Bearer owner`), which bypasses them anyway.
 
-    python -m cloud.rtdb_server --port 9000 [--rules database.rules.json]
+    python -m standins.rtdb --port 9000 [--rules database.rules.json]
 """
 
 import argparse

@@ -1,6 +1,6 @@
 """The Daraja stand-in's memory: tokens, STK requests, C2B payments, and the calls it makes back.
 
-The HTTP side lives in cloud.daraja_sandbox; this module decides outcomes, builds callback
+The HTTP side lives in standins.daraja; this module decides outcomes, builds callback
 bodies in Safaricom's exact shapes and delivers them from background tasks it can cancel.
 """
 
@@ -394,5 +394,5 @@ def _validation_verdict(entry, response_type):
     return "accepted" if response_type == "Completed" else "cancelled"
 
 
-# Where an app built by cloud.daraja_sandbox.make_app keeps its Sandbox.
+# Where an app built by standins.daraja.make_app keeps its Sandbox.
 SANDBOX = web.AppKey("daraja_sandbox", Sandbox)
