@@ -6,7 +6,7 @@ command latency passes 1 s.
 
 The cloud runs as `python -m cloud serve` in its own process (SQLite store, the Daraja
 stand-in, MITA_MQTT_URL pointing at a mosquitto this script starts with the files
-cloud.mosquitto writes). The meters that receive payments are the firmware itself under
+cloud.link.mosquitto writes). The meters that receive payments are the firmware itself under
 CPython: MeterApp on the test suite's fake board, with the firmware's own link and MQTT client;
 latency ends when its relay driver closes (`--fake-probes`: the small client below instead).
 The load fleet is a small asyncio MQTT 3.1.1 client per meter speaking docs/protocol.md
@@ -34,8 +34,8 @@ sys.path[:0] = [ROOT, os.path.join(ROOT, "firmware"), os.path.join(ROOT, "simula
 
 import aiohttp  # noqa: E402
 
-from cloud import mosquitto as mosq  # noqa: E402
-from cloud.broker import BRIDGE_USERNAME, meter_broker_password  # noqa: E402
+from cloud.link import mosquitto as mosq  # noqa: E402
+from cloud.link.accounts import BRIDGE_USERNAME, meter_broker_password  # noqa: E402
 
 SECRET = "bench-callback-secret-000"
 OPERATOR = "op-bench-key-0123456789"

@@ -8,15 +8,17 @@ import sys
 
 from aiohttp import web
 
-from cloud.app import create_app, open_store
-from cloud.auth import hash_key, new_secret
-from cloud.broker import (BrokerConfigError, BrokerStartError, load_link_settings,
-                          meter_registered, setup_link)
-from cloud.callbacks import normalise_meter_no
+from cloud.app import create_app
+from cloud.auth import new_secret
 from cloud.config import ConfigError, load_config
+from cloud.keys import DARAJA
+from cloud.link.broker import BrokerStartError
+from cloud.link.service import Link
+from cloud.link.settings import BrokerConfigError
+from cloud.meters import Meters
 from cloud.phone import normalise_msisdn
+from cloud.store import open_store
 from cloud.store.base import StoreError
-from cloud.views.keys import DARAJA
 
 # LogRecord attributes that are not "extra" fields.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
@@ -60,13 +62,12 @@ def _register_own_c2b_urls(config):
     return on_startup
 
 
-def serve(config, link):
+def serve(config):
     if config.auth_mode == "apikey" and not config.operator_key:
         # Bootstrap: without an operator nobody could create the first customer.
         config.operator_key = new_secret("op_")
         print(f"operator API key (this run only): {config.operator_key}", flush=True)
-    app = create_app(config)
-    setup_link(app, link)  # MQTT broker (in-process unless MITA_MQTT_URL) + bridge
+    app = create_app(config)  # the MQTT broker (in-process unless MITA_MQTT_URL) and bridge too
     if config.embedded_daraja:
         app.on_startup.append(_register_own_c2b_urls(config))
     logging.getLogger("mita").info("serving", extra={
@@ -75,32 +76,31 @@ def serve(config, link):
     web.run_app(app, port=config.port, access_log=None, print=None)
 
 
+async def _with_meters(config, job):
+    """Run job(meters) on the configured store: the operator commands use the same service
+    as the API, without starting the link (mosquitto's password file is still kept)."""
+    store = await open_store(config)
+    try:
+        return await job(Meters(store, Link(config.link, store)))
+    finally:
+        await store.close()
+
+
 async def create_user(config, name, role, user_id, phone):
-    store = await open_store(config)
-    try:
-        user = await store.create_user({"user_id": user_id, "name": name, "role": role,
-                                        "phone_number": normalise_msisdn(phone) if phone
-                                        else None})
-        print(f"user_id: {user['user_id']}")
-        if config.auth_mode == "apikey":
-            key = new_secret("mk_")
-            await store.set_user_api_key_hash(user["user_id"], hash_key(key))
-            print(f"api_key: {key}   (shown once; only its hash is stored)")
-    finally:
-        await store.close()
+    user = {"user_id": user_id, "name": name, "role": role,
+            "phone_number": normalise_msisdn(phone) if phone else None}
+    reply = await _with_meters(config, lambda meters: meters.create_user(
+        user, with_api_key=config.auth_mode == "apikey"))
+    print(f"user_id: {reply['user_id']}")
+    if "api_key" in reply:
+        print(f"api_key: {reply['api_key']}   (shown once; only its hash is stored)")
 
 
-async def register_meter(config, link, meter_no, user_id):
-    store = await open_store(config)
-    try:
-        key = new_secret("dk_")
-        meter = await store.create_meter(normalise_meter_no(meter_no), user_id, key)
-        broker = meter_registered(link, meter["meter_no"], key)
-        print(f"meter_no: {meter['meter_no']}")
-        print(f"device_key: {key}   (shown once; put it in the meter's config)")
-        print(f"mqtt_password: {broker['mqtt_password']}   (config['mqtt']['password'])")
-    finally:
-        await store.close()
+async def register_meter(config, meter_no, user_id):
+    meter = await _with_meters(config, lambda meters: meters.register(meter_no, user_id))
+    print(f"meter_no: {meter['meter_no']}")
+    print(f"device_key: {meter['device_key']}   (shown once; put it in the meter's config)")
+    print(f"mqtt_password: {meter['mqtt_password']}   (config['mqtt']['password'])")
 
 
 def c2b_urls(config, public_url):
@@ -163,7 +163,6 @@ def main(argv=None):
     setup_logging()
     try:
         config = load_config(env_file=args.env_file)
-        link = load_link_settings(env_file=args.env_file)
     except (ConfigError, BrokerConfigError) as e:
         print(f"configuration error: {e}", file=sys.stderr)
         return 2
@@ -171,7 +170,7 @@ def main(argv=None):
         if args.port is not None:
             config.port = args.port
         try:
-            serve(config, link)
+            serve(config)
         except BrokerStartError as e:
             print(f"error: {e}", file=sys.stderr)
             return 1
@@ -180,7 +179,7 @@ def main(argv=None):
         if args.command == "create-user":
             asyncio.run(create_user(config, args.name, args.role, args.user_id, args.phone))
         elif args.command == "register-meter":
-            asyncio.run(register_meter(config, link, args.meter_no, args.user_id))
+            asyncio.run(register_meter(config, args.meter_no, args.user_id))
         elif args.command == "register-c2b":
             asyncio.run(register_c2b(config, args.public_url, args.response_type))
     except (StoreError, ValueError) as e:  # Conflict, NotFound, bad meter number or phone

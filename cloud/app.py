@@ -1,7 +1,7 @@
-"""The application factory: configuration in, a wired aiohttp app out (one cleanup_ctx per
-external client: store, Daraja, the settle task)."""
+"""The application factory: configuration in, the whole service out. One cleanup_ctx per
+part, started in this order and stopped in the reverse: the store (and the authenticators on
+it), Daraja, the meter link (broker and bridge), then payments with the settle task."""
 
-import asyncio
 import logging
 import time
 
@@ -11,26 +11,21 @@ from aiohttp import web
 from cloud.auth import MeterVerifier, UserAuthenticator
 from cloud.daraja import DarajaClient
 from cloud.errors import error_middleware
+from cloud.keys import (CONFIG, DARAJA, EMBEDDED_SANDBOX, ID_TOKEN_VERIFIER, LINK, METER_AUTH,
+                        METERS, PAYMENTS, SETTLE_ENABLED, STARTED_AT, STORE, USER_AUTH)
+from cloud.link.broker import check_port_free
+from cloud.link.service import Link
+from cloud.meters import Meters
 from cloud.payments import Payments
 from cloud.settle import running_settler
+from cloud.store import open_store
 from cloud.views import setup_routes
-from cloud.views.keys import (CONFIG, DARAJA, METER_AUTH, PAYMENTS, RECHARGE_SINK, STARTED_AT,
-                              STORE, USER_AUTH)
 from cloud.views.middleware import (access_log_middleware, cors_middleware,
                                     security_headers_middleware)
 
-__all__ = ["create_app", "CONFIG", "STORE", "DARAJA", "PAYMENTS", "RECHARGE_SINK"]
+__all__ = ["create_app"]
 
 log = logging.getLogger("mita.app")
-_RECHARGE_QUEUE_SIZE = 10_000
-
-
-async def open_store(config):
-    if config.store == "firebase":
-        from cloud.store.firebase import FirebaseStore  # firebase-admin only when asked for
-        return await FirebaseStore.open(config)
-    from cloud.store.sqlite import SqliteStore
-    return await SqliteStore.open(config.sqlite_path)
 
 
 def firebase_verifier():
@@ -45,7 +40,7 @@ def _store_ctx(given):
         config = app[CONFIG]
         store = given if given is not None else await open_store(config)
         app[STORE] = store
-        verifier = app.get(_VERIFIER) or (firebase_verifier() if config.auth_mode == "firebase"
+        verifier = app.get(ID_TOKEN_VERIFIER) or (firebase_verifier() if config.auth_mode == "firebase"
                                           else None)
         app[USER_AUTH] = UserAuthenticator(store, config.auth_mode, config.operator_key,
                                            verifier)
@@ -97,38 +92,52 @@ def _daraja_ctx(given):
     return ctx
 
 
+def _link_ctx(bridge_options):
+    async def ctx(app):
+        link = Link(app[CONFIG].link, app[STORE], bridge_options)
+        app[LINK] = link
+        app[METERS] = Meters(app[STORE], link)
+        await link.start()
+        try:
+            yield
+        finally:
+            await link.stop()
+    return ctx
+
+
 async def _payments_ctx(app):
     config = app[CONFIG]
-    payments = Payments(app[STORE], app[DARAJA], config, recharges=app[RECHARGE_SINK])
+    # Pull-only delivery: a recorded recharge only tells the link to look (docs/architecture.md).
+    payments = Payments(app[STORE], app[DARAJA], config, on_recharge=app[LINK].kick)
     app[PAYMENTS] = payments
-    if not app[_SETTLE]:
+    if not app[SETTLE_ENABLED]:
         yield
         return
     async with running_settler(payments, config.settle_every_s):
         yield
 
 
-_VERIFIER = web.AppKey("id_token_verifier", object)
-# The in-process Daraja stand-in's own app (embedded mode only): tests script it through it.
-EMBEDDED_SANDBOX = web.AppKey("embedded_sandbox", web.Application)
-_SETTLE = web.AppKey("settle_enabled", bool)
-
-
-def create_app(config, *, store=None, daraja=None, verify_id_token=None, settle=True):
-    """The service. `store`/`daraja` replace the configured ones (tests, benchmarks); they are
-    then the caller's to close. `settle=False` leaves out the background settle task."""
+def create_app(config, *, store=None, daraja=None, verify_id_token=None, settle=True,
+               bridge_options=None):
+    """The service, the meter link included when `config.link` is enabled. `store`/`daraja`
+    replace the configured ones (tests, benchmarks); they are then the caller's to close.
+    `settle=False` leaves out the background settle task; `bridge_options` go to the Bridge
+    (tests: clocks, resend periods)."""
     app = web.Application(
         client_max_size=config.max_body_bytes,
         middlewares=[access_log_middleware, security_headers_middleware,
                      cors_middleware(config.frontend_url), error_middleware])
     app[CONFIG] = config
     app[STARTED_AT] = time.monotonic()
-    app[RECHARGE_SINK] = asyncio.Queue(_RECHARGE_QUEUE_SIZE)
-    app[_SETTLE] = settle
+    app[SETTLE_ENABLED] = settle
     if verify_id_token is not None:
-        app[_VERIFIER] = verify_id_token
+        app[ID_TOKEN_VERIFIER] = verify_id_token
+    link = config.link
+    if link.enabled and link.embedded and link.port:
+        check_port_free(link.bind_host, link.port)  # before any other part opens
     app.cleanup_ctx.append(_store_ctx(store))
     app.cleanup_ctx.append(_daraja_ctx(daraja))
+    app.cleanup_ctx.append(_link_ctx(bridge_options))
     app.cleanup_ctx.append(_payments_ctx)
     setup_routes(app)
     return app

@@ -5,6 +5,8 @@ import os
 import secrets
 from dataclasses import dataclass, field
 
+from cloud.link.settings import LinkSettings, link_settings
+
 # Safaricom's public sandbox shortcode and passkey: embedded mode needs no account at all.
 SANDBOX_SHORTCODE = "174379"
 SANDBOX_PASSKEY = "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919"
@@ -40,6 +42,9 @@ class Config:
     max_body_bytes: int = 64 * 1024
     meter_replay_window_s: int = 300
     auth_mode: str = "apikey"  # "apikey" (embedded) or "firebase" (ID tokens)
+    # The meter link. From the environment it is on unless MITA_MQTT=off; a Config built in
+    # code (tests, benchmarks) has none unless given one.
+    link: LinkSettings = field(default_factory=lambda: LinkSettings(enabled=False))
 
     @property
     def embedded_daraja(self):
@@ -142,6 +147,7 @@ def config_from_mapping(env):
         # ID tokens are checked by the firebase-admin app the Firebase store initialises.
         raise ConfigError("MITA_AUTH=firebase needs MITA_STORE=firebase")
     _daraja(env, cfg)
+    cfg.link = link_settings(env)
     secret = env.get("MITA_CALLBACK_SECRET", "")
     if secret:
         if len(secret) < 16 or not all(c.isalnum() or c in "-_" for c in secret):

@@ -342,3 +342,11 @@ def _whole_kes(amount):
         raise ValueError("amount %d KES is outside %d..%d"
                          % (amount, MIN_AMOUNT_KES, MAX_AMOUNT_KES))
     return amount
+
+
+def query_code(reply):
+    """The ResultCode of an STK query reply (a string there) as an int, or None."""
+    if not isinstance(reply, dict):
+        return None
+    code = str(reply.get("ResultCode", "")).strip()
+    return int(code) if code.lstrip("-").isdigit() else None

@@ -7,6 +7,7 @@ import logging
 from aiohttp import web
 
 from cloud.auth import AuthError, Forbidden
+from cloud.keys import CONFIG
 from cloud.callbacks import InvalidMeterNumber, ParseError
 from cloud.payments import (ConfirmationUnavailable, GatewayError, InvalidAmount, NotConfirmed,
                             UnknownMeter)
@@ -96,7 +97,6 @@ def loggable_path(request):
     """The route template, or for a path no route matched the path with the callback secret
     cut out: Daraja paths carry it, and a URL registered with a typo (a trailing slash) must
     not print it into every log line."""
-    from cloud.views.keys import CONFIG  # the views package imports this module
     resource = request.match_info.route.resource
     if resource is not None:
         return resource.canonical

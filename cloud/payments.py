@@ -1,5 +1,6 @@
 """The payment domain: start STK pushes, turn Daraja notifications into exactly-once credit,
-settle requests whose callback never came. Views and the settle task only call in here."""
+and the public steps settlement (cloud/settle.py) and routing (cloud/unmatched.py) are made of.
+Views, the settle task and the unmatched routing only call in here."""
 
 import asyncio
 import contextlib
@@ -8,10 +9,10 @@ import time
 from collections import OrderedDict
 
 from cloud.callbacks import normalise_meter_no, InvalidMeterNumber
-from cloud.daraja import DarajaAuthError, DarajaError, DarajaRejected, DarajaTimeout
+from cloud.daraja import (DarajaAuthError, DarajaError, DarajaRejected, DarajaTimeout,
+                          query_code)
 from cloud.phone import normalise_msisdn
 from cloud.push_guard import PushGuard
-from cloud.settle import GAVE_UP_CODE, query_code, settle_pending
 from cloud.store.base import NotFound
 
 log = logging.getLogger("mita.payments")
@@ -20,6 +21,7 @@ _MAX_ORPHANS = 1000
 _MAX_REMEMBERED = 100_000
 _ACCOUNT_REF_MAX = 12
 _DESCRIPTION = "Electricity"  # Daraja allows at most 13 characters
+GAVE_UP_CODE = -1  # our own result code: no outcome from M-Pesa within the give-up age
 
 # What a customer is told when a payment did not go through (Daraja ResultCodes).
 FAILURE_REASONS = {
@@ -80,16 +82,18 @@ def _now_ms(clock):
 class Payments:
     """Holds the store and Daraja client; every credit goes through store.record_payment."""
 
-    def __init__(self, store, daraja, config, recharges=None, clock=time.time):
+    def __init__(self, store, daraja, config, on_recharge=None, clock=time.time):
         self.store = store
         self.daraja = daraja
         self.config = config
-        self.recharges = recharges  # asyncio.Queue the MQTT bridge drains; may be None
+        # Told the meter number after a recharge is recorded (the link's kick): the recharge
+        # itself stays in the store, where the link's one sender reads it.
+        self.on_recharge = on_recharge
         self.clock = clock
         self.push_guard = PushGuard(lambda: self.clock())
         self.counters = dict.fromkeys((
             "credited", "duplicates", "failed", "unknown_callbacks", "orphans_claimed",
-            "orphans_dropped", "amount_mismatch", "c2b_unmatched", "recharges_dropped",
+            "orphans_dropped", "amount_mismatch", "c2b_unmatched",
             "settled_by_query", "gave_up", "unconfirmed_success"), 0)
         # STK callbacks that beat our own create_stk_request (the reply/store race).
         self._orphans = OrderedDict()
@@ -160,7 +164,7 @@ class Payments:
 
     async def _orphan_confirmed(self, checkout):
         try:
-            return await self._confirmed_by_query({"checkout_request_id": checkout})
+            return await self.confirmed_by_query(checkout)
         except ConfirmationUnavailable:
             return False
 
@@ -191,7 +195,7 @@ class Payments:
 
     # -- STK callback -------------------------------------------------------------------
     @contextlib.asynccontextmanager
-    async def _serialised(self, checkout):
+    async def serialised(self, checkout):
         """One callback/settlement at a time per request; the entry lives while anyone uses it."""
         entry = self._locks.get(checkout)
         if entry is None:
@@ -212,7 +216,7 @@ class Payments:
             # Re-sends are most of the traffic; a credited request is final, so skip the store.
             self.counters["duplicates"] += 1
             return "duplicate"
-        async with self._serialised(checkout):
+        async with self.serialised(checkout):
             request = await self.store.get_stk_request(checkout)
             if request is None:
                 return await self._park_orphan(result)
@@ -261,7 +265,8 @@ class Payments:
                                               result.result_desc, now)
             self.counters["failed"] += 1
             return "failed"
-        if request["status"] == "failed" and not await self._confirmed_by_query(request):
+        if (request["status"] == "failed"
+                and not await self.confirmed_by_query(request["checkout_request_id"])):
             # A success after a recorded failure is unexpected: only M-Pesa's own word counts.
             self.counters["unconfirmed_success"] += 1
             log.error("success callback after a failure, not confirmed by query", extra={
@@ -278,13 +283,12 @@ class Payments:
                 "checkout_request_id": request["checkout_request_id"],
                 "requested_cents": request["amount_cents"], "paid_cents": amount})
             amount = min(amount, request["amount_cents"])
-        return await self._credit(request, result.receipt, amount, "stk",
-                                  result.phone_number, result.transaction_date, now)
+        return await self.credit(request, result.receipt, amount, "stk",
+                                 result.phone_number, result.transaction_date, now)
 
-    async def _confirmed_by_query(self, request):
+    async def confirmed_by_query(self, checkout):
         """M-Pesa's answer on whether the request was paid; ConfirmationUnavailable when M-Pesa
         cannot be asked now (a "no" then would drop a real payment for good)."""
-        checkout = request["checkout_request_id"]
         try:
             reply = await self.daraja.stk_query(checkout)
         except DarajaRejected:
@@ -296,7 +300,10 @@ class Payments:
                                           "send it again later") from None
         return query_code(reply) == 0
 
-    async def _credit(self, request, receipt, amount_cents, source, phone, date, now):
+    async def credit(self, request, receipt, amount_cents, source, phone, date, now):
+        """The one way credit is made: the payment and its recharge recorded together, once
+        per receipt ("credited" or "duplicate"). request: meter_no, user_id and the
+        checkout_request_id (or None) the payment answers."""
         created, transaction, recharge = await self.store.record_payment({
             "receipt": receipt, "meter_no": request["meter_no"], "user_id": request["user_id"],
             "amount_cents": amount_cents, "phone_number": phone or request.get("phone_number"),
@@ -311,18 +318,9 @@ class Payments:
         log.info("payment credited", extra={
             "receipt": receipt, "meter_no": request["meter_no"], "amount_cents": amount_cents,
             "source": source})
-        self._offer_recharge(recharge)
+        if recharge is not None and self.on_recharge is not None:
+            self.on_recharge(recharge["meter_no"])
         return "credited"
-
-    def _offer_recharge(self, recharge):
-        # The store keeps every recharge pending until acknowledged, so a full queue loses
-        # nothing: the bridge re-sends pending recharges when it (re)connects.
-        if self.recharges is None or recharge is None:
-            return
-        try:
-            self.recharges.put_nowait(recharge)
-        except asyncio.QueueFull:
-            self.counters["recharges_dropped"] += 1
 
     # -- C2B ----------------------------------------------------------------------------
     async def validate_c2b(self, payment):
@@ -354,10 +352,5 @@ class Payments:
             return "unmatched"
         request = {"meter_no": meter["meter_no"], "user_id": meter.get("user_id"),
                    "checkout_request_id": None}
-        return await self._credit(request, payment.trans_id, payment.amount_cents, "c2b",
-                                  payment.msisdn, payment.trans_time, _now_ms(self.clock))
-
-    # -- settlement by query (cloud/settle.py) -----------------------------------------
-    async def settle_pending(self):
-        """Query every request pending longer than settle_after_s. Returns outcome counts."""
-        return await settle_pending(self)
+        return await self.credit(request, payment.trans_id, payment.amount_cents, "c2b",
+                                 payment.msisdn, payment.trans_time, _now_ms(self.clock))

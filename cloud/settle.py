@@ -5,19 +5,10 @@ import asyncio
 import contextlib
 import logging
 
-from cloud.daraja import DarajaError, DarajaPending, DarajaRejected
+from cloud.daraja import DarajaError, DarajaPending, DarajaRejected, query_code
+from cloud.payments import GAVE_UP_CODE
 
 log = logging.getLogger("mita.settle")
-
-GAVE_UP_CODE = -1  # our own result code: no outcome from M-Pesa within the give-up age
-
-
-def query_code(reply):
-    """The ResultCode of an STK query reply (a string there) as an int, or None."""
-    if not isinstance(reply, dict):
-        return None
-    code = str(reply.get("ResultCode", "")).strip()
-    return int(code) if code.lstrip("-").isdigit() else None
 
 
 async def settle_pending(payments):
@@ -26,7 +17,7 @@ async def settle_pending(payments):
     cutoff = now - int(payments.config.settle_after_s * 1000)
     outcomes = {}
     for request in await payments.store.list_pending_stk_requests(cutoff):
-        async with payments._serialised(request["checkout_request_id"]):
+        async with payments.serialised(request["checkout_request_id"]):
             outcome = await _settle_one(payments, request, now)
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
     return outcomes
@@ -56,8 +47,8 @@ async def _settle_one(payments, request, now):
     if code == 0:
         payments.counters["settled_by_query"] += 1
         # The query carries no receipt: the CheckoutRequestID stands in for it.
-        return await payments._credit(current, checkout, current["amount_cents"], "stk_query",
-                                      None, None, now)
+        return await payments.credit(current, checkout, current["amount_cents"], "stk_query",
+                                     None, None, now)
     desc = reply.get("ResultDesc")
     await payments.store.fail_stk_request(checkout, code, desc if isinstance(desc, str) else "",
                                           now)
@@ -76,12 +67,13 @@ async def _maybe_give_up(payments, request, now):
     return "gave_up"
 
 
-async def settle_forever(payments, every_s):
-    """One pass every `every_s` seconds; a failing pass is logged and the loop carries on."""
+async def settle_forever(run_pass, every_s):
+    """await run_pass() every `every_s` seconds; a failing pass is logged and the loop carries
+    on."""
     while True:
         await asyncio.sleep(every_s)
         try:
-            outcomes = await payments.settle_pending()
+            outcomes = await run_pass()
         except Exception:
             log.exception("settle pass failed")
             continue
@@ -91,7 +83,8 @@ async def settle_forever(payments, every_s):
 
 @contextlib.asynccontextmanager
 async def running_settler(payments, every_s):
-    task = asyncio.create_task(settle_forever(payments, every_s), name="mita-settle")
+    task = asyncio.create_task(settle_forever(lambda: settle_pending(payments), every_s),
+                               name="mita-settle")
     try:
         yield task
     finally:

@@ -45,13 +45,13 @@ async def credit_unmatched(payments, receipt, meter_no):
         raise Conflict(f"{checkout} was a payment for meter {stored['meter_no']}")
     if record["source"] == "stk" and checkout:
         # Nobody asked for this callback: M-Pesa's own word first (issue #4).
-        if not await payments._confirmed_by_query({"checkout_request_id": checkout}):
+        if not await payments.confirmed_by_query(checkout):
             raise NotConfirmed(f"M-Pesa does not confirm {checkout} as paid")
     request = {"meter_no": meter["meter_no"], "user_id": meter.get("user_id"),
                "checkout_request_id": checkout}
-    outcome = await payments._credit(request, receipt, record["amount_cents"], record["source"],
-                                     record.get("phone_number"), record.get("transaction_date"),
-                                     int(payments.clock() * 1000))
+    outcome = await payments.credit(request, receipt, record["amount_cents"], record["source"],
+                                    record.get("phone_number"), record.get("transaction_date"),
+                                    int(payments.clock() * 1000))
     log.info("unmatched payment routed", extra={"receipt": receipt, "outcome": outcome,
                                                 "meter_no": meter["meter_no"]})
     return outcome

@@ -236,10 +236,10 @@ def paybill(daraja_url, account, amount_kes, phone="254708374149"):
 
 
 class MosquittoProcess:
-    """mosquitto from the files cloud.mosquitto writes; the cloud keeps its password file."""
+    """mosquitto from the files cloud.link.mosquitto writes; the cloud keeps its password file."""
 
     def __init__(self, folder):
-        from cloud import mosquitto
+        from cloud.link import mosquitto
         self.folder = os.path.join(folder, "mosquitto")
         os.makedirs(self.folder, exist_ok=True)
         os.chmod(self.folder, 0o755)  # started as root it drops to its own user

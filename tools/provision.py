@@ -43,7 +43,7 @@ def parse_broker(text):
 def broker_password(meter_id, device_key):
     """The meter's broker password as the cloud derives it, where the cloud package is here."""
     try:
-        from cloud.broker import meter_broker_password
+        from cloud.link.accounts import meter_broker_password
     except ImportError:
         return None
     return meter_broker_password(meter_id, device_key)

@@ -6,7 +6,7 @@ import time
 from aiohttp import web
 
 from cloud.views import admin, daraja, meters, payments, transactions
-from cloud.views.keys import STARTED_AT
+from cloud.keys import STARTED_AT
 
 health_routes = web.RouteTableDef()
 

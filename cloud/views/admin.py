@@ -2,13 +2,11 @@
 
 from aiohttp import web
 
-from cloud.auth import CUSTOMER, OPERATOR, hash_key, new_secret, require_operator
+from cloud.auth import CUSTOMER, OPERATOR, require_operator
 from cloud.errors import BadRequest, field, read_json_object
+from cloud.keys import CONFIG, METERS
 from cloud.phone import normalise_msisdn
-from cloud.store.base import NotFound
-from cloud.tariff import validate_tariff
 from cloud.views.common import principal
-from cloud.views.keys import CONFIG, STORE
 
 routes = web.RouteTableDef()
 _MAX_TEXT = 200
@@ -33,30 +31,18 @@ async def create_user(request):
     user = {"user_id": _text(body, "user_id"), "name": _text(body, "name", required=True),
             "email": _text(body, "email"), "role": role,
             "phone_number": normalise_msisdn(phone) if phone is not None else None}
-    store = request.app[STORE]
-    created = await store.create_user(user)
-    reply = dict(created)
-    if request.app[CONFIG].auth_mode == "apikey":
-        # Shown once; only its hash is kept.
-        api_key = new_secret("mk_")
-        await store.set_user_api_key_hash(created["user_id"], hash_key(api_key))
-        reply["api_key"] = api_key
+    reply = await request.app[METERS].create_user(
+        user, with_api_key=request.app[CONFIG].auth_mode == "apikey")
     return web.json_response(reply, status=201)
 
 
 @routes.get("/api/tariff")
 async def get_tariff(request):
     await principal(request)
-    tariff = await request.app[STORE].get_tariff()
-    if tariff is None:
-        raise NotFound("no tariff set yet")
-    return web.json_response(tariff)
+    return web.json_response(await request.app[METERS].get_tariff())
 
 
 @routes.put("/api/tariff")
 async def put_tariff(request):
     require_operator(await principal(request))
-    # The stored tariff is what meters receive (docs/protocol.md): validated by their rules.
-    tariff = validate_tariff(await read_json_object(request))
-    stored = await request.app[STORE].set_tariff(tariff)
-    return web.json_response(stored or tariff)
+    return web.json_response(await request.app[METERS].set_tariff(await read_json_object(request)))

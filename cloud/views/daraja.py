@@ -12,7 +12,7 @@ from aiohttp import web
 
 from cloud.callbacks import ParseError, parse_c2b, parse_stk_callback
 from cloud.errors import BadRequest, CallbackRejected, read_json_object
-from cloud.views.keys import CONFIG, PAYMENTS
+from cloud.keys import CONFIG, PAYMENTS
 
 log = logging.getLogger("mita.daraja")
 routes = web.RouteTableDef()

@@ -6,12 +6,11 @@ import time
 
 from aiohttp import web
 
-from cloud.auth import new_secret, require_meter_access, require_operator
-from cloud.broker import LINK_SETTINGS, meter_registered
+from cloud.auth import require_meter_access, require_operator
 from cloud.callbacks import normalise_meter_no
 from cloud.errors import BadRequest, field, read_json_object
+from cloud.keys import METER_AUTH, METERS
 from cloud.views.common import meter_from_path, principal, public_meter
-from cloud.views.keys import METER_AUTH, STORE
 
 routes = web.RouteTableDef()
 _STATUS_FIELDS = {"load_connected": bool, "wifi_status": str, "mqtt_status": str}
@@ -47,7 +46,7 @@ async def report_balance(request):
     if abs(balance) > _MAX_BALANCE_CENTS:
         raise BadRequest("balance_cents is out of range")
     now = int(time.time() * 1000)
-    await request.app[STORE].update_meter_balance(meter_no, balance, now)
+    await request.app[METERS].report_balance(meter_no, balance, now)
     return web.json_response({"success": True, "balance_cents": balance})
 
 
@@ -64,7 +63,7 @@ async def report_status(request):
     if not status:
         raise BadRequest("expected at least one of " + ", ".join(_STATUS_FIELDS))
     now = int(time.time() * 1000)
-    await request.app[STORE].update_meter_status(meter_no, status, now)
+    await request.app[METERS].report_status(meter_no, status, now)
     return web.json_response({"success": True})
 
 
@@ -72,15 +71,9 @@ async def report_status(request):
 async def register_meter(request):
     require_operator(await principal(request))
     body = await read_json_object(request)
-    meter_no = normalise_meter_no(field(body, "meter_no", str))
-    user_id = field(body, "user_id", str)
-    device_key = new_secret("dk_")
-    meter = await request.app[STORE].create_meter(meter_no, user_id, device_key)
-    # Broker credentials (derived from the key); mosquitto's password file learns them too.
-    broker = meter_registered(request.app.get(LINK_SETTINGS), meter_no, device_key)
-    # The only time the device key is shown: it goes into the meter's config at provisioning.
-    return web.json_response(dict(public_meter(meter), device_key=device_key, **broker),
-                             status=201)
+    registered = await request.app[METERS].register(field(body, "meter_no", str),
+                                                    field(body, "user_id", str))
+    return web.json_response(registered, status=201)
 
 
 def _date(text, name):
@@ -106,6 +99,6 @@ async def consumption(request):
         raise BadRequest("from is after to")
     if (date_to - date_from).days >= _MAX_HISTORY_DAYS:
         raise BadRequest(f"at most {_MAX_HISTORY_DAYS} days at a time")
-    days = await request.app[STORE].get_consumption(meter["meter_no"], date_from.isoformat(),
-                                                    date_to.isoformat())
+    days = await request.app[METERS].consumption(meter["meter_no"], date_from.isoformat(),
+                                                 date_to.isoformat())
     return web.json_response(days)

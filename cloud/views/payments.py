@@ -8,7 +8,7 @@ from cloud.payments import failure_reason
 from cloud.phone import normalise_msisdn
 from cloud.unmatched import credit_unmatched, list_unmatched
 from cloud.views.common import principal, query_int
-from cloud.views.keys import PAYMENTS
+from cloud.keys import PAYMENTS
 
 routes = web.RouteTableDef()
 

@@ -3,8 +3,8 @@
 from aiohttp import web
 
 from cloud.auth import require_meter_access, require_user_access
+from cloud.keys import METERS
 from cloud.views.common import meter_from_path, principal, query_int
-from cloud.views.keys import STORE
 
 routes = web.RouteTableDef()
 
@@ -21,7 +21,7 @@ async def meter_transactions(request):
     meter = await meter_from_path(request)
     require_meter_access(who, meter)
     limit = query_int(request, "limit", 50, 1, 500)
-    found = await request.app[STORE].list_transactions_for_meter(meter["meter_no"], limit)
+    found = await request.app[METERS].transactions_for_meter(meter["meter_no"], limit)
     return web.json_response(_listing(found))
 
 
@@ -31,5 +31,5 @@ async def user_transactions(request):
     user_id = request.match_info["userId"]
     require_user_access(who, user_id)
     limit = query_int(request, "limit", 50, 1, 500)
-    found = await request.app[STORE].list_transactions_for_user(user_id, limit)
+    found = await request.app[METERS].transactions_for_user(user_id, limit)
     return web.json_response(_listing(found))

@@ -7,11 +7,11 @@ import json
 import pytest
 from aiohttp import web
 
-from cloud.app import EMBEDDED_SANDBOX, create_app
+from cloud.app import create_app
 from cloud.auth import signed_headers
 from cloud.config import Config
 from standins.daraja import SANDBOX
-from cloud.views.keys import DARAJA, PAYMENTS, STORE
+from cloud.keys import DARAJA, EMBEDDED_SANDBOX, PAYMENTS, STORE
 
 OPERATOR_KEY = "op-test-key-0123456789"
 SECRET = "test-callback-secret-0123"

@@ -170,16 +170,19 @@ async def test_consumption_history_by_date_range(harness):
         assert resp.status == 400, query
 
 
-async def test_recharges_are_offered_to_the_sink_for_the_bridge(harness):
-    from cloud.app import RECHARGE_SINK
+async def test_a_credit_records_its_recharge_and_then_tells_the_link_to_look(harness):
     h = harness
     _, auth, meter_no, _ = await h.customer_with_meter()
     await h.sandbox_settings(default_outcome="none")
     checkout = (await (await h.stk_push(auth, meter_no, 20)).json())["checkout_request_id"]
+    kicked = []
+    h.payments.on_recharge = kicked.append
     await h.post_callback(stk_success(checkout, "QKSINK", amount=20))
-    recharge = h.app[RECHARGE_SINK].get_nowait()
-    assert (recharge["meter_no"], recharge["seq"], recharge["id"], recharge["amount_cents"]) == (
-        meter_no, 1, "QKSINK", 2000)
+    await h.post_callback(stk_success(checkout, "QKSINK", amount=20))  # a re-send: no kick
+    assert kicked == [meter_no]
+    # pull-only: the link is told only the meter; what to send it reads from the store
+    assert [(r["seq"], r["id"], r["amount_cents"], r["status"])
+            for r in await h.store.list_recharges(meter_no)] == [(1, "QKSINK", 2000, "pending")]
 
 
 async def test_the_settle_task_runs_in_the_background(aiohttp_client, tmp_path):

@@ -7,7 +7,7 @@ import pytest
 
 from cloud.app import create_app
 from cloud.auth import (AuthError, MeterVerifier, hash_key, sign_request, signed_headers)
-from cloud.views.keys import STORE
+from cloud.keys import STORE
 from tests.cloud.cloud_harness import Harness, config, harness, make_config  # noqa: F401
 
 

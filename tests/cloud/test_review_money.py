@@ -4,6 +4,8 @@ amounts, C2B registration)."""
 
 import pytest
 
+from cloud.settle import settle_pending
+
 from tests.cloud.cloud_harness import config, harness  # noqa: F401  (fixtures)
 
 
@@ -99,11 +101,11 @@ async def test_settle_never_gives_up_because_of_its_own_credentials_or_network(h
     h.payments.clock = lambda: (created + 3_600_000) / 1000  # far past the give-up age
     for trouble in (DarajaAuthError("OAuth refused"), DarajaError("cannot reach Daraja")):
         h.payments.daraja = _Query(trouble)
-        assert await h.payments.settle_pending() == {"query_error": 1}
+        assert await settle_pending(h.payments) == {"query_error": 1}
         assert (await h.store.get_stk_request(checkout))["status"] == "pending"
     # M-Pesa itself refusing the query about this request is an answer: give up then
     h.payments.daraja = _Query(DarajaRejected("Invalid CheckoutRequestID", "400.002.02", 400))
-    assert await h.payments.settle_pending() == {"gave_up": 1}
+    assert await settle_pending(h.payments) == {"gave_up": 1}
     assert (await h.store.get_stk_request(checkout))["status"] == "failed"
 
 

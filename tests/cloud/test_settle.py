@@ -4,7 +4,7 @@ up on, exactly once alongside late callbacks; the background loop survives a fai
 import asyncio
 
 from cloud.payments import GAVE_UP_CODE
-from cloud.settle import settle_forever
+from cloud.settle import settle_forever, settle_pending
 from tests.cloud.cloud_harness import (config, eventually, harness, pending_push,  # noqa: F401
                                        sandbox_settled, stk_success)
 
@@ -13,9 +13,9 @@ async def test_settle_credits_a_paid_request_whose_callback_never_came(harness):
     h = harness
     meter_no, checkout, _ = await pending_push(h)
     await eventually(lambda: sandbox_settled(h, checkout))
-    assert await h.payments.settle_pending() == {}  # not old enough yet
+    assert await settle_pending(h.payments) == {}  # not old enough yet
     h.payments.clock = lambda: 10**10  # far later
-    assert await h.payments.settle_pending() == {"credited": 1}
+    assert await settle_pending(h.payments) == {"credited": 1}
     txs = (await h.snapshot(meter_no))["transactions"]
     assert [(t["mpesa_receipt"], t["source"]) for t in txs] == [(checkout, "stk_query")]
 
@@ -25,7 +25,7 @@ async def test_late_callback_after_settlement_by_query_does_not_credit_twice(har
     meter_no, checkout, _ = await pending_push(h)
     await eventually(lambda: sandbox_settled(h, checkout))
     h.payments.clock = lambda: 10**10
-    await h.payments.settle_pending()
+    await settle_pending(h.payments)
     resp = await h.post_callback(stk_success(checkout, "QKLATE"))
     assert resp.status == 200
     h.payments._credited.clear()  # as after a restart: only the store remembers
@@ -42,10 +42,10 @@ async def test_settle_records_failures_and_retries_while_still_pending(harness):
     checkout = (await (await h.stk_push(auth, meter_no)).json())["checkout_request_id"]
     created = (await h.store.get_stk_request(checkout))["created_at"]
     h.payments.clock = lambda: (created + 60_000) / 1000
-    assert await h.payments.settle_pending() == {"pending": 1}
+    assert await settle_pending(h.payments) == {"pending": 1}
     assert (await h.store.get_stk_request(checkout))["status"] == "pending"
     h.payments.clock = lambda: (created + 601_000) / 1000  # past the give-up age
-    assert await h.payments.settle_pending() == {"gave_up": 1}
+    assert await settle_pending(h.payments) == {"gave_up": 1}
     stk = await h.store.get_stk_request(checkout)
     assert stk["status"] == "failed" and stk["result_code"] == GAVE_UP_CODE
     assert "timeout" in stk["result_desc"]
@@ -60,7 +60,7 @@ async def test_settle_marks_a_query_failure_without_credit(harness):
     checkout = (await (await h.stk_push(auth, meter_no)).json())["checkout_request_id"]
     await eventually(lambda: sandbox_settled(h, checkout))
     h.payments.clock = lambda: 10**10
-    assert await h.payments.settle_pending() == {"failed": 1}
+    assert await settle_pending(h.payments) == {"failed": 1}
     stk = await h.store.get_stk_request(checkout)
     assert stk["status"] == "failed" and stk["result_code"] == 2001
 
@@ -68,13 +68,12 @@ async def test_settle_marks_a_query_failure_without_credit(harness):
 async def test_the_settle_loop_carries_on_after_a_failing_pass():
     calls = []
 
-    class Flaky:
-        async def settle_pending(self):
-            calls.append(1)
-            if len(calls) == 1:
-                raise RuntimeError("store hiccup")
-            return {}
-    task = asyncio.create_task(settle_forever(Flaky(), 0.001))
+    async def flaky_pass():
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("store hiccup")
+        return {}
+    task = asyncio.create_task(settle_forever(flaky_pass, 0.001))
     try:
         async def twice():
             return len(calls) >= 2

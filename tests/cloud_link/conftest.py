@@ -9,15 +9,13 @@ import os
 import pytest
 
 from link_rig import (BRIDGE_PASSWORD, BRIDGE_USERNAME, MOSQUITTO, ROOT, Harness, LinkRig,
-                      LinkSettings, MosquittoProcess, create_app, free_port, make_config,
-                      setup_link)
+                      LinkSettings, MosquittoProcess, create_app, free_port, make_config)
 
 BRIDGE_OPTIONS = {"resend_every_s": 3600.0, "void_after_s": 0.0, "backoff_s": (0.05, 0.2)}
 
 
 async def _rig(aiohttp_client, tmp_path, kind, store=None, **bridge_options):
     config = make_config(tmp_path)
-    app = create_app(config, settle=False, store=store)
     options = dict(BRIDGE_OPTIONS, **bridge_options)
     mosquitto = None
     if kind == "amqtt":
@@ -31,7 +29,8 @@ async def _rig(aiohttp_client, tmp_path, kind, store=None, **bridge_options):
             url="mqtt://%s:%s@127.0.0.1:%d" % (BRIDGE_USERNAME, BRIDGE_PASSWORD, port),
             mosquitto_password_file=mosquitto.paths["passwords"],
             mosquitto_pid_file=mosquitto.pid_file)
-    setup_link(app, settings, **options)
+    config.link = settings
+    app = create_app(config, settle=False, store=store, bridge_options=options)
     client = await aiohttp_client(app)
     rig = LinkRig(Harness(client), kind, port, mosquitto)
     await rig.bridge.wait_connected()

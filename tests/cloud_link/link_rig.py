@@ -1,5 +1,5 @@
 """The rig for the cloud end of the meter link: the cloud app with its bridge on a real broker
-(the in-process amqtt of cloud.broker, or mosquitto run from the files cloud.mosquitto
+(the in-process amqtt of cloud.link.broker, or mosquitto run from the files cloud.link.mosquitto
 writes), and fake meters that speak docs/protocol.md over aiomqtt with the firmware's own
 Recharger and Ledger. The fixtures are in conftest.py; tests import helpers from here (a name
 of its own: several test folders have a conftest module)."""
@@ -28,9 +28,10 @@ from meter.ledger import Ledger  # noqa: E402
 from meter.recharge import Recharger  # noqa: E402
 
 from cloud.app import create_app  # noqa: E402
-from cloud.broker import (BRIDGE_USERNAME, LINK, LinkSettings, meter_broker_password,  # noqa: E402
-                          setup_link)
-from cloud import mosquitto as mosq  # noqa: E402
+from cloud.keys import LINK  # noqa: E402
+from cloud.link import mosquitto as mosq  # noqa: E402
+from cloud.link.accounts import BRIDGE_USERNAME, meter_broker_password  # noqa: E402
+from cloud.link.settings import LinkSettings  # noqa: E402
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 BRIDGE_PASSWORD = "bridge-test-password-0123"
@@ -150,7 +151,7 @@ class FakeMeter:
 
 
 class MosquittoProcess:
-    """mosquitto run from the files cloud.mosquitto writes (config, ACL, password file)."""
+    """mosquitto run from the files cloud.link.mosquitto writes (config, ACL, password file)."""
 
     def __init__(self):
         self.folder = tempfile.mkdtemp(prefix="mita-cloud-mosquitto-")
@@ -201,7 +202,7 @@ class LinkRig:
         self.port = broker_port
         self.mosquitto = mosquitto
         self.store = harness.store
-        self.bridge = harness.app[LINK]
+        self.bridge = harness.app[LINK].bridge
 
     async def meter(self, meter_no="MTR0001", balance_cents=0, connect=True):
         """Register a customer's meter (through the API) and, by default, connect it."""
@@ -227,8 +228,9 @@ class LinkRig:
     async def _online(self, meter_no):
         """The bridge took the online status and finished the delivery pass it started."""
         meter = await self.store.get_meter(meter_no)
-        return (meter["status"].get("state") == "online" and meter_no in self.bridge._online_at
-                and meter_no not in self.bridge._delivering)
+        channel = self.bridge.known(meter_no)
+        return (meter["status"].get("state") == "online" and channel is not None
+                and channel.online_at > 0 and channel.delivering is None)
 
     async def pay(self, meter_no, trans_id, amount="100.00"):
         """A C2B payment confirmed by Daraja: recorded, and its recharge handed to the bridge."""

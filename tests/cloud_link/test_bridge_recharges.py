@@ -37,7 +37,7 @@ async def test_an_stk_payment_callback_reaches_the_meter(rig):
 async def test_recharges_made_while_the_meter_is_away_arrive_once_when_it_returns(rig):
     meter = await rig.meter()
     await meter.drop()
-    await eventually(lambda: rig.bridge._online.get(meter.meter_no) is False)
+    await eventually(lambda: rig.bridge.known(meter.meter_no).online is False)
     for n in range(3):
         await rig.pay(meter.meter_no, "QKA%07d" % n, "10.00")
     await meter.connect()
@@ -106,7 +106,7 @@ async def test_storage_error_and_ahead_of_window_stay_pending_and_go_again(rig):
 async def test_recharges_past_the_window_wait_for_acks_and_then_arrive_in_order(rig):
     meter = await rig.meter()
     await meter.drop()
-    await eventually(lambda: rig.bridge._online.get(meter.meter_no) is False)
+    await eventually(lambda: rig.bridge.known(meter.meter_no).online is False)
     for n in range(70):  # more than the meter's window of 64
         await rig.pay(meter.meter_no, "QKW%07d" % n, "1.00")
     await meter.connect()
@@ -189,7 +189,7 @@ async def test_an_unacknowledged_recharge_goes_again_periodically_but_not_too_so
 async def test_meters_known_offline_get_no_periodic_resends(rig):
     meter = await rig.meter()
     await meter.drop()
-    assert await eventually(lambda: rig.bridge._online.get(meter.meter_no) is False)
+    assert await eventually(lambda: rig.bridge.known(meter.meter_no).online is False)
     await rig.pay(meter.meter_no, "QKO0000001")
     assert await eventually(lambda: rig.bridge.counters["recharges_sent"] == 1)
     clock = rig.bridge.clock
@@ -200,12 +200,12 @@ async def test_meters_known_offline_get_no_periodic_resends(rig):
 
 
 async def test_a_restarted_bridge_delivers_what_was_left_pending(rig):
-    from cloud.bridge import Bridge
+    from cloud.link.bridge import Bridge
     meter = await rig.meter()
     await rig.bridge.stop()  # the cloud goes down; a payment lands in the store meanwhile
     await rig.pay(meter.meter_no, "QKZ0000001")
     assert (await rig.recharge(meter.meter_no, 1))["status"] == "pending"
-    fresh = Bridge(rig.store, dict(rig.bridge.broker), None, resend_every_s=3600)
+    fresh = Bridge(rig.store, dict(rig.bridge.broker), resend_every_s=3600)
     await fresh.start()
     try:
         # the meter's retained online status reaches the new bridge, which sends what is due
@@ -221,5 +221,5 @@ async def test_a_restarted_bridge_delivers_what_was_left_pending(rig):
 async def _settle(rig):
     """Let delivery passes in flight finish (no sleeping on time: wait for the tasks)."""
     for _ in range(3):
-        await asyncio.gather(*list(rig.bridge._delivering.values()), return_exceptions=True)
+        await rig.bridge.settled()
         await asyncio.sleep(0.02)

@@ -7,7 +7,7 @@ import json
 import aiomqtt
 
 from link_rig import BRIDGE_PASSWORD, FakeMeter, connack, eventually
-from cloud.broker import BRIDGE_USERNAME
+from cloud.link.accounts import BRIDGE_USERNAME
 
 
 async def test_wrong_password_and_unknown_accounts_are_refused(rig):

@@ -1,5 +1,5 @@
 """The link's pure parts: payload parsing never raises anything but its own errors, the sync
-floor, and mosquitto's files as cloud.mosquitto writes them."""
+floor, and mosquitto's files as cloud.link.mosquitto writes them."""
 
 import json
 import os
@@ -9,10 +9,10 @@ import subprocess
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from cloud import link_payloads as lp
-from cloud import mosquitto as mosq
-from cloud.broker import (BrokerConfigError, link_settings, meter_broker_password,
-                          parse_mqtt_url, topic_allowed)
+from cloud.link import payloads as lp
+from cloud.link import mosquitto as mosq
+from cloud.link.accounts import meter_broker_password, topic_allowed
+from cloud.link.settings import BrokerConfigError, link_settings, parse_mqtt_url
 
 MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
 
@@ -197,17 +197,19 @@ def test_config_and_acl_text(tmp_path):
     assert mosq.reload(str(tmp_path / "no-such-pid")) is False
 
 
-def test_a_taken_port_stops_the_start_with_a_clear_error_and_off_means_no_link():
+def test_a_taken_port_stops_the_start_with_a_clear_error_and_off_means_no_link(tmp_path):
     import socket
-    from aiohttp import web
-    from cloud.broker import BrokerStartError, LinkSettings, setup_link
+    from cloud.app import create_app
+    from cloud.config import Config
+    from cloud.link.broker import BrokerStartError
+    from cloud.link.settings import LinkSettings
+    config = Config(sqlite_path=str(tmp_path / "m.sqlite3"))
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        app = web.Application()
+        config.link = LinkSettings(port=port)
         with pytest.raises(BrokerStartError, match="MITA_MQTT_PORT"):
-            setup_link(app, LinkSettings(port=port))
-    app = web.Application()
-    setup_link(app, LinkSettings(enabled=False))
-    assert len(app.cleanup_ctx) == 0
+            create_app(config)
+        config.link = LinkSettings(port=port, enabled=False)
+        create_app(config)  # off: the taken port is never tried

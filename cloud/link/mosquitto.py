@@ -1,7 +1,7 @@
 """mosquitto for the meter link: its config, ACL and password file (hashes in mosquitto's own
 PBKDF2-SHA512 `$7$` format), kept from the store and reloaded with SIGHUP.
 
-    python -m cloud.mosquitto --out DIR [--port 1883] [--bind 127.0.0.1]
+    python -m cloud.link.mosquitto --out DIR [--port 1883] [--bind 127.0.0.1]
 
 writes DIR/mosquitto.conf, DIR/acl and DIR/passwords (every registered meter plus the bridge)
 and prints the MITA_MQTT_URL and MITA_MOSQUITTO_* settings for `python -m cloud serve`."""
@@ -16,7 +16,7 @@ import signal
 import sys
 import tempfile
 
-from cloud.broker import BRIDGE_USERNAME, meter_broker_password
+from cloud.link.accounts import BRIDGE_USERNAME, meter_broker_password
 
 _ITERATIONS = 101  # mosquitto_passwd's own default
 _SALT_BYTES = 12
@@ -169,7 +169,7 @@ def write_config(folder, port=1883, bind="127.0.0.1", bridge_username=BRIDGE_USE
 
 
 async def _generate(args):
-    from cloud.app import open_store
+    from cloud.store import open_store
     from cloud.config import load_config
     config = load_config(env_file=args.env_file)
     paths = write_config(args.out, args.port, args.bind)
@@ -187,7 +187,7 @@ async def _generate(args):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m cloud.mosquitto", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m cloud.link.mosquitto", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="folder for the files")
     parser.add_argument("--port", type=int, default=1883)

@@ -1,6 +1,10 @@
 """The cloud end of the meter-cloud MQTT link: delivers recharges (QoS 1, re-sent until the
 meter acknowledges), keeps floors in sync, and writes status, telemetry and history into the
-store. One aiomqtt client on the bridge's own broker account; reconnects with backoff."""
+store. One aiomqtt client on the bridge's own broker account; reconnects with backoff.
+
+Delivery is pull-only: whoever records a recharge calls `kick(meter)`, and one delivery pass
+per meter reads what is pending from the store and decides what goes out (`deliver`). The
+resend loop and a meter coming online kick the same pass."""
 
 import asyncio
 import logging
@@ -8,7 +12,8 @@ import time
 
 import aiomqtt
 
-from cloud import link_payloads as lp
+from cloud.link import payloads as lp
+from cloud.link.channel import MeterChannel
 from cloud.store.base import InvalidRecord, NotFound, StoreError
 
 log = logging.getLogger("mita.bridge")
@@ -22,16 +27,13 @@ _IN_FLIGHT = 64  # messages being handled at once; more waits at the broker (bac
 class Bridge:
     """Runs while the app runs: `await bridge.start()` ... `await bridge.stop()`.
 
-    broker: dict(host, port, username, password, client_id, tls); store: a cloud Store;
-    recharges: the asyncio.Queue payments put new recharges on (or None).
+    broker: dict(host, port, username, password, client_id, tls); store: a cloud Store.
     """
 
-    def __init__(self, store, broker, recharges=None, *, resend_every_s=30.0,
-                 void_after_s=900.0, backoff_s=(0.2, 30.0), clock=time.time,
-                 monotonic=time.monotonic):
+    def __init__(self, store, broker, *, resend_every_s=30.0, void_after_s=900.0,
+                 backoff_s=(0.2, 30.0), clock=time.time, monotonic=time.monotonic):
         self.store = store
         self.broker = broker
-        self.recharges = recharges
         self.resend_every_s = resend_every_s
         self.backoff_s = backoff_s
         self.clock = clock
@@ -44,32 +46,39 @@ class Bridge:
         self.connected = asyncio.Event()
         self.client = None
         self._tasks = []
-        self._online = {}          # meter -> last known state is online
-        self._alerts = {}          # meter -> {alert: bool} last written, to skip no-op writes
-        self._floors = {}          # meter -> last floor computed (for the in-window check)
-        self._synced = {}          # meter -> last floor sent in a sync
+        self._channels = {}        # meter -> MeterChannel
         self._voids = lp.VoidSeqs(void_after_s)
-        self._sent_ms = {}         # (meter, seq) -> when this process last sent it
-        self._attention = set()    # meters with pending recharges or unresolved gaps
-        self._held = set()         # meters with recharges held back past their window
-        self._retry = {}           # meter -> seqs refused "not now": send at the next pass
-        self._online_at = {}       # meter -> ms of its last online status
-        self._delivering = {}      # meter -> running delivery task
-        self._again = set()        # meters whose delivery must run once more
         self._telemetry = {}       # meter -> (balance, alerts, ts): the newest unwritten
         self._telemetry_ready = asyncio.Event()
         self._tariff = (None, -1e9)
-        self._inbox = {}           # meter -> its newest message task (one at a time a meter)
         self._slots = asyncio.Semaphore(_IN_FLIGHT)
+
+    def channel(self, meter):
+        """The bridge's MeterChannel for `meter`, made on first use."""
+        channel = self._channels.get(meter)
+        if channel is None:
+            channel = self._channels[meter] = MeterChannel()
+        return channel
+
+    def known(self, meter):
+        """The meter's channel if the bridge has heard of it, else None (read-only use)."""
+        return self._channels.get(meter)
+
+    async def settled(self):
+        """Wait for every delivery pass running now (tests, shutdown)."""
+        tasks = [c.delivering for c in self._channels.values() if c.delivering is not None]
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     # -- life cycle ---------------------------------------------------------------------
     async def start(self):
-        for job in (self._connection_loop, self._drain_recharges, self._resend_loop,
-                    self._write_telemetry, self._scan_pending):
+        for job in (self._connection_loop, self._resend_loop, self._write_telemetry,
+                    self._scan_pending):
             self._tasks.append(asyncio.create_task(job(), name="bridge." + job.__name__))
 
     async def stop(self):
-        tasks = self._tasks + list(self._delivering.values()) + list(self._inbox.values())
+        tasks = list(self._tasks)
+        for channel in self._channels.values():
+            tasks += [t for t in (channel.delivering, channel.inbox) if t is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -134,19 +143,20 @@ class Bridge:
         rest), each meter's messages in the order they came."""
         await self._slots.acquire()
         meter = topic.split("/")[1] if topic.count("/") >= 2 else ""
-        task = asyncio.create_task(self._handle_after(self._inbox.get(meter), topic, payload))
-        self._inbox[meter] = task
-        task.add_done_callback(lambda done: self._message_done(meter, done))
+        channel = self.channel(meter)
+        task = asyncio.create_task(self._handle_after(channel.inbox, topic, payload))
+        channel.inbox = task
+        task.add_done_callback(lambda done: self._message_done(channel, done))
 
     async def _handle_after(self, previous, topic, payload):
         if previous is not None:
             await asyncio.gather(previous, return_exceptions=True)
         await self.handle(topic, payload)
 
-    def _message_done(self, meter, task):
+    def _message_done(self, channel, task):
         self._slots.release()
-        if self._inbox.get(meter) is task:
-            del self._inbox[meter]
+        if channel.inbox is task:
+            channel.inbox = None
 
     async def handle(self, topic, payload):
         """One message from a meter. Never raises: bad input is counted and dropped."""
@@ -182,11 +192,12 @@ class Bridge:
         online = fields["state"] == "online"
         await self.store.update_meter_status(meter, fields, self._now_ms())
         await self._set_alerts(meter, {"connection_lost": not online})
-        self._online[meter] = online
+        channel = self.channel(meter)
+        channel.online = online
         if online:
-            self._online_at[meter] = self._now_ms()
-            self._synced.pop(meter, None)  # the protocol sends a sync after every online
-            self._kick(meter)
+            channel.online_at = self._now_ms()
+            channel.synced = None  # the protocol sends a sync after every online
+            self.kick(meter)
             await self._offer_tariff(meter, fields.get("tariff_version"))
 
     async def _on_telemetry(self, meter, msg):
@@ -212,15 +223,15 @@ class Bridge:
     async def _on_recharge_ack(self, meter, msg):
         seq, status, reason, balance = lp.parse_recharge_ack(msg)
         self.counters["acks"] += 1
+        channel = self.channel(meter)
         if status == "rejected" and reason in lp.RETRYABLE_REASONS:
             # Not applied, not final: stays pending and goes again after earlier seqs land.
             self.counters["retry_later"] += 1
-            self._attention.add(meter)
-            self._held.add(meter)
-            self._retry.setdefault(meter, set()).add(seq)
+            channel.attention = channel.held = True
+            channel.retry.add(seq)
             return
         updated = await self.store.ack_recharge(meter, seq, status, reason, self._now_ms())
-        self._sent_ms.pop((meter, seq), None)
+        channel.sent_ms.pop(seq, None)
         if updated is None:
             self.counters["unknown_ack"] += 1
             return
@@ -230,8 +241,8 @@ class Bridge:
                                                           "reason": reason})
         if balance is not None:
             await self.store.update_meter_balance(meter, balance, self._now_ms())
-        if meter in self._held:
-            self._kick(meter)  # held-back recharges may now be inside the meter's window
+        if channel.held:
+            self.kick(meter)  # held-back recharges may now be inside the meter's window
 
     async def _on_tariff_ack(self, meter, msg):
         version, ok, reason = lp.parse_tariff_ack(msg)
@@ -246,11 +257,12 @@ class Bridge:
                  "recharge/ack": _on_recharge_ack, "tariff/ack": _on_tariff_ack}
 
     async def _set_alerts(self, meter, alerts):
-        known = self._alerts.get(meter)
+        channel = self.channel(meter)
+        known = channel.alerts
         if known is not None and all(known.get(k) == v for k, v in alerts.items()):
             return
         await self.store.update_meter_alerts(meter, alerts)
-        self._alerts.setdefault(meter, {}).update(alerts)
+        channel.alerts = dict(known or {}, **alerts)
 
     async def _offer_tariff(self, meter, meter_version):
         tariff, fetched = self._tariff
@@ -282,28 +294,10 @@ class Bridge:
                                                                "error": repr(error)})
 
     # -- recharge delivery --------------------------------------------------------------
-    async def _drain_recharges(self):
-        if self.recharges is None:
-            return
-        while True:
-            recharge = await self.recharges.get()
-            meter = recharge["meter_no"]
-            self._attention.add(meter)
-            floor = self._floors.get(meter)
-            if floor is not None and recharge["seq"] > floor + lp.RECHARGE_WINDOW:
-                self._held.add(meter)  # the meter would refuse it now; sent after acks
-                continue
-            try:
-                await self._send_recharge(recharge)
-            except Exception:  # it stays pending in the store: a later pass sends it
-                self.counters["errors"] += 1
-                log.exception("recharge not sent", extra={"meter_no": meter})
-
-    async def _send_recharge(self, recharge):
-        meter = recharge["meter_no"]
+    async def _send_recharge(self, meter, channel, recharge):
         # Known at once, before the store has it: a delivery pass running now must not
         # send the same recharge a second time.
-        self._sent_ms[(meter, recharge["seq"])] = self._now_ms()
+        channel.sent_ms[recharge["seq"]] = self._now_ms()
         if await self.publish("meters/%s/recharge" % meter, lp.recharge_message(recharge)):
             self.counters["recharges_sent"] += 1
             try:
@@ -311,17 +305,20 @@ class Bridge:
             except StoreError as error:  # only bookkeeping: the message is out
                 log.warning("mark_recharge_sent failed", extra={"error": str(error)})
 
-    def _kick(self, meter):
-        """Run a delivery pass for the meter soon; one at a time per meter."""
-        if meter in self._delivering:
-            self._again.add(meter)
+    def kick(self, meter):
+        """Something for the meter may be waiting in the store (a new recharge, an ack that
+        opens its window, a reconnect): run a delivery pass soon, one at a time per meter."""
+        channel = self.channel(meter)
+        channel.attention = True
+        if channel.delivering is not None:
+            channel.again = True
             return
-        self._delivering[meter] = asyncio.create_task(self._delivery_task(meter))
+        channel.delivering = asyncio.create_task(self._delivery_task(meter, channel))
 
-    async def _delivery_task(self, meter):
+    async def _delivery_task(self, meter, channel):
         try:
             while True:
-                self._again.discard(meter)
+                channel.again = False
                 try:
                     await self.deliver(meter)
                 except NotFound:
@@ -331,14 +328,14 @@ class Bridge:
                                   else "errors"] += 1
                     log.warning("delivery pass failed", extra={"meter_no": meter,
                                                                "error": repr(error)})
-                if meter not in self._again:
+                if not channel.again:
                     return
         finally:
-            self._delivering.pop(meter, None)
+            channel.delivering = None
 
     async def deliver(self, meter):
-        """Send the meter its floor (when it changed) and every pending recharge inside its
-        window, in seq order. Returns the floor."""
+        """The one sender: the meter's floor (when it changed) and every pending recharge
+        inside its window, in seq order. Returns the floor."""
         record = await self.store.get_meter(meter)
         if record is None:
             raise NotFound("meter %s" % meter)
@@ -346,31 +343,27 @@ class Bridge:
         issued = record.get("recharge_seq") or 0
         voids = self._update_gaps(meter, recharges, issued)
         floor = lp.recharge_floor(recharges, issued, voids)
-        self._floors[meter] = floor
-        if floor > 0 and self._synced.get(meter) != floor:
+        channel = self.channel(meter)
+        channel.floor = floor
+        if floor > 0 and channel.synced != floor:
             if await self.publish("meters/%s/sync" % meter, lp.sync_message(floor)):
-                self._synced[meter] = floor
+                channel.synced = floor
                 self.counters["syncs_sent"] += 1
         pending = [r for r in recharges if r["status"] == "pending"]
-        now, online_at = self._now_ms(), self._online_at.get(meter, 0)
-        self._held.discard(meter)
-        retry = self._retry.get(meter, set())
+        now = self._now_ms()
+        channel.held = False
         for recharge in pending:
-            if recharge["seq"] > floor + lp.RECHARGE_WINDOW:
-                self._held.add(meter)
+            if recharge["seq"] > floor + lp.RECHARGE_WINDOW:  # the meter would refuse it now
+                channel.held = True
                 break
-            sent = max(recharge.get("sent_at") or 0,
-                       self._sent_ms.get((meter, recharge["seq"]), 0)) or None
+            sent = channel.last_sent(recharge)
             # Not again while the last copy may still be on its way, unless the meter has
             # reconnected since (its session may have lost it).
-            if (sent is None or sent < online_at or recharge["seq"] in retry
+            if (sent is None or sent < channel.online_at or recharge["seq"] in channel.retry
                     or now - sent >= self.resend_every_s * 1000):
-                retry.discard(recharge["seq"])
-                await self._send_recharge(recharge)
-        if pending or self._voids.waiting(meter):
-            self._attention.add(meter)
-        else:
-            self._attention.discard(meter)
+                channel.retry.discard(recharge["seq"])
+                await self._send_recharge(meter, channel, recharge)
+        channel.attention = bool(pending) or self._voids.waiting(meter)
         return floor
 
     def _update_gaps(self, meter, recharges, issued):
@@ -393,9 +386,9 @@ class Bridge:
         """Re-send to every meter that has something unacknowledged and is not known offline."""
         if not self.connected.is_set():
             return
-        for meter in list(self._attention):
-            if self._online.get(meter, True):
-                self._kick(meter)
+        for meter, channel in list(self._channels.items()):
+            if channel.attention and channel.online is not False:
+                self.kick(meter)
 
     async def _scan_pending(self):
         """At start: find meters with pending recharges left from before (a restart, a full
@@ -403,6 +396,6 @@ class Bridge:
         try:
             for meter in await self.store.list_meters():
                 if await self.store.list_recharges(meter["meter_no"], status="pending"):
-                    self._attention.add(meter["meter_no"])
+                    self.channel(meter["meter_no"]).attention = True
         except StoreError as error:
             log.warning("pending scan failed", extra={"error": str(error)})
