@@ -34,7 +34,8 @@ class MeterApp:
         self.state_root = ""
         self.reset_cause = 0
         self.running = False
-        self.online = False  # set by the cloud link (meter.link); shown in the snapshot
+        self.online = False  # the cloud link's set_online(); shown in the snapshot
+        self._relay_next = None  # the relay as a recharge is about to set it (one write)
         self._uptime_ms = 0
         self._saved_uptime_ms = 0
         self._unsaved_wh = 0
@@ -99,9 +100,14 @@ class MeterApp:
             "biller": self.biller.state(),
             "energy": self.energy.state(),
             "policy": self.policy.state(),
-            "relay": self.board.relay.is_closed() if self.board else self.persisted_relay,
+            "relay": self._relay_state(),
             "time": self.clock.now(),
         }
+
+    def _relay_state(self):
+        if self._relay_next is not None:
+            return self._relay_next
+        return self.board.relay.is_closed() if self.board else self.persisted_relay
 
     def persist(self):
         """Write the whole state in one atomic slot write; raises OSError if the flash fails."""
@@ -177,17 +183,27 @@ class MeterApp:
             self.ledger.debit(self.biller.bill(wh, t, self.clock.valid()))
             self._unsaved_wh += wh
 
-    def _run_policy(self, t):
+    def _relay_change(self, t):
+        """What the relay policy wants now, if that differs from the relay: True/False, or
+        None for no change."""
         board = self.board
         assert board is not None
-        relay = board.relay
-        closed = relay.is_closed()
+        closed = board.relay.is_closed()
         want = self.policy.update(self._uptime_ms // 1000, self._minute_of_day(t),
                                   self.ledger.balance, self._power_w,
                                   board.cover_open(), closed)
-        if want != closed:
-            relay.set(want)
-            self._event("relay " + ("closed" if want else "opened") + ": " + self.policy.reason)
+        return None if want == closed else want
+
+    def _switch_relay(self, want):
+        board = self.board
+        assert board is not None
+        board.relay.set(want)
+        self._event("relay " + ("closed" if want else "opened") + ": " + self.policy.reason)
+
+    def _run_policy(self, t):
+        want = self._relay_change(t)
+        if want is not None:
+            self._switch_relay(want)
             # The relay state is persisted at once: a reboot restores it without a flicker.
             self._try_persist()
 
@@ -215,18 +231,49 @@ class MeterApp:
         s["tariff_version"] = self.biller.tariff.version
         s["online"] = self.online
 
-    # --- commands -----------------------------------------------------------------------
-    def apply_recharge(self, msg):
-        """Apply a recharge once and persist it before answering; returns (status, reason).
+    # --- the cloud link's surface (meter.link calls only these and reads the snapshot) -----
+    def set_online(self, online):
+        self.online = bool(online)
 
-        The caller acknowledges only after this returns: an "applied" credit is on flash."""
+    def balance_cents(self):
+        return self.ledger.balance
+
+    def totals(self):
+        """(energy_wh, debited_cents) so far: what the consumption history samples."""
+        return self.energy.total_wh, self.ledger.total_debited
+
+    def advance_floor(self, source, floor):
+        """The issuer's resync (docs/protocol.md "sync"): raise the source's recharge floor and
+        persist it; True if it moved. RechargeError for a floor that is not a valid seq."""
+        if not self.recharger.advance_floor(source, floor):
+            return False
+        self._try_persist()  # not on flash: the cloud syncs again after the next online
+        return True
+
+    def apply_recharge(self, msg, source=None):
+        """Apply a recharge once and persist it before answering; returns (status, reason).
+        `source`: the only source this channel may carry (MQTT: "cloud"), checked with the
+        rest of the message, once.
+
+        The credit and the relay it closes go to flash in one write; the relay moves only
+        after that write. The caller acknowledges only after this returns: an "applied"
+        credit is on flash."""
         before_ledger = self.ledger.to_dict()
         before_recharge = self.recharger.state()
-        status, reason = self.recharger.apply(msg, self.clock.now())
+        now = self.clock.now()
+        status, reason = self.recharger.apply(msg, now, source)
         if status != "applied":
             return status, reason
-        if not self._try_persist():
-            # Not on flash means not applied: undo, so the re-sent credit applies later.
+        self._relay_next = self._relay_change(now) if self.board is not None else None
+        try:
+            saved = self._try_persist()
+        finally:
+            want, self._relay_next = self._relay_next, None
+        if not saved:
+            # Not on flash means not applied: undo, so the re-sent credit applies later, and
+            # the relay stays as it is.
+            if want is not None:
+                self.policy.cancel_switch()
             thresholds = self.config["thresholds"]
             self.ledger = Ledger.from_dict(before_ledger, low_cents=thresholds["low_cents"],
                                            critical_cents=thresholds["critical_cents"])
@@ -234,9 +281,10 @@ class MeterApp:
                                        state=before_recharge)
             return "rejected", "storage_error"
         self._event("recharge %s: %d cents" % (msg.get("id"), msg.get("amount_cents")))
+        if want is not None:
+            self._switch_relay(want)
         if self.board is not None:
-            self._run_policy(self.clock.now())
-            self._update_snapshot(self.clock.now())
+            self._update_snapshot(now)
         return status, reason
 
     def set_tariff(self, d):

@@ -46,6 +46,7 @@ class MeterLink:
         self.malformed = 0
         self.recharges = 0
         self.telemetry_sent = 0
+        self.restarts = {}  # task name -> restarts by start_link's supervisor
         self._handlers = {
             self.prefix + "recharge": self._on_recharge,
             self.prefix + "tariff": self._on_tariff,
@@ -58,7 +59,8 @@ class MeterLink:
         self._hist_sent = []  # history seqs published in this session, not yet acked
         if history is not None:
             # The baseline now, so the first second's consumption is not lost from history.
-            history.sample(app.clock.now(), app.energy.total_wh, app.ledger.total_debited)
+            wh, debited = app.totals()
+            history.sample(app.clock.now(), wh, debited)
 
     # --- wiring --------------------------------------------------------------------------
     def subscriptions(self):
@@ -81,7 +83,7 @@ class MeterLink:
     # --- outgoing ------------------------------------------------------------------------
     def on_connect(self):
         """Every (re)connect: the status leads, then telemetry, then history from the oldest."""
-        self.app.online = True
+        self.app.set_online(True)
         self._publish_status(first=True)
         self._hist_sent = []
         self.send_telemetry()
@@ -138,10 +140,10 @@ class MeterLink:
         """Record history, send telemetry when due or when something a person would notice
         changed, and a new status when the load switched."""
         app = self.app
-        app.online = self.online()
+        app.set_online(self.online())
         if self.history is not None:
-            record = self.history.sample(app.clock.now(), app.energy.total_wh,
-                                         app.ledger.total_debited)
+            wh, debited = app.totals()
+            record = self.history.sample(app.clock.now(), wh, debited)
             if record is not None:
                 self._upload_history()
         if not self.online():
@@ -190,21 +192,18 @@ class MeterLink:
         self._log("warn", "dropped: %s", why)
 
     def _on_recharge(self, msg):
+        # Only the cloud numbers credits over MQTT: the token window is the keypad's. The app
+        # validates the whole message (once) and persists before it returns; the ack (and
+        # the PUBACK) only go out after that.
+        status, reason = self.app.apply_recharge(msg, "cloud")
         seq = msg.get("seq")
         if type(seq) is not int:
+            # Nothing the cloud could match an ack to: dropped and counted, never applied.
             raise LinkError("recharge without an int seq")
-        if msg.get("source") != "cloud":
-            # Only the cloud numbers credits over MQTT: the token window is the keypad's.
-            status, reason = "rejected", "bad_source"
-        else:
-            command = {"id": msg.get("id"), "seq": seq, "amount_cents": msg.get("amount_cents"),
-                       "source": "cloud"}
-            # Persists before it returns; the ack (and the PUBACK) only go out after that.
-            status, reason = self.app.apply_recharge(command)
         self.recharges += 1
         self._publish("recharge/ack", {
             "v": PROTOCOL_VERSION, "seq": seq, "id": msg.get("id"), "status": status,
-            "reason": reason, "balance_cents": self.app.ledger.balance,
+            "reason": reason, "balance_cents": self.app.balance_cents(),
             "t": self.app.clock.now()}, qos=1)
         if status == "applied":
             self.send_telemetry()
@@ -219,14 +218,12 @@ class MeterLink:
 
     def _on_sync(self, msg):
         floor = msg.get("recharge_floor")
-        if type(floor) is not int or floor < 0 or floor > 0xFFFFFFFF:
+        try:
+            moved = self.app.advance_floor("cloud", floor)  # validates the floor
+        except ValueError:  # RechargeError: not a seq
             raise LinkError("sync without a valid recharge_floor")
-        if self.app.recharger.advance_floor("cloud", floor):
+        if moved:
             self._log("warn", "recharge floor raised to %d by the cloud", floor)
-            try:
-                self.app.persist()
-            except OSError as exc:
-                self._log("error", "persist after sync failed: %s", exc)
 
     def _on_history_ack(self, msg):
         seq = msg.get("seq")
@@ -272,10 +269,29 @@ async def end_session_on_wifi_loss(wifi, client):
         await wifi.up.wait()
 
 
+async def supervise(name, start, restarts, log=None, pause_s=5):
+    """Await start() and, whenever the task it makes dies of an exception, start it again
+    after pause_s, counting restarts[name]: a WiFi or NTP task killed by a bug must not leave
+    the meter offline until the watchdog resets it (billing never stops either way)."""
+    import asyncio
+    while True:
+        try:
+            await start()
+            return  # it ended by itself: nothing to restart
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            restarts[name] = restarts.get(name, 0) + 1
+            if log is not None:
+                log.error("%s task died (%r); restart %d", name, exc, restarts[name])
+        await asyncio.sleep(pause_s)
+
+
 def start_link(app, wlan=None, ntp=None, history_root="", log=None, ssl_context=None):
-    """Start everything the meter does online as tasks beside app.run(): WiFi (if a WLAN is
-    given), MQTT once WiFi is up, NTP while online, and the link's one-second step. The meter
-    meters and bills the same whether or not any of this is up. Returns (link, client, tasks)."""
+    """Start everything the meter does online as supervised tasks beside app.run(): WiFi (if a
+    WLAN is given), MQTT once WiFi is up, NTP while online, and the link's one-second step.
+    The meter meters and bills the same whether or not any of this is up. link.restarts counts
+    the restarts of each. Returns (link, client, tasks)."""
     import asyncio
     from meter.ntp import TimeSync
     from meter.wifi import WifiManager
@@ -285,14 +301,19 @@ def start_link(app, wlan=None, ntp=None, history_root="", log=None, ssl_context=
         wifi = WifiManager(wlan, w["ssid"], w["password"], log=log)
     link, client = make_link(app, wifi=wifi, history_root=history_root, log=log,
                              ssl_context=ssl_context)
+    up = wifi.up if wifi is not None else None
     tasks = []
-    tasks.append(asyncio.create_task(link.run()))
+
+    def supervised(name, start):
+        tasks.append(asyncio.create_task(supervise(name, start, link.restarts, log)))
+
+    supervised("link", link.run)
     if wifi is not None:
-        tasks.append(asyncio.create_task(wifi.run()))
-        tasks.append(asyncio.create_task(end_session_on_wifi_loss(wifi, client)))
+        supervised("wifi", wifi.run)
+        supervised("wifi_watch", lambda: end_session_on_wifi_loss(wifi, client))
     if app.config["mqtt"]["host"]:
-        tasks.append(asyncio.create_task(client.run(wifi.up if wifi is not None else None)))
+        supervised("mqtt", lambda: client.run(up))
     if ntp is not None:
         sync = TimeSync(app.clock, ntp, log=log)
-        tasks.append(asyncio.create_task(sync.run(wifi.up if wifi is not None else None)))
+        supervised("ntp", lambda: sync.run(up))
     return link, client, tasks

@@ -72,6 +72,7 @@ class RelayPolicy:
         self._locked = False
         self._hold_until = 0      # after a trip: no reconnect before this (0 = no hold)
         self._switch_ready = 0    # no credit-driven switching before this
+        self._before = (0, False)  # (switch_ready, want) before the last update
         self._over_since = -1     # start of the current run over max_power_w (-1 = none)
         self._bypass_since = -1   # start of the current run of power with the relay open
         self._bypass = False
@@ -111,6 +112,7 @@ class RelayPolicy:
             self._last_now = now_s
         t = self._t
         relay_closed = bool(relay_closed)
+        self._before = (self._switch_ready, self._want)  # for cancel_switch
         self._cover_open = bool(cover_open)
         self._trips = [x for x in self._trips if t - x < self.trip_window_s]
         if self._hold_until and t >= self._hold_until:
@@ -141,6 +143,11 @@ class RelayPolicy:
                 self._switch_ready = t + self.min_switch_s
         self.reason = reason
         return want
+
+    def cancel_switch(self):
+        """The switch the last update asked for was not made (the state it goes with could
+        not be saved): the minimum interval and the remembered wish are as before it."""
+        self._switch_ready, self._want = self._before
 
     def _forced_open(self):
         if self._locked:

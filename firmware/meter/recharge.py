@@ -39,8 +39,9 @@ def _is_int(x):
     return type(x) is int
 
 
-def validate(msg, max_cents):
-    """Raise RechargeError unless msg is a well-formed, acceptable recharge."""
+def validate(msg, max_cents, only_source=None):
+    """Raise RechargeError unless msg is a well-formed, acceptable recharge (from
+    `only_source`, when the channel it came on carries one source only)."""
     if not isinstance(msg, dict):
         raise RechargeError("malformed", "not an object")
     for key in ("id", "seq", "amount_cents", "source"):
@@ -52,7 +53,7 @@ def validate(msg, max_cents):
     amount = msg["amount_cents"]
     if not isinstance(source, str) or not isinstance(ref, str):
         raise RechargeError("malformed", "id and source must be strings")
-    if source not in SOURCES:
+    if source not in SOURCES or (only_source is not None and source != only_source):
         raise RechargeError("bad_source", source[:16])
     if not ref or len(ref) > MAX_ID_LEN:
         raise RechargeError("bad_id", "empty or longer than %d" % MAX_ID_LEN)
@@ -138,11 +139,12 @@ class Recharger:
         floor, bits = self._seen[source]
         return seq <= floor or bool((bits >> (seq - floor - 1)) & 1)
 
-    def apply(self, msg, t):
+    def apply(self, msg, t, only_source=None):
         """Return (status, reason): ("applied", "ok"), ("duplicate", "already_applied") or
-        ("rejected", <code>). Only "applied" changes the ledger and the windows."""
+        ("rejected", <code>). Only "applied" changes the ledger and the windows. The one
+        place a recharge is validated (see validate)."""
         try:
-            validate(msg, self.max_cents)
+            validate(msg, self.max_cents, only_source)
         except RechargeError as exc:
             self.rejected_count += 1
             return "rejected", exc.reason

@@ -151,6 +151,65 @@ def test_power_cut_during_the_write_means_no_ack_and_the_redelivery_applies():
     assert app.ledger.balance == 500
 
 
+def test_a_recharge_that_closes_the_relay_is_one_flash_write_and_the_relay_moves_after_it():
+    app, board, link, client = make("link_one_write", balance=0)
+    assert not board.relay.is_closed()  # no credit: open
+    writes = []
+    real_save = app.store.save
+
+    def counting_save(state):
+        writes.append((state["relay"], board.relay.is_closed()))
+        real_save(state)
+
+    app.store.save = counting_save
+    link.on_message(P + "recharge", recharge(1, 20000))
+    assert client.take("recharge/ack")[0][1]["status"] == "applied"
+    # one write holds the credit and the closed relay; the relay was still open during it
+    assert writes == [(True, False)]
+    assert board.relay.is_closed()
+    assert app.store.load()["relay"] is True and app.store.load()["ledger"]["balance_cents"] == 20000
+
+
+def test_a_recharge_whose_write_fails_never_closes_the_relay():
+    app, board, link, client = make("link_no_close", balance=0)
+
+    def failing_save(state):
+        raise OSError(28)
+
+    app.store.save = failing_save
+    link.on_message(P + "recharge", recharge(1, 20000))
+    assert client.take("recharge/ack")[0][1]["reason"] == "storage_error"
+    assert not board.relay.is_closed() and app.ledger.balance == 0
+    assert app.state()["relay"] is False  # the relay the next write records is the real one
+
+
+def test_a_recharge_without_an_int_seq_is_dropped_counted_and_changes_nothing():
+    app, board, link, client = make("link_no_seq", balance=0)
+    for seq in ('"1"', "null", "1.0"):
+        link.on_message(P + "recharge", ('{"v": 1, "id": "R1", "seq": %s, "amount_cents": 100,'
+                                         ' "source": "cloud"}' % seq).encode())
+    assert link.malformed == 3 and client.take("recharge/ack") == []
+    assert app.ledger.balance == 0 and app.recharger.floor("cloud") == 0
+
+
+def test_a_task_that_dies_is_restarted_and_counted_one_that_ends_is_not():
+    import asyncio
+    from meter.link import supervise
+    runs = []
+
+    async def flaky():
+        runs.append(1)
+        if len(runs) < 3:
+            raise OSError("wifi driver")
+
+    async def main():
+        restarts = {}
+        await supervise("wifi", flaky, restarts, pause_s=0)
+        return restarts
+
+    assert asyncio.run(main()) == {"wifi": 2} and len(runs) == 3
+
+
 def test_tariff_update_is_taken_once_and_acknowledged():
     app, board, link, client = make("link_tariff")
     tariff = {"version": 2, "bands": [{"rate": 3000}], "vat_bp": 1600}
