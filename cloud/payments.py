@@ -123,6 +123,19 @@ class Payments:
             raise UnknownMeter(f"no meter {canonical}")
         return meter
 
+    async def guarded_stk_push(self, who, meter, phone, amount_kes):
+        """start_stk_push behind the push guard: one prompt waiting per phone and meter, and
+        the guard's limits for `who` (TooManyPushes, PromptAlreadyWaiting)."""
+        booked = await self.push_guard.reserve(self.store, who, meter["meter_no"], phone,
+                                               amount_kes)
+        try:
+            stored = await self.start_stk_push(meter, phone, amount_kes)
+        except BaseException:
+            self.push_guard.failed(booked)
+            raise
+        self.push_guard.sent(booked, stored["checkout_request_id"])
+        return stored
+
     async def start_stk_push(self, meter, phone, amount_kes):
         """Prompt the phone; the request is stored (pending) before this returns."""
         phone = normalise_msisdn(phone)

@@ -40,15 +40,7 @@ async def stk_push(request):
     payments.check_amount_kes(amount)
     meter = await payments.find_meter(meter_no)
     require_meter_access(who, meter)
-    phone = normalise_msisdn(phone)
-    guard = payments.push_guard
-    booked = await guard.reserve(payments.store, who, meter["meter_no"], phone, amount)
-    try:
-        stored = await payments.start_stk_push(meter, phone, amount)
-    except BaseException:
-        guard.failed(booked)
-        raise
-    guard.sent(booked, stored["checkout_request_id"])
+    stored = await payments.guarded_stk_push(who, meter, normalise_msisdn(phone), amount)
     return web.json_response(_stk_view(stored), status=201)
 
 
