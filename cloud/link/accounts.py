@@ -27,13 +27,35 @@ def meter_credentials(meter_no, device_key):
                                                                              device_key)}
 
 
-def topic_allowed(username, topic, bridge_username):
-    """The protocol's ACL: a meter only under meters/<its id>/, the bridge anywhere."""
+# The protocol's ACL, by direction (docs/protocol.md): what a meter may publish under
+# meters/<its id>/ (its last will goes to status), and what it may subscribe to there. Only the
+# bridge's login may publish commands (recharge, tariff, sync) or read another meter's topics.
+METER_PUBLISHES = ("status", "telemetry", "history", "recharge/ack", "tariff/ack")
+METER_SUBSCRIBES = ("recharge", "tariff", "sync", "history/ack")
+PUBLISH, SUBSCRIBE = "publish", "subscribe"
+
+
+def _meter_login(username):
+    return bool(username) and not any(c in username for c in "+#/")
+
+
+def topic_allowed(username, topic, bridge_username, action=PUBLISH):
+    """May `username` publish to (action PUBLISH) or subscribe to (SUBSCRIBE) `topic`? The
+    bridge anywhere; a meter only the exact topics of its own direction (no wildcards)."""
     if username == bridge_username:
         return True
-    if not username or "+" in username or "#" in username or "/" in username:
+    if not _meter_login(username) or not isinstance(topic, str):
         return False
-    return topic.startswith("meters/%s/" % username)
+    prefix = "meters/%s/" % username
+    if not topic.startswith(prefix):
+        return False
+    return topic[len(prefix):] in (METER_PUBLISHES if action == PUBLISH else METER_SUBSCRIBES)
+
+
+def client_id_allowed(username, client_id):
+    """Client ids are bound to logins: every client, the bridge included, connects with its
+    own user name as client id, so no login can take over another's session."""
+    return bool(client_id) and client_id == username
 
 
 
@@ -45,7 +67,9 @@ class StoreAccounts:
         self.store = store
         self.bridge_username = bridge_username
         self.bridge_password = bridge_password
-        self.refused = 0
+        self.refused = 0           # logins refused (bad password, unknown meter)
+        self.refused_topics = 0    # publishes and subscriptions outside the ACL
+        self.refused_client_ids = 0  # a login that tried another client's id
 
     async def check(self, username, password):
         ok = await self._check(username, password or "")
@@ -64,5 +88,14 @@ class StoreAccounts:
         expected = meter_broker_password(username, key)
         return hmac.compare_digest(password.encode(), expected.encode())
 
-    def allowed(self, username, topic):
-        return topic_allowed(username, topic, self.bridge_username)
+    def allowed(self, username, topic, action=PUBLISH):
+        ok = topic_allowed(username, topic, self.bridge_username, action)
+        if not ok:
+            self.refused_topics += 1
+        return ok
+
+    def client_id_ok(self, username, client_id):
+        ok = client_id_allowed(username, client_id)
+        if not ok:
+            self.refused_client_ids += 1
+        return ok

@@ -95,7 +95,7 @@ class Bridge:
             tls = ssl.create_default_context()
         return aiomqtt.Client(
             b["host"], b["port"], username=b.get("username"), password=b.get("password"),
-            identifier=b.get("client_id", "mita-bridge"), clean_session=False,
+            identifier=b.get("client_id") or b.get("username"), clean_session=False,
             keepalive=b.get("keepalive", 60), tls_context=tls,
             max_inflight_messages=1000, timeout=b.get("timeout", 10))
 

@@ -1,14 +1,17 @@
-"""The in-process MQTT broker (amqtt), for a laptop or a pilot: StoreAccounts decide logins
-and topics through amqtt's auth and topic plugins."""
+"""The in-process MQTT broker (amqtt), for a laptop or a pilot: StoreAccounts decide logins,
+client ids and topics, through a check at CONNECT and amqtt's auth and topic plugins."""
 
 import logging
 import socket
 from dataclasses import dataclass
 from typing import Any
 
+from amqtt.adapters import ReaderAdapter
 from amqtt.broker import Broker
 from amqtt.contexts import Action
-from amqtt.errors import BrokerError
+from amqtt.errors import AMQTTError, BrokerError
+from amqtt.mqtt.connack import IDENTIFIER_REJECTED, NOT_AUTHORIZED, ConnackPacket
+from amqtt.mqtt.connect import ConnectPacket
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 
 log = logging.getLogger("mita.broker")
@@ -44,7 +47,68 @@ class MeterTopicPlugin(BaseTopicPlugin):
         if action == Action.RECEIVE:
             return True  # what a client receives was already filtered at subscribe
         user = session.username if session is not None else None
-        return bool(topic) and self.context.config.accounts.allowed(user, topic)
+        direction = "subscribe" if action == Action.SUBSCRIBE else "publish"
+        return bool(topic) and self.context.config.accounts.allowed(user, topic, direction)
+
+
+class _Replayed(ReaderAdapter):
+    """The connection with the CONNECT packet the identity check already read put back in
+    front, for amqtt to read as if nobody had."""
+
+    def __init__(self, first, reader):
+        self._first = bytes(first)
+        self._reader = reader
+
+    async def read(self, n=-1):
+        first, self._first = self._first, b""
+        if n < 0:
+            return first + await self._reader.read(-1)
+        if len(first) >= n:
+            self._first = first[n:]
+            return first[:n]
+        return first + await self._reader.read(n - len(first))
+
+    def feed_eof(self):
+        self._reader.feed_eof()
+
+
+class GuardedBroker(Broker):
+    """amqtt with the login and the client id checked on the CONNECT, before amqtt looks
+    the client id up: amqtt 0.12.1 drops, replaces or takes over the session of that client
+    id before its auth plugins run, so a refusal there would come too late (the rightful
+    client already kicked, its queued recharges handed over)."""
+
+    def __init__(self, config, accounts):
+        super().__init__(config)
+        self.accounts = accounts
+
+    async def _initialize_client_session(self, reader, writer, remote_address, remote_port):
+        connect = await ConnectPacket.from_stream(reader)
+        code = await self._refusal(connect)
+        if code is not None:
+            await ConnackPacket.build(0, code).to_stream(writer)
+            await writer.close()
+            raise AMQTTError("CONNECT refused (code %d) from %s" % (code, remote_address))
+        return await super()._initialize_client_session(
+            _Replayed(connect.to_bytes(), reader), writer, remote_address, remote_port)
+
+    async def _refusal(self, connect):
+        """None to let amqtt go on, else the CONNACK return code that refuses."""
+        payload = connect.payload
+        if payload is None:
+            return None  # malformed: amqtt's own checks answer it
+        username, client_id = payload.username, payload.client_id
+        try:
+            if not await self.accounts.check(username, payload.password):
+                return NOT_AUTHORIZED
+        except Exception:  # a store outage refuses the connection; it never crashes the broker
+            log.exception("broker authentication failed")
+            return NOT_AUTHORIZED
+        if not self.accounts.client_id_ok(username, client_id):
+            log.warning("client id refused: a login may only use its own", extra={
+                "username": username, "client_id": (client_id or "")[:64]})
+            return IDENTIFIER_REJECTED
+        return None
 
 
 class EmbeddedBroker:
@@ -63,7 +127,7 @@ class EmbeddedBroker:
             "plugins": {plugin % "StoreAuthPlugin": {"accounts": self.accounts},
                         plugin % "MeterTopicPlugin": {"accounts": self.accounts}},
         }
-        broker = Broker(config)
+        broker = GuardedBroker(config, self.accounts)
         try:
             await broker.start()
         except BrokerError as error:

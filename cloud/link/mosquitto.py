@@ -16,7 +16,8 @@ import signal
 import sys
 import tempfile
 
-from cloud.link.accounts import BRIDGE_USERNAME, meter_broker_password
+from cloud.link.accounts import (BRIDGE_USERNAME, METER_PUBLISHES, METER_SUBSCRIBES,
+                                 meter_broker_password)
 
 _ITERATIONS = 101  # mosquitto_passwd's own default
 _SALT_BYTES = 12
@@ -124,15 +125,19 @@ async def sync_password_file(store, path, extra_accounts, pid_file=""):
 
 
 def acl_text(bridge_username=BRIDGE_USERNAME):
-    """The protocol's access rule: the bridge everywhere under meters/, a meter only under
-    its own meters/<user name>/."""
-    return ("user %s\ntopic readwrite meters/#\n\n"
-            "pattern readwrite meters/%%u/#\n" % _check_username(bridge_username))
+    """The protocol's access rule, as cloud/link/accounts.py states it: the bridge everywhere
+    under meters/; a meter writes only its own reports and reads only its own commands."""
+    lines = ["user %s" % _check_username(bridge_username), "topic readwrite meters/#", ""]
+    lines += ["pattern write meters/%%u/%s" % kind for kind in METER_PUBLISHES]
+    lines += ["pattern read meters/%%u/%s" % kind for kind in METER_SUBSCRIBES]
+    return "\n".join(lines) + "\n"
 
 
 def config_text(port, password_file, acl_file, bind="127.0.0.1", persistence_file="",
                 pid_file=""):
     lines = ["listener %d %s" % (port, bind), "allow_anonymous false",
+             # Client ids bound to logins: no login can take over another's session.
+             "use_username_as_clientid true",
              "password_file %s" % password_file, "acl_file %s" % acl_file,
              # protocol.md: meters drop incoming packets over 4096 bytes; keep the cloud's
              # side bounded too (history and statuses are far smaller).

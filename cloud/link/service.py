@@ -42,7 +42,7 @@ class Link:
             await sync_password_file(self.store, settings.mosquitto_password_file,
                                      {target["username"]: target["password"] or ""},
                                      settings.mosquitto_pid_file)
-        target["client_id"] = settings.client_id
+        target["client_id"] = target["username"]  # client ids are bound to logins
         options = dict({"resend_every_s": settings.resend_every_s,
                         "void_after_s": settings.void_after_s}, **self.bridge_options)
         self.bridge = Bridge(self.store, target, **options)

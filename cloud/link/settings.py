@@ -21,7 +21,6 @@ class LinkSettings:
     port: int = 1883
     bridge_username: str = BRIDGE_USERNAME
     bridge_password: str = ""        # empty with the in-process broker: random per start
-    client_id: str = "mita-bridge"
     resend_every_s: float = 30.0
     void_after_s: float = 900.0
     mosquitto_password_file: str = ""  # set: the cloud keeps mosquitto's password file

@@ -158,6 +158,8 @@ class MosquittoProcess:
         os.chmod(self.folder, 0o755)  # started as root it drops to its own user
         self.port = free_port()
         self.paths = mosq.write_config(self.folder, self.port, persistence=False)
+        with open(self.paths["mosquitto.conf"], "a", encoding="utf-8") as f:
+            f.write("log_type all\n")  # its ACL refusals are logged at debug level only
         self.pid_file = os.path.join(self.folder, "pid")  # ours: mosquitto's own would need root
         self.proc = None
 
@@ -232,6 +234,22 @@ class LinkRig:
         return (meter["status"].get("state") == "online" and channel is not None
                 and channel.online_at > 0 and channel.delivering is None)
 
+    def _accounts(self):
+        return self.h.app[LINK].broker.accounts
+
+    async def refused_publishes(self):
+        """Publishes the broker refused by its ACL: the in-process broker's counter, or the
+        lines mosquitto logs for each (after a moment for its log to be written)."""
+        if self.mosquitto is None:
+            return getattr(self._accounts(), "refused_topics", 0)
+        await asyncio.sleep(0.1)
+        return self.mosquitto.log_text().count("Denied PUBLISH")
+
+    async def refused_client_ids(self):
+        """CONNECTs the in-process broker refused for another login's client id (mosquitto
+        cannot be asked: it gives every client its login as client id, so there are none)."""
+        return getattr(self._accounts(), "refused_client_ids", 0) if self.mosquitto is None else 0
+
     async def pay(self, meter_no, trans_id, amount="100.00"):
         """A C2B payment confirmed by Daraja: recorded, and its recharge handed to the bridge."""
         resp = await self.h.client.post("/daraja/c2b/confirmation/%s" % SECRET,
@@ -245,14 +263,15 @@ class LinkRig:
         return None
 
 
-async def connack(port, user, password):
-    """A throwaway clean-session CONNECT: the CONNACK return code (0 = accepted), or None if
-    the broker closed without one. On a thread: the in-process broker shares this loop."""
-    return await asyncio.to_thread(_connack, port, user, password)
+async def connack(port, user, password, client_id=None):
+    """A clean-session CONNECT (client id: the user name, as the brokers require, unless
+    given): the CONNACK return code (0 = accepted), or None if the broker closed without one.
+    On a thread: the in-process broker shares this loop."""
+    return await asyncio.to_thread(_connack, port, user, password, client_id or user)
 
 
-def _connack(port, user, password):
+def _connack(port, user, password, client_id):
     try:
-        return probe_connack("127.0.0.1", port, user, password)
+        return probe_connack("127.0.0.1", port, user, password, client_id=client_id)
     except OSError:
         return None

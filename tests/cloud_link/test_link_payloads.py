@@ -11,7 +11,8 @@ from hypothesis import given, settings, strategies as st
 
 from cloud.link import payloads as lp
 from cloud.link import mosquitto as mosq
-from cloud.link.accounts import meter_broker_password, topic_allowed
+from cloud.link.accounts import (METER_PUBLISHES, METER_SUBSCRIBES, client_id_allowed,
+                                 meter_broker_password, topic_allowed)
 from cloud.link.settings import BrokerConfigError, link_settings, parse_mqtt_url
 
 MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
@@ -108,15 +109,34 @@ def test_messages_the_cloud_sends():
     assert json.loads(lp.history_ack(7, ok=False)) == {"v": 1, "seq": 7, "ok": False}
 
 
-def test_acl_rule():
-    assert topic_allowed("M1", "meters/M1/status", "bridge")
-    assert not topic_allowed("M1", "meters/M2/status", "bridge")
-    assert not topic_allowed("M1", "meters/M1", "bridge")
-    assert not topic_allowed("M1", "meters/+/recharge", "bridge")
-    assert not topic_allowed("M1", "meters/#", "bridge")
-    assert not topic_allowed("+", "meters/+/status", "bridge")
-    assert not topic_allowed(None, "meters/None/status", "bridge")
-    assert topic_allowed("bridge", "meters/M2/recharge", "bridge")
+def test_acl_rule_is_split_by_direction():
+    for kind in ("status", "telemetry", "history", "recharge/ack", "tariff/ack"):
+        assert topic_allowed("M1", "meters/M1/" + kind, "bridge", "publish")
+        assert not topic_allowed("M1", "meters/M1/" + kind, "bridge", "subscribe")
+    for kind in ("recharge", "tariff", "sync", "history/ack"):
+        # a meter's own login can never publish a command to itself (self-credit)
+        assert not topic_allowed("M1", "meters/M1/" + kind, "bridge", "publish")
+        assert topic_allowed("M1", "meters/M1/" + kind, "bridge", "subscribe")
+    for action in ("publish", "subscribe"):
+        assert not topic_allowed("M1", "meters/M2/status", "bridge", action)
+        assert not topic_allowed("M1", "meters/M2/recharge", "bridge", action)
+        assert not topic_allowed("M1", "meters/M1", "bridge", action)
+        assert not topic_allowed("M1", "meters/M1/#", "bridge", action)
+        assert not topic_allowed("M1", "meters/+/recharge", "bridge", action)
+        assert not topic_allowed("M1", "meters/#", "bridge", action)
+        assert not topic_allowed("M1", "meters/M1/recharge/extra", "bridge", action)
+        assert not topic_allowed("+", "meters/+/status", "bridge", action)
+        assert not topic_allowed(None, "meters/None/status", "bridge", action)
+        assert topic_allowed("bridge", "meters/M2/recharge", "bridge", action)
+
+
+def test_client_ids_are_bound_to_logins():
+    assert client_id_allowed("MITA0001", "MITA0001")
+    assert client_id_allowed("mita-bridge", "mita-bridge")
+    assert not client_id_allowed("MITA0002", "MITA0001")
+    assert not client_id_allowed("MITA0002", "mita-bridge")
+    assert not client_id_allowed("MITA0002", "")
+    assert not client_id_allowed(None, None)
 
 
 def test_broker_passwords_are_derived_per_meter_and_never_the_device_key():
@@ -191,8 +211,12 @@ def test_config_and_acl_text(tmp_path):
     assert "listener 1884 127.0.0.1\n" in conf and "allow_anonymous false\n" in conf
     assert "password_file %s\n" % paths["passwords"] in conf
     assert "acl_file %s\n" % paths["acl"] in conf
-    assert open(paths["acl"]).read() == ("user mita-bridge\ntopic readwrite meters/#\n\n"
-                                         "pattern readwrite meters/%u/#\n")
+    assert "use_username_as_clientid true\n" in conf
+    acl = open(paths["acl"]).read().splitlines()
+    assert acl[:3] == ["user mita-bridge", "topic readwrite meters/#", ""]
+    # the same table as the in-process broker's rule, and nothing more
+    assert sorted(acl[3:]) == sorted(["pattern write meters/%u/" + k for k in METER_PUBLISHES]
+                                     + ["pattern read meters/%u/" + k for k in METER_SUBSCRIBES])
     assert mosq.reload("") is False
     assert mosq.reload(str(tmp_path / "no-such-pid")) is False
 

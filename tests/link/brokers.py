@@ -28,15 +28,16 @@ def free_port():
         return s.getsockname()[1]
 
 
-def probe_connack(host, port, user, password, timeout=2.0):
+def probe_connack(host, port, user, password, timeout=2.0, client_id=None):
     """CONNECT with a throwaway clean session; the CONNACK return code (0 = accepted), or None
-    if the broker closed without one."""
+    if the broker closed without one. client_id: a throwaway one unless given."""
     def utf8(text):
         data = text.encode()
         return len(data).to_bytes(2, "big") + data
 
     body = (utf8("MQTT") + bytes([4, 0xC2]) + (5).to_bytes(2, "big")
-            + utf8("probe-%s-%d" % (user, os.getpid())) + utf8(user) + utf8(password))
+            + utf8(client_id or "probe-%s-%d" % (user, os.getpid())) + utf8(user)
+            + utf8(password))
     with socket.create_connection((host, port), timeout=timeout) as s:
         s.sendall(bytes([0x10, len(body)]) + body)
         reply = b""

@@ -1,0 +1,103 @@
+"""A meter's own broker login in an attacker's hands (it sits in config.json, readable over
+USB), against both brokers as the cloud sets them up: it can neither give its meter credit nor
+reach another client's session. Each attempt is refused or dropped, the rightful clients stay
+connected, and the in-process broker counts it (mosquitto logs it)."""
+
+import asyncio
+import json
+
+import aiomqtt
+
+from link_rig import FakeMeter, connack, eventually
+from cloud.link.accounts import BRIDGE_USERNAME
+
+SELF_CREDIT = {"v": 1, "id": "SELF1", "seq": 1, "amount_cents": 100000, "source": "cloud"}
+
+
+async def _still_delivers(rig, meter, receipt, balance):
+    """The rightful meter is still connected: a real payment reaches it."""
+    await rig.pay(meter.meter_no, receipt)
+    return await eventually(lambda: meter.balance == balance)
+
+
+async def test_a_meter_cannot_credit_itself_nor_forge_a_tariff_or_a_sync(rig):
+    meter = await rig.meter("MITA0002")
+    connects = rig.bridge.counters["connects"]
+    await meter.send("recharge", {}, raw=json.dumps(SELF_CREDIT))
+    await meter.send("tariff", {"tariff": {"version": 99, "bands": [{"rate": 1}], "vat_bp": 0}})
+    await meter.send("sync", {"recharge_floor": 5000})
+    # the replay of a real, recorded recharge onto its own topic is refused the same way
+    await rig.pay(meter.meter_no, "QKH0000001")
+    assert await eventually(lambda: meter.balance == 10000)
+    recorded = meter.received("recharge")[-1]
+    await meter.send("recharge", {}, raw=json.dumps(dict(recorded, seq=2, id="REPLAY")))
+    assert await _still_delivers(rig, meter, "QKH0000002", 20000)  # the marker: all came by now
+    kinds = [(k, m.get("id")) for k, m in meter.messages]
+    assert ("recharge", "SELF1") not in kinds and ("recharge", "REPLAY") not in kinds
+    assert [m for m in meter.received("tariff") if m.get("tariff", {}).get("version") == 99] == []
+    assert [m for m in meter.received("sync") if m.get("recharge_floor") == 5000] == []
+    assert meter.balance == 20000 and meter.recharger.floor("cloud") == 2
+    assert rig.bridge.counters["connects"] == connects
+    assert await rig.refused_publishes() >= 4
+
+
+async def _hostile_connect(rig, login, client_id, clean_session):
+    """Connect with `login`'s credentials under `client_id`; None if the broker refused."""
+    client = aiomqtt.Client("127.0.0.1", rig.port, username=login.meter_no,
+                            password=login.password, identifier=client_id,
+                            clean_session=clean_session, keepalive=60)
+    try:
+        await client.__aenter__()
+    except aiomqtt.MqttError:
+        return None
+    return client
+
+
+async def test_a_login_cannot_take_over_another_meters_session_nor_steal_its_recharge(rig):
+    victim = await rig.meter("MITA0001")
+    attacker = await rig.meter("MITA0002", connect=False)  # its login, from its config.json
+    # while the victim is connected: claiming its client id must not kick it off
+    hostile = await _hostile_connect(rig, attacker, victim.meter_no, clean_session=True)
+    assert await _still_delivers(rig, victim, "QKT0000001", 10000)
+    if hostile is not None:  # mosquitto: accepted, but as MITA0002's own session
+        await hostile.__aexit__(None, None, None)
+    # while it is away: its persistent session queues a recharge nobody else may take
+    await victim.disconnect()
+    await rig.pay(victim.meter_no, "QKT0000002")
+    assert await eventually(lambda: rig.bridge.counters["recharges_sent"] >= 2)
+    hostile = await _hostile_connect(rig, attacker, victim.meter_no, clean_session=False)
+    stolen = []
+    if hostile is not None:
+        await hostile.subscribe("meters/%s/recharge" % victim.meter_no, qos=1)
+
+        async def listen():
+            async for message in hostile.messages:
+                stolen.append(message)
+        task = asyncio.create_task(listen())
+    await victim.connect()  # the rightful meter comes back and gets its credit
+    assert await eventually(lambda: victim.balance == 20000)
+    if hostile is not None:
+        await asyncio.sleep(0.2)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await hostile.__aexit__(None, None, None)
+    assert stolen == []
+    assert [a["status"] for a in victim.acks] == ["applied", "applied"]
+    assert await rig.refused_client_ids() == (2 if rig.kind == "amqtt" else 0)
+
+
+async def test_a_login_cannot_take_the_bridges_client_id(rig):
+    meter = await rig.meter("MITA0001")
+    attacker = await rig.meter("MITA0002", connect=False)
+    connects = rig.bridge.counters["connects"]
+    for clean in (True, False):
+        hostile = await _hostile_connect(rig, attacker, BRIDGE_USERNAME, clean_session=clean)
+        if hostile is not None:
+            await hostile.__aexit__(None, None, None)
+    assert await connack(rig.port, attacker.meter_no, attacker.password,
+                         client_id=BRIDGE_USERNAME) == (2 if rig.kind == "amqtt" else 0)
+    # the bridge never lost its link: no reconnect, and a payment still goes through
+    assert await _still_delivers(rig, meter, "QKB0000001", 10000)
+    assert rig.bridge.counters["connects"] == connects and rig.bridge.connected.is_set()
+    if rig.kind == "amqtt":
+        assert await rig.refused_client_ids() == 3
