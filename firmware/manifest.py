@@ -13,6 +13,8 @@ except OSError:
 include("$(MPY_DIR)/extmod/asyncio")
 
 # The device firmware, exactly what tools/build_firmware.py compiles: the meter package (on a
-# filesystem install it is /lib/meter) and main.py, which the board runs after boot.
+# filesystem install it is /lib/meter) and main.py, which the board runs after boot. Frozen code
+# wins on the device: MicroPython runs a frozen main.py before looking at /main.py, and
+# ".frozen" comes before "/lib" on sys.path, so `make deploy` onto such an image changes nothing.
 package("meter")
 module("main.py")
