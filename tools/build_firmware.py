@@ -26,11 +26,15 @@ BANNED = {
 }
 
 
+# firmware/manifest.py is build input (which modules a frozen image holds), not device code.
+NOT_FIRMWARE = {"manifest.py"}
+
+
 def firmware_sources():
     for base, dirs, files in os.walk(FIRMWARE):
         dirs[:] = sorted(d for d in dirs if d != "__pycache__")
         for name in sorted(files):
-            if name.endswith(".py"):
+            if name.endswith(".py") and not (base == FIRMWARE and name in NOT_FIRMWARE):
                 yield os.path.join(base, name)
 
 
