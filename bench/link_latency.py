@@ -73,10 +73,12 @@ def _packet(kind, body):
 class MiniMeter:
     """Just enough MQTT for a meter: CONNECT with a will, SUBSCRIBE, PUBLISH QoS 0/1, PUBACK."""
 
-    def __init__(self, port, meter_no, password, on_close=None):
+    def __init__(self, port, meter_no, password, device_key="", on_close=None):
+        from meter.command_auth import command_key
         from meter.ledger import Ledger
         from meter.recharge import Recharger
         self.port, self.meter_no, self.password = port, meter_no, password
+        self.key = command_key(device_key, meter_no)  # checks the cloud's signature, as a meter
         self.recharger = Recharger(Ledger(0))
         self.relay_closed = False
         self.on_close = on_close  # called with (receipt, monotonic time) when the relay closes
@@ -134,7 +136,11 @@ class MiniMeter:
         if (first >> 1) & 3:
             self.writer.write(_packet(0x40, rest[:2]))  # PUBACK (after the "persisted" apply)
             rest = rest[2:]
-        msg = json.loads(rest)
+        from meter.command_auth import opened
+        signed = opened(self.key, rest)
+        if signed is None:
+            return  # not signed for this meter: refused, as the firmware does
+        msg = json.loads(signed)
         if topic.endswith("/sync"):
             self.recharger.advance_floor("cloud", msg["recharge_floor"])
             return
@@ -163,7 +169,7 @@ class MiniMeter:
 class FirmwareMeter:
     """The firmware's MeterApp + MeterLink + MQTTClient on the fake board of tests/firmware."""
 
-    def __init__(self, port, meter_no, password, folder):
+    def __init__(self, port, meter_no, password, device_key, folder):
         sys.path.insert(0, os.path.join(ROOT, "tests", "firmware"))
         from appfakes import FakeBoard, ManualClock
         from meter import config as meter_config
@@ -174,7 +180,7 @@ class FirmwareMeter:
             "meter_id": meter_no, "initial_balance_cents": 0,
             "tariff": {"version": 1, "bands": [{"rate": 2500}], "vat_bp": 0},
             "mqtt": {"host": "127.0.0.1", "port": port, "user": meter_no, "password": password},
-            "policy": {"min_switch_s": 0}, "persist_interval_s": 3600})
+            "key": device_key, "policy": {"min_switch_s": 0}, "persist_interval_s": 3600})
         root = os.path.join(folder, meter_no)
         os.makedirs(root)
         self.meter_no = meter_no
@@ -190,7 +196,7 @@ class FirmwareMeter:
         was_closed = relay.is_closed()
         self.link.on_message(topic, payload, retained)  # applies, persists, acks
         if not was_closed and relay.is_closed() and self.on_close is not None:
-            self.on_close(json.loads(payload).get("id"), time.monotonic())
+            self.on_close(json.loads(payload.split(b"\n")[0]).get("id"), time.monotonic())
 
     async def connect(self):
         task = asyncio.create_task(self.client.run())
@@ -211,8 +217,8 @@ class FirmwareMeter:
 def fleet_worker(port, accounts, interval_s, ready):
     async def main():
         meters = []
-        for i, (meter_no, password) in enumerate(accounts):
-            meter = MiniMeter(port, meter_no, password)
+        for i, (meter_no, password, device_key) in enumerate(accounts):
+            meter = MiniMeter(port, meter_no, password, device_key)
             await meter.connect()
             meters.append(meter)
             if i % 200 == 199:
@@ -235,7 +241,8 @@ def fleet_worker(port, accounts, interval_s, ready):
 # -- the rig ----------------------------------------------------------------------------------
 
 async def prepare_store(path, count):
-    """A user and `count` meters straight into the SQLite file; (meter_no, password) each."""
+    """A user and `count` meters straight into the SQLite file; (meter_no, broker password,
+    device key) each."""
     from cloud.store.sqlite import SqliteStore
     store = await SqliteStore.open(path)
     try:
@@ -244,7 +251,7 @@ async def prepare_store(path, count):
         for i in range(count):
             meter_no, key = "BENCH%06d" % i, "dk_bench_%06d" % i
             await store.create_meter(meter_no, "bench", key)
-            accounts.append((meter_no, meter_broker_password(meter_no, key)))
+            accounts.append((meter_no, meter_broker_password(meter_no, key), key))
         return accounts
     finally:
         await store.close()
@@ -289,8 +296,8 @@ class Rig:
             await asyncio.sleep(0.05)
         raise RuntimeError("the cloud did not come up; see %s/cloud.log" % self.folder)
 
-    async def _accepts(self, meter_no, password):
-        meter = MiniMeter(self.mqtt_port, meter_no + "-probe", password)
+    async def _accepts(self, meter_no, password, device_key):
+        meter = MiniMeter(self.mqtt_port, meter_no + "-probe", password, device_key)
         try:
             meter.meter_no = meter_no
             task = await meter.connect()

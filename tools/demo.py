@@ -94,7 +94,8 @@ def run_meter(api, registration, broker_port, folder, speed, panel, scripted, ex
     os.makedirs(flash, exist_ok=True)
     meter = make_cloud_meter(clock, flash, registration["meter_no"],
                              registration["mqtt_password"], broker_port, START_BALANCE_CENTS,
-                             LOAD_W, LOW_CENTS, CRITICAL_CENTS)
+                             LOAD_W, LOW_CENTS, CRITICAL_CENTS,
+                             device_key=registration["device_key"])
     say("meter config written to %s (meter id, broker user = meter id, broker password "
         "from the device key)" % meter.board.flash.path("config.json"))
     say("meter %s: %s at %d W, KES 30/kWh, at x%g time; low-balance alert under %s"

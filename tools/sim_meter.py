@@ -4,6 +4,9 @@ script, a meter process for the end-to-end tests that prints its state as JSON l
     python tools/sim_meter.py --meter MITA0001 --password PW --broker-port 1883 \\
         --flash DIR [--speed 10] [--balance-cents 0] [--watts 1000] [--epoch-ms MS]
 
+MITA_DEVICE_KEY in the environment is the meter's device key (the cloud's commands are signed
+from it; without it every command is refused).
+
 Each stdout line is one JSON object: {"state": {...}} when the meter's state changes (relay,
 balance, credited total, alerts, online) or {"log": "..."} for a firmware log line. stdin takes
 commands, one a line: `wifi off`, `wifi on`, `quit`.
@@ -27,15 +30,16 @@ DEMO_TARIFF = {"version": 1, "bands": [{"rate": 3000}]}
 
 
 def make_cloud_meter(clock, flash, meter_no, password, broker_port, balance_cents, watts,
-                     low_cents=300, critical_cents=100, tariff=None):
+                     low_cents=300, critical_cents=100, tariff=None, device_key=""):
     """A SimulatedMeter on a steady load, provisioned for the cloud's broker with its device
-    credentials (meter id = canonical meter number, broker user = meter id)."""
+    credentials (meter id = canonical meter number, broker user = meter id, and the device
+    key the cloud's commands are signed from)."""
     from urllib.parse import quote
     from simulator.scenario import Scenario
     scenario = Scenario({
         "name": "cloud meter", "start_balance_cents": balance_cents,
         "load": {"kind": "steady", "watts": watts}, "tariff": tariff or DEMO_TARIFF,
-        "config": {"meter_id": meter_no,
+        "config": {"meter_id": meter_no, "key": device_key,
                    "thresholds": {"low_cents": low_cents, "critical_cents": critical_cents}}})
     url = "mqtt://%s:%s@127.0.0.1:%d" % (quote(meter_no), quote(password), broker_port)
     return scenario.make_meter(clock, flash, cloud_url=url)
@@ -142,6 +146,8 @@ class MeterProcess:
                           registration["mqtt_password"], "--broker-port", str(broker_port),
                           "--flash", self.flash, "--speed", str(speed),
                           "--balance-cents", str(balance_cents), "--watts", str(watts)]
+        # the key in the environment, not on the command line every `ps` shows
+        self.env = {"MITA_DEVICE_KEY": registration["device_key"]}
         self.proc = None
         self.state = {}
         self.logs = []
@@ -152,7 +158,7 @@ class MeterProcess:
         if epoch_ms is not None:
             argv += ["--epoch-ms", str(int(epoch_ms))]
         self.proc = mita_procs.Proc("meter " + self.meter_no, argv, self.log_path,
-                                    pipe=True).start()
+                                    env=self.env, pipe=True).start()
         self.state = {}
         threading.Thread(target=self._read, args=(self.proc.proc.stdout,), daemon=True).start()
         if online:
@@ -222,7 +228,8 @@ def main(argv=None):
                                  epoch_ms=args.epoch_ms or int(time.time() * 1000)))
     os.makedirs(args.flash, exist_ok=True)
     meter = make_cloud_meter(clock, args.flash, args.meter, args.password, args.broker_port,
-                             args.balance_cents, args.watts)
+                             args.balance_cents, args.watts,
+                             device_key=os.environ.get("MITA_DEVICE_KEY", ""))
     _count_log_lines(meter)
     clock.run(_serve(meter, args.speed, heartbeat_s=0.05))
     return 1 if meter.crashes else 0

@@ -197,6 +197,7 @@ class Bridge:
         if online:
             channel.online_at = self._now_ms()
             channel.synced = None  # the protocol sends a sync after every online
+            channel.command_key = None  # a re-provisioned meter may hold a new key
             self.kick(meter)
             await self._offer_tariff(meter, fields.get("tariff_version"))
 
@@ -218,7 +219,8 @@ class Bridge:
         except InvalidRecord:  # a record the store refuses; acked so it does not block
             ok = False
         self.counters["history_stored" if ok else "history_bad"] += 1
-        await self.publish("meters/%s/history/ack" % meter, lp.history_ack(seq, ok))
+        key = await self._command_key(meter)
+        await self.publish("meters/%s/history/ack" % meter, lp.history_ack(seq, meter, key, ok))
 
     async def _on_recharge_ack(self, meter, msg):
         seq, status, reason, balance = lp.parse_recharge_ack(msg)
@@ -270,7 +272,9 @@ class Bridge:
             tariff = await self.store.get_tariff()
             self._tariff = (tariff, self.monotonic())
         if tariff and (meter_version is None or tariff.get("version", 0) > meter_version):
-            if await self.publish("meters/%s/tariff" % meter, lp.tariff_message(tariff)):
+            key = await self._command_key(meter)
+            if await self.publish("meters/%s/tariff" % meter,
+                                  lp.tariff_message(tariff, meter, key)):
                 self.counters["tariffs_sent"] += 1
 
     # -- telemetry writer ---------------------------------------------------------------
@@ -294,11 +298,23 @@ class Bridge:
                                                                "error": repr(error)})
 
     # -- recharge delivery --------------------------------------------------------------
+    async def _command_key(self, meter):
+        """The key this meter's commands are signed with, from its device key in the store."""
+        channel = self.channel(meter)
+        if channel.command_key is None:
+            device_key = await self.store.get_device_key(meter)
+            if not device_key:
+                raise NotFound("meter %s has no device key" % meter)
+            channel.command_key = lp.command_key(device_key, meter)
+        return channel.command_key
+
     async def _send_recharge(self, meter, channel, recharge):
+        key = await self._command_key(meter)
         # Known at once, before the store has it: a delivery pass running now must not
         # send the same recharge a second time.
         channel.sent_ms[recharge["seq"]] = self._now_ms()
-        if await self.publish("meters/%s/recharge" % meter, lp.recharge_message(recharge)):
+        if await self.publish("meters/%s/recharge" % meter,
+                              lp.recharge_message(recharge, meter, key)):
             self.counters["recharges_sent"] += 1
             try:
                 await self.store.mark_recharge_sent(meter, recharge["seq"], self._now_ms())
@@ -346,7 +362,8 @@ class Bridge:
         channel = self.channel(meter)
         channel.floor = floor
         if floor > 0 and channel.synced != floor:
-            if await self.publish("meters/%s/sync" % meter, lp.sync_message(floor)):
+            key = await self._command_key(meter)
+            if await self.publish("meters/%s/sync" % meter, lp.sync_message(floor, meter, key)):
                 channel.synced = floor
                 self.counters["syncs_sent"] += 1
         pending = [r for r in recharges if r["status"] == "pending"]

@@ -13,6 +13,12 @@ if _PROTOCOL is None:
 PROTOCOL_VERSION = _PROTOCOL["PROTOCOL_VERSION"]
 MAX_PAYLOAD_BYTES = _PROTOCOL["MAX_PAYLOAD_BYTES"]
 RECHARGE_WINDOW = _PROTOCOL["RECHARGE_WINDOW"]  # seqs further past a meter's floor are refused
+# Signed commands: the meter's own checker, run here to sign (firmware/meter/command_auth.py).
+_AUTH = load_firmware_module("command_auth")
+if _AUTH is None:
+    raise ImportError("firmware/meter/command_auth.py is missing")
+command_key = _AUTH["command_key"]  # (device_key, meter_no) -> the key commands are signed with
+opened = _AUTH["opened"]            # (key, payload) -> the signed JSON bytes, or None
 ACK_STATUSES = ("applied", "duplicate", "rejected")
 # Rejections that say "not now" rather than "never": the recharge stays pending.
 RETRYABLE_REASONS = ("ahead_of_window", "storage_error")
@@ -155,25 +161,30 @@ def parse_tariff_ack(msg):
     return version, msg["ok"], reason if isinstance(reason, str) else None
 
 
-def _encode(body):
-    return json.dumps(dict(v=PROTOCOL_VERSION, **body), separators=(",", ":")).encode()
+def _signed(key, meter, cmd, body):
+    """Every message the cloud sends a meter names its command and the meter, and is signed
+    with that meter's command key (docs/protocol.md "Signed commands")."""
+    text = json.dumps(dict(v=PROTOCOL_VERSION, cmd=cmd, meter=meter, **body),
+                      separators=(",", ":")).encode()
+    return _AUTH["sign"](key, text)
 
 
-def recharge_message(recharge):
-    return _encode({"id": recharge["id"], "seq": recharge["seq"],
-                    "amount_cents": recharge["amount_cents"], "source": "cloud"})
+def recharge_message(recharge, meter, key):
+    return _signed(key, meter, "recharge", {
+        "id": recharge["id"], "seq": recharge["seq"], "amount_cents": recharge["amount_cents"],
+        "source": "cloud"})
 
 
-def sync_message(floor):
-    return _encode({"recharge_floor": floor})
+def sync_message(floor, meter, key):
+    return _signed(key, meter, "sync", {"recharge_floor": floor})
 
 
-def history_ack(seq, ok=True):
-    return _encode({"seq": seq} if ok else {"seq": seq, "ok": False})
+def history_ack(seq, meter, key, ok=True):
+    return _signed(key, meter, "history/ack", {"seq": seq} if ok else {"seq": seq, "ok": False})
 
 
-def tariff_message(tariff):
-    return _encode({"tariff": tariff})
+def tariff_message(tariff, meter, key):
+    return _signed(key, meter, "tariff", {"tariff": tariff})
 
 
 def recharge_floor(recharges, issued_seq, void_seqs=()):

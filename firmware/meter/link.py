@@ -1,10 +1,13 @@
 # The meter's side of the meter-cloud protocol (docs/protocol.md): status, telemetry and hourly
 # history out; recharges, tariffs, floor syncs and history acks in. Every incoming message is
-# checked here; a bad one is counted and dropped, never a crash.
+# checked here; a bad one is counted and dropped, never a crash. Everything the cloud sends is
+# signed with this meter's command key (meter.command_auth): an unsigned, mis-signed or
+# misaddressed command is refused and counted before it reaches the app.
 import json
 from micropython import const
 
 from meter import VERSION
+from meter.command_auth import command_key, opened
 from meter.history import HistoryLog
 from meter.protocol import PROTOCOL_VERSION
 
@@ -42,8 +45,12 @@ class MeterLink:
         self.min_gap_s = min_gap_s
         self.wifi = wifi
         self.log = log
-        self.prefix = "meters/%s/" % app.config["meter_id"]
+        self.meter_id = app.config["meter_id"]
+        self.prefix = "meters/%s/" % self.meter_id
+        # Derived once; b"" (no device key provisioned): every command is refused.
+        self.command_key = command_key(app.config["key"], self.meter_id)
         self.malformed = 0
+        self.refused = 0  # commands not signed by the cloud for this meter
         self.recharges = 0
         self.telemetry_sent = 0
         self.restarts = {}  # task name -> restarts by start_link's supervisor
@@ -106,7 +113,7 @@ class MeterLink:
     def send_telemetry(self):
         s = self.app.snapshot
         mqtt = self.mqtt
-        counters = {"malformed": self.malformed,
+        counters = {"malformed": self.malformed, "refused": self.refused,
                     "oversized": mqtt.oversized if mqtt is not None else 0,
                     "dropped": mqtt.dropped if mqtt is not None else 0,
                     "history_dropped": self.history.dropped if self.history is not None else 0}
@@ -178,14 +185,31 @@ class MeterLink:
     # --- incoming ------------------------------------------------------------------------
     def on_message(self, topic, payload, retained=False):
         handler = self._handlers.get(topic)
-        msg = decode(payload)
-        if handler is None or msg is None:
+        if handler is None:
+            self._bad("message on %s" % topic)
+            return
+        cmd = topic[len(self.prefix):]
+        body = opened(self.command_key, payload)
+        if body is None:
+            self._refuse(cmd, "not signed with this meter's key")
+            return
+        msg = decode(body)
+        if msg is None:
             self._bad("undecodable message on %s" % topic)
+            return
+        if msg.get("cmd") != cmd or msg.get("meter") != self.meter_id:
+            self._refuse(cmd, "signed for another command or meter")
             return
         try:
             handler(msg)
         except LinkError as exc:
             self._bad("%s: %s" % (topic, exc))
+
+    def _refuse(self, cmd, why):
+        # Not from the cloud, or not meant for this topic of this meter: never applied, and
+        # never acknowledged (the cloud re-sends a real one, signed, until it is answered).
+        self.refused += 1
+        self._log("warn", "refused %s: %s", cmd, why)
 
     def _bad(self, why):
         self.malformed += 1

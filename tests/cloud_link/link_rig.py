@@ -30,6 +30,7 @@ from meter.recharge import Recharger  # noqa: E402
 from cloud.app import create_app  # noqa: E402
 from cloud.keys import LINK  # noqa: E402
 from cloud.link import mosquitto as mosq  # noqa: E402
+from cloud.link import payloads as lp  # noqa: E402
 from cloud.link.accounts import BRIDGE_USERNAME, meter_broker_password  # noqa: E402
 from cloud.link.settings import LinkSettings  # noqa: E402
 
@@ -54,10 +55,13 @@ class FakeMeter:
     """A meter per docs/protocol.md: persistent session, retained last will, the four
     subscriptions, recharges applied by the firmware's Recharger before the ack."""
 
-    def __init__(self, host, port, meter_no, password, balance_cents=0):
+    def __init__(self, host, port, meter_no, password, balance_cents=0, device_key=""):
         self.host, self.port = host, port
         self.meter_no = meter_no
         self.password = password
+        self.device_key = device_key
+        self.key = lp.command_key(device_key, meter_no)  # checks what the cloud signs
+        self.refused = []        # (kind, payload) of commands not signed for this meter
         self.recharger = Recharger(Ledger(balance_cents))
         self.messages = []       # (kind, msg) received, in order
         self.acks = []           # recharge acks sent
@@ -102,7 +106,12 @@ class FakeMeter:
         try:
             async for message in self.client.messages:
                 kind = str(message.topic).split("/", 2)[2]
-                msg = json.loads(message.payload)
+                body = lp.opened(self.key, message.payload)
+                msg = json.loads(body) if body is not None else None
+                if msg is None or (msg.pop("cmd", None), msg.pop("meter", None)) != (
+                        kind, self.meter_no):
+                    self.refused.append((kind, message.payload))  # as the firmware does
+                    continue
                 self.messages.append((kind, msg))
                 if kind == "recharge":
                     await self._on_recharge(msg)
@@ -221,7 +230,8 @@ class LinkRig:
             async def accepted():
                 return await connack(self.port, meter_no, password) == 0
             assert await eventually(accepted, 3.0)
-        fake = FakeMeter("127.0.0.1", self.port, meter_no, password, balance_cents)
+        fake = FakeMeter("127.0.0.1", self.port, meter_no, password, balance_cents,
+                         body["device_key"])
         if connect:
             await fake.connect()
             assert await eventually(lambda: self._online(meter_no))

@@ -86,7 +86,8 @@ async def test_the_bridge_reconnects_after_a_broker_restart_and_delivers(mosquit
     await rig.mosquitto.start()
     assert await eventually(lambda: rig.bridge.counters["connects"] == connects + 1)
     # the meter's own client reconnects too (the broker lost its session: no persistence)
-    fresh = FakeMeter("127.0.0.1", rig.port, meter.meter_no, meter.password)
+    fresh = FakeMeter("127.0.0.1", rig.port, meter.meter_no, meter.password,
+                      device_key=meter.device_key)
     await fresh.connect()
     assert await eventually(lambda: fresh.balance == 10000)
 

@@ -3,6 +3,7 @@
 mosquitto. A payment callback closes the meter's relay; hours of consumption reach the store."""
 
 import asyncio
+import json
 import os
 import sys
 
@@ -11,17 +12,20 @@ from link_rig import ROOT, eventually
 sys.path.insert(0, os.path.join(ROOT, "tests", "firmware"))
 
 from appfakes import linked_meter  # noqa: E402
+from cloud.link import payloads as lp  # noqa: E402
 
 
-def firmware_meter(root, rig, meter_no, password):
+def firmware_meter(root, rig, fake):
+    """The firmware provisioned with what registration gave `fake`'s meter."""
     tariff = {"version": 1, "utc_offset_min": 180, "bands": [{"rate": 2500}], "vat_bp": 0}
-    return linked_meter(root, meter_no, "127.0.0.1", rig.port, password, 0, tariff=tariff)
+    return linked_meter(root, fake.meter_no, "127.0.0.1", rig.port, fake.password, 0,
+                        tariff=tariff, device_key=fake.device_key)
 
 
 async def test_a_payment_closes_the_firmware_meters_relay_and_its_history_reaches_the_store(
         rig, tmp_path):
     fake = await rig.meter("MTRFW01", connect=False)  # registration: its broker password
-    app, link, client = firmware_meter(str(tmp_path), rig, fake.meter_no, fake.password)
+    app, link, client = firmware_meter(str(tmp_path), rig, fake)
     assert not app.board.relay.is_closed()  # no credit, no power
     task = asyncio.create_task(client.run())
     try:
@@ -39,9 +43,14 @@ async def test_a_payment_closes_the_firmware_meters_relay_and_its_history_reache
         assert await eventually(delivered)
         # a re-send (the periodic pass, a reconnect) is a duplicate on the meter
         await rig.bridge.deliver(fake.meter_no)
-        await rig.bridge.publish("meters/%s/recharge" % fake.meter_no, b'{"v":1,"id":"QKFW000001",'
-                                 b'"seq":1,"amount_cents":50000,"source":"cloud"}')
+        again = {"id": "QKFW000001", "seq": 1, "amount_cents": 50000}
+        await rig.bridge.publish("meters/%s/recharge" % fake.meter_no, lp.recharge_message(
+            again, fake.meter_no, lp.command_key(fake.device_key, fake.meter_no)))
         assert await eventually(lambda: link.recharges >= 2)
+        # the same credit unsigned, as a forger on the broker would send it: refused, counted
+        await rig.bridge.publish("meters/%s/recharge" % fake.meter_no, json.dumps(
+            dict(again, v=1, seq=2, id="FORGED", source="cloud")).encode())
+        assert await eventually(lambda: link.refused == 1)
         assert app.ledger.balance == 50000
 
         app.board.sensor.power_w = 1000

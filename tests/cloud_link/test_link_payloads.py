@@ -99,14 +99,39 @@ def test_a_missing_seq_turns_void_only_after_waiting_and_a_late_recharge_is_repo
     assert voids.update("M2", [], 0, now=0) == (set(), [], [])
 
 
-def test_messages_the_cloud_sends():
+def test_messages_the_cloud_sends_are_signed_for_one_meter_and_one_command():
+    key = lp.command_key("dk_secret", "M1")
     recharge = {"meter_no": "M1", "seq": 17, "id": "QKX1234567", "amount_cents": 50000,
                 "status": "pending", "source": "cloud"}
-    assert json.loads(lp.recharge_message(recharge)) == {
-        "v": 1, "id": "QKX1234567", "seq": 17, "amount_cents": 50000, "source": "cloud"}
-    assert json.loads(lp.sync_message(16)) == {"v": 1, "recharge_floor": 16}
-    assert json.loads(lp.history_ack(412)) == {"v": 1, "seq": 412}
-    assert json.loads(lp.history_ack(7, ok=False)) == {"v": 1, "seq": 7, "ok": False}
+
+    def body(payload, with_key=key):
+        opened = lp.opened(with_key, payload)
+        return json.loads(opened) if opened is not None else None
+    sent = lp.recharge_message(recharge, "M1", key)
+    assert body(sent) == {"v": 1, "cmd": "recharge", "meter": "M1", "id": "QKX1234567",
+                          "seq": 17, "amount_cents": 50000, "source": "cloud"}
+    assert body(lp.sync_message(16, "M1", key)) == {"v": 1, "cmd": "sync", "meter": "M1",
+                                                     "recharge_floor": 16}
+    assert body(lp.history_ack(412, "M1", key)) == {"v": 1, "cmd": "history/ack",
+                                                     "meter": "M1", "seq": 412}
+    assert body(lp.history_ack(7, "M1", key, ok=False))["ok"] is False
+    assert body(lp.tariff_message({"version": 2}, "M1", key))["tariff"] == {"version": 2}
+    # the key is the meter's own: another meter's key, or another device key, opens nothing
+    assert body(sent, lp.command_key("dk_secret", "M2")) is None
+    assert body(sent, lp.command_key("dk_other", "M1")) is None
+    assert lp.command_key("dk_secret", "M1") == key and len(key) == 32
+    assert lp.opened(key, sent.replace(b"50000", b"90000")) is None
+    assert lp.opened(key, sent.split(b"\n")[0]) is None  # the signature left off
+    assert lp.opened(b"", sent) is None  # no key, nothing opens
+    assert b"dk_secret" not in sent
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=200))
+def test_no_bytes_open_without_the_key(payload):
+    key = lp.command_key("dk_secret", "M1")
+    assert lp.opened(key, payload) is None
+    assert lp.opened(key, payload + b"\n" + b"0" * 64) is None
 
 
 def test_acl_rule_is_split_by_direction():

@@ -113,8 +113,13 @@ def make_config(**over):
     return cfg
 
 
+# The device key the link tests provision their meters with (config["key"]): the test clouds
+# sign commands with command_key(LINK_DEVICE_KEY, meter_id).
+LINK_DEVICE_KEY = "dk_link_tests"
+
+
 def linked_meter(root, meter_id, host, port, password, balance_cents, tariff=None,
-                 backoff_ms=(10, 50)):
+                 backoff_ms=(10, 50), device_key=LINK_DEVICE_KEY):
     """A booted MeterApp on a FakeBoard with its cloud link and MQTT client, state under
     root, for the link tests: returns (app, link, client)."""
     # Imported here: firmware tests that only need the fakes above run under a capped heap.
@@ -125,6 +130,7 @@ def linked_meter(root, meter_id, host, port, password, balance_cents, tariff=Non
         "meter_id": meter_id, "initial_balance_cents": balance_cents,
         "tariff": tariff or {"version": 1, "bands": [{"rate": 2500}], "vat_bp": 0},
         "mqtt": {"host": host, "port": port, "user": meter_id, "password": password},
+        "key": device_key,
         "policy": {"min_switch_s": 0}, "persist_interval_s": 3600})
     clock = ManualClock(1767225600)
     app = MeterApp(cfg, StateStore(root), clock)

@@ -10,9 +10,10 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "tests", "firmware"))
 
-from appfakes import FakeBoard, ManualClock, linked_meter  # noqa: E402
+from appfakes import LINK_DEVICE_KEY, FakeBoard, ManualClock, linked_meter  # noqa: E402
 from meter import config as meter_config  # noqa: E402
 from meter.app import MeterApp  # noqa: E402
+from meter.command_auth import command_key, sign  # noqa: E402
 from meter.storage import StateStore  # noqa: E402
 from test_mqtt_client import Meter, until  # noqa: E402
 
@@ -31,19 +32,26 @@ class Cloud(Meter):
 
     def got(self, topic, payload, retained):
         super().got(topic, payload, retained)
+        if topic not in (P + "history", P + "recharge/ack", P + "status"):
+            return  # its own commands, which it also sees on meters/#
         msg = json.loads(payload)
         if topic == P + "history":
             self.history.append(msg)
-            self.client.publish(P + "history/ack", json.dumps({"v": 1, "seq": msg["seq"]}), 1)
+            self.client.publish(P + "history/ack", self.signed("history/ack", {"seq": msg["seq"]}),
+                                1)
         elif topic == P + "recharge/ack":
             self.acks.append(msg)
         elif topic == P + "status":
             self.status.append(msg)
 
+    def signed(self, cmd, body):
+        """As the cloud sends it: command and meter named, signed with the meter's key."""
+        text = json.dumps(dict({"v": 1, "cmd": cmd, "meter": MID}, **body)).encode()
+        return sign(command_key(LINK_DEVICE_KEY, MID), text)
+
     def recharge(self, seq, amount):
-        self.client.publish(P + "recharge", json.dumps(
-            {"v": 1, "id": "QK%d" % seq, "seq": seq, "amount_cents": amount,
-             "source": "cloud"}), qos=1)
+        self.client.publish(P + "recharge", self.signed("recharge", {
+            "id": "QK%d" % seq, "seq": seq, "amount_cents": amount, "source": "cloud"}), qos=1)
 
 
 def make_meter(root, broker):

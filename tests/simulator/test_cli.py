@@ -164,7 +164,9 @@ def test_cloud_hook_runs_the_firmware_link_and_a_recharge_arrives_over_mqtt(mosq
     import paho.mqtt.client as paho
     from simulator.clock import REAL, VirtualClock, install
     clock = install(VirtualClock(mode=REAL, speed=20))  # WiFi's 1.5 s join takes 75 ms
-    scenario = Scenario({"start_balance_kes": 10, "load": {"watts": 300}})
+    from cloud.link import payloads as lp
+    scenario = Scenario({"start_balance_kes": 10, "load": {"watts": 300},
+                         "config": {"key": "dk_sim_test"}})
     meter = scenario.make_meter(clock, str(tmp_path / "m"), meter_id="MTR-SIM-1",
                                 cloud_url="mqtt://127.0.0.1:%d" % mosquitto)
     acks = []
@@ -184,8 +186,9 @@ def test_cloud_hook_runs_the_firmware_link_and_a_recharge_arrives_over_mqtt(mosq
             if any("connected to 127.0.0.1" in line for _, line in meter.log):
                 break
             await asyncio.sleep(0.5)
-        cloud.publish("meters/MTR-SIM-1/recharge", json.dumps(
-            {"v": 1, "id": "QK1", "seq": 1, "amount_cents": 5000, "source": "cloud"}), 1)
+        cloud.publish("meters/MTR-SIM-1/recharge", lp.recharge_message(
+            {"id": "QK1", "seq": 1, "amount_cents": 5000}, "MTR-SIM-1",
+            lp.command_key("dk_sim_test", "MTR-SIM-1")), 1)
         for _ in range(400):
             if acks:
                 break
