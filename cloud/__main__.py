@@ -103,6 +103,13 @@ async def register_meter(config, meter_no, user_id):
     print(f"mqtt_password: {meter['mqtt_password']}   (config['mqtt']['password'])")
 
 
+async def rotate_key(config, meter_no):
+    meter = await _with_meters(config, lambda meters: meters.rotate_key(meter_no))
+    print(f"meter_no: {meter['meter_no']}")
+    print(f"device_key: {meter['device_key']}   (shown once; provision the meter with it)")
+    print(f"mqtt_password: {meter['mqtt_password']}   (config['mqtt']['password'])")
+
+
 def c2b_urls(config, public_url):
     """(confirmation, validation) URLs under the public base URL, each carrying the secret."""
     base = public_url.rstrip("/")
@@ -149,6 +156,8 @@ def build_parser():
     meter_cmd = commands.add_parser("register-meter", help="register a meter to a user")
     meter_cmd.add_argument("meter_no")
     meter_cmd.add_argument("--user-id", required=True)
+    key_cmd = commands.add_parser("rotate-key", help="give a meter a new device key")
+    key_cmd.add_argument("meter_no")
     c2b_cmd = commands.add_parser("register-c2b",
                                   help="register the paybill confirmation/validation URLs")
     c2b_cmd.add_argument("public_url", help="this service's public base URL, https://...")
@@ -180,6 +189,8 @@ def main(argv=None):
             asyncio.run(create_user(config, args.name, args.role, args.user_id, args.phone))
         elif args.command == "register-meter":
             asyncio.run(register_meter(config, args.meter_no, args.user_id))
+        elif args.command == "rotate-key":
+            asyncio.run(rotate_key(config, args.meter_no))
         elif args.command == "register-c2b":
             asyncio.run(register_c2b(config, args.public_url, args.response_type))
     except (StoreError, ValueError) as e:  # Conflict, NotFound, bad meter number or phone

@@ -34,6 +34,17 @@ class Meters:
         broker = self.link.meter_registered(meter["meter_no"], device_key)
         return dict(public_meter(meter), device_key=device_key, **broker)
 
+    async def rotate_key(self, meter_no):
+        """A new device key for a registered meter, shown once with its new broker login, as
+        at registration. Provision the meter with it and restart it: the link signs with the
+        new key from the meter's next connection, and nothing pending is lost (recharges are
+        signed when sent, not stored signed; docs/protocol.md "Rotating a key")."""
+        meter = await self.get(meter_no)
+        device_key = new_secret("dk_")
+        await self.store.set_device_key(meter["meter_no"], device_key)
+        broker = self.link.meter_registered(meter["meter_no"], device_key)
+        return dict(public_meter(meter), device_key=device_key, **broker)
+
     # -- what a meter reports itself (signed requests, checked by the view) ----------------
     async def report_balance(self, meter_no, balance_cents, now_ms):
         await self.store.update_meter_balance(meter_no, balance_cents, now_ms)

@@ -187,6 +187,11 @@ class Store:
         """The meter's shared secret (HMAC key, broker password), or None."""
         raise NotImplementedError
 
+    async def set_device_key(self, meter_no, device_key):
+        """Replace a registered meter's device key (rotation); NotFound for no such meter.
+        Recharges, seqs and history stay as they are."""
+        raise NotImplementedError
+
     async def update_meter_balance(self, meter_no, balance_cents, ts):
         raise NotImplementedError
 

@@ -216,6 +216,10 @@ class FirebaseStore(Store):
     async def get_device_key(self, meter_no):
         return await self._call(self._ref("device_keys", safe_key(meter_no)).get)
 
+    async def set_device_key(self, meter_no, device_key):
+        await self._existing_meter_ref(meter_no)
+        await self._call(self._ref("device_keys", safe_key(meter_no)).set, device_key)
+
     async def _existing_meter_ref(self, meter_no):
         ref = self._ref("meters", safe_key(meter_no))
         # a write to a missing meter would create a stray partial node

@@ -141,6 +141,13 @@ class SqliteStore(Store):
             return row[0] if row else None
         return await self._read(find)
 
+    async def set_device_key(self, meter_no, device_key):
+        def change(db):
+            if db.execute("UPDATE meters SET device_key = ? WHERE meter_no = ?",
+                          (device_key, meter_no)).rowcount == 0:
+                raise NotFound("meter %s" % meter_no)
+        await self._write(change)
+
     async def update_meter_balance(self, meter_no, balance_cents, ts):
         cents(balance_cents, "balance_cents")
 

@@ -76,6 +76,13 @@ async def register_meter(request):
     return web.json_response(registered, status=201)
 
 
+@routes.post("/api/meters/{meterId}/key")
+async def rotate_key(request):
+    require_operator(await principal(request))
+    meter = await meter_from_path(request)
+    return web.json_response(await request.app[METERS].rotate_key(meter["meter_no"]))
+
+
 def _date(text, name):
     try:
         return datetime.date.fromisoformat(text)

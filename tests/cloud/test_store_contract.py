@@ -87,6 +87,18 @@ async def test_duplicate_meter_conflicts_and_changes_nothing(store):
     assert await store.get_device_key("M1") == "key-M1"
 
 
+async def test_a_device_key_is_rotated_in_place_and_only_for_a_registered_meter(store):
+    await given_meters(store, "M1", "M2")
+    before = await store.get_meter("M1")
+    await store.set_device_key("M1", "key-M1-new")
+    assert await store.get_device_key("M1") == "key-M1-new"
+    assert await store.get_device_key("M2") == "key-M2"
+    assert await store.get_meter("M1") == before  # nothing else about the meter changes
+    with pytest.raises(NotFound):
+        await store.set_device_key("NOSUCH", "k")
+    assert await store.get_device_key("NOSUCH") is None and await store.get_meter("NOSUCH") is None
+
+
 async def test_meter_for_unknown_user_and_unknown_meters(store):
     with pytest.raises(NotFound):
         await store.create_meter("M1", "ghost", "k")

@@ -106,6 +106,8 @@ class FakeMeter:
         try:
             async for message in self.client.messages:
                 kind = str(message.topic).split("/", 2)[2]
+                if kind not in ("recharge", "tariff", "sync", "history/ack"):
+                    continue  # not a command (a broker echoing a retained report): ignored
                 body = lp.opened(self.key, message.payload)
                 msg = json.loads(body) if body is not None else None
                 if msg is None or (msg.pop("cmd", None), msg.pop("meter", None)) != (

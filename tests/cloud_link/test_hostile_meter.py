@@ -101,3 +101,28 @@ async def test_a_login_cannot_take_the_bridges_client_id(rig):
     assert rig.bridge.counters["connects"] == connects and rig.bridge.connected.is_set()
     if rig.kind == "amqtt":
         assert await rig.refused_client_ids() == 3
+
+
+async def test_a_rotated_key_signs_from_the_next_connection_and_nothing_pending_is_lost(rig):
+    meter = await rig.meter("MITA0003")
+    resp = await rig.h.client.post("/api/meters/%s/key" % meter.meter_no, headers=rig.h.op())
+    assert resp.status == 200, await resp.text()
+    rotated = await resp.json()
+    assert rotated["device_key"] != meter.device_key and "mqtt_password" in rotated
+    refused = await rig.h.client.post("/api/meters/%s/key" % meter.meter_no)
+    assert refused.status == 401  # operators only
+    await meter.disconnect()  # re-provisioned with the new key while a payment is pending
+    await rig.pay(meter.meter_no, "QKR0000001")
+    fresh = FakeMeter("127.0.0.1", rig.port, meter.meter_no, rotated["mqtt_password"],
+                      device_key=rotated["device_key"])
+    if rig.mosquitto is not None:  # the password file learned the new login at rotation
+        async def accepted():
+            return await connack(rig.port, meter.meter_no, rotated["mqtt_password"]) == 0
+        assert await eventually(accepted, 3.0)
+    await fresh.connect()
+    assert await eventually(lambda: fresh.balance == 10000)
+    assert fresh.refused == []
+    # the old key opens nothing the cloud sends now
+    stale = FakeMeter("127.0.0.1", rig.port, meter.meter_no, "", device_key=meter.device_key)
+    assert stale.key != fresh.key
+    await fresh.disconnect()
