@@ -262,3 +262,13 @@ def test_a_taken_port_stops_the_start_with_a_clear_error_and_off_means_no_link(t
             create_app(config)
         config.link = LinkSettings(port=port, enabled=False)
         create_app(config)  # off: the taken port is never tried
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=150), st.binary(max_size=300))
+def test_the_firmwares_hmac_is_the_standard_one(key, msg):
+    import hashlib
+    import hmac
+    from cloud.firmware_source import load_firmware_module
+    mine = load_firmware_module("command_auth")["hmac_sha256"]
+    assert mine(key, msg) == hmac.new(key, msg, hashlib.sha256).digest()
