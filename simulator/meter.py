@@ -5,27 +5,16 @@
 import asyncio
 import collections
 import json
-import os
-import sys
 
+import simulator
 from simulator import board_context
 from simulator.sim_board import POWER_OFF, POWER_ON, RESET, BoardReset, SimBoard
 from simulator.devices.flash import PowerLost
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FIRMWARE_DIR = os.path.join(ROOT, "firmware")
-HAL_DIR = os.path.join(ROOT, "simulator", "hal")
 
 
 class MeterError(Exception):
     """The simulated meter cannot do what was asked (no firmware running, bad request)."""
-
-
-def use_firmware():
-    """Put the firmware package and the fake MicroPython modules on sys.path (idempotent)."""
-    for path in (FIRMWARE_DIR, HAL_DIR):
-        if path not in sys.path:
-            sys.path.insert(0, path)
 
 
 def cloud_config(url):
@@ -59,7 +48,7 @@ def _track_tasks(loop, coro, context=None):
 
 async def run_firmware(meter):
     """The default app: one boot of the real firmware on this meter's board."""
-    use_firmware()
+    simulator.install()
     from meter import boot
     from meter.log import Logger
     app = boot.start(root=meter.board.flash.root, log=Logger(meter.meter_id, sink=meter.log_line))

@@ -146,8 +146,8 @@ class Scenario:
 
     @staticmethod
     def _check_tariff(tariff):
-        from simulator.meter import use_firmware
-        use_firmware()
+        import simulator
+        simulator.install()
         from meter.tariff import Tariff, TariffError
         try:
             Tariff.from_dict(tariff)
