@@ -240,3 +240,23 @@ class SimulatedMeter:
             "true_wh": self.world.energy_wh(),
             "boots": self.boots,
         }
+
+
+def meter_summary(meter):
+    """One summary row for a simulated meter (a fleet's, a scenario's, the CLI's): true
+    energy against billed, balances, disconnections, sensor failures, boots, crashes."""
+    app = meter.last_app
+    energy = app.energy if app is not None else None
+    return {
+        "meter_id": meter.meter_id,
+        "true_wh": meter.world.energy_wh(),
+        "billed_wh": energy.total_wh if energy is not None else 0,
+        "billed_cents": app.biller.total_cents if app is not None else 0,
+        "balance_cents": app.ledger.balance if app is not None else None,
+        "credited_cents": app.ledger.total_credited if app is not None else 0,
+        "disconnections": meter.log_counts.get("relay opened", 0),
+        "sensor_failures": energy.failures if energy is not None else 0,
+        "sensor_restarts": energy.restarts if energy is not None else 0,
+        "boots": meter.boots,
+        "crashes": len(meter.crashes),
+    }
