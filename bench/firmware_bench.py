@@ -26,9 +26,11 @@ from concurrent.futures import ThreadPoolExecutor
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from firmware_report import print_cap, print_heap, print_ticks  # noqa: E402
 
+import simulator  # noqa: E402
+from simulator.seam import fake_dirs  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIRMWARE = os.path.join(ROOT, "firmware")
-SIMULATOR = os.path.join(ROOT, "simulator")
 BENCH_MPY = os.path.join(ROOT, "bench", "mpy")
 # The simulator modules a meter needs under MicroPython (simulator/meter.py and the CLI are
 # CPython-only and not compiled).
@@ -61,9 +63,10 @@ def build(work, reuse=False):
     """Firmware .mpy (the device layout), simulator and bench scripts .mpy; returns the
     MICROPYPATH entries. reuse: keep a firmware build already in `work` (the tests)."""
     fw, sim = os.path.join(work, "fw"), os.path.join(work, "sim")
-    path = [os.path.join(sim, "bench"), os.path.join(fw, "lib"), os.path.join(sim, "hal"),
-            os.path.join(sim, "lib"), ".frozen"]
     # bench first: its time.mpy must shadow the port's time module; .frozen keeps asyncio.
+    # The simulator is compiled into `sim` with the source's layout (hal/, devices/).
+    path = simulator.micropython_path(os.path.join(sim, "bench"), os.path.join(fw, "lib"),
+                                      base=sim)
     firmware = None
     if not (reuse and os.path.isdir(path[1])):
         firmware = subprocess.Popen([sys.executable, os.path.join(ROOT, "tools",
@@ -72,10 +75,11 @@ def build(work, reuse=False):
                                     stderr=subprocess.STDOUT, text=True)
     if os.path.isdir(sim):
         shutil.rmtree(sim)
-    jobs = _sources(os.path.join(SIMULATOR, "hal"), path[2])
-    jobs += [(os.path.join(SIMULATOR, n + ".py"), os.path.join(path[3], n + ".mpy"))
+    (hal_src, lib_src), (hal, lib) = fake_dirs(), fake_dirs(sim)
+    jobs = _sources(hal_src, hal)
+    jobs += [(os.path.join(lib_src, n + ".py"), os.path.join(lib, n + ".mpy"))
              for n in SIM_MODULES]
-    jobs += _sources(os.path.join(SIMULATOR, "devices"), os.path.join(path[3], "devices"))
+    jobs += _sources(os.path.join(lib_src, "devices"), os.path.join(lib, "devices"))
     jobs += _sources(BENCH_MPY, path[0])
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         list(pool.map(lambda job: _mpy_cross(*job), jobs))

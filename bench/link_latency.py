@@ -30,8 +30,11 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path[:0] = [ROOT, os.path.join(ROOT, "firmware"), os.path.join(ROOT, "simulator", "hal")]
+if ROOT not in sys.path:  # run as a script: the repository's packages, even when not installed
+    sys.path.insert(0, ROOT)
+import simulator  # noqa: E402
 
+simulator.install()  # the firmware under CPython, on the fakes
 import aiohttp  # noqa: E402
 
 from cloud.link import mosquitto as mosq  # noqa: E402

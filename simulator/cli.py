@@ -118,7 +118,7 @@ def cmd_run(args, console):
 
 def print_meter_summary(console, meter, scenario, clock):
     from rich.table import Table
-    from simulator.fleet import meter_summary
+    from simulator.meter import meter_summary
     row = meter_summary(meter)
     st = meter.status()
     table = Table(title="%s: %s after %.0f virtual s" % (meter.meter_id, scenario.name,

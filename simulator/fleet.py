@@ -8,6 +8,7 @@ import tempfile
 import time
 
 from simulator.clock import FAST, REAL, VirtualClock, install
+from simulator.meter import meter_summary
 from simulator.scenario import Scenario
 
 DAY_S = 86400
@@ -73,24 +74,6 @@ class Fleet:
     def close(self):
         if self._own_dir:
             shutil.rmtree(self.base_dir, ignore_errors=True)
-
-
-def meter_summary(meter):
-    app = meter.last_app
-    energy = app.energy if app is not None else None
-    return {
-        "meter_id": meter.meter_id,
-        "true_wh": meter.world.energy_wh(),
-        "billed_wh": energy.total_wh if energy is not None else 0,
-        "billed_cents": app.biller.total_cents if app is not None else 0,
-        "balance_cents": app.ledger.balance if app is not None else None,
-        "credited_cents": app.ledger.total_credited if app is not None else 0,
-        "disconnections": meter.log_counts.get("relay opened", 0),
-        "sensor_failures": energy.failures if energy is not None else 0,
-        "sensor_restarts": energy.restarts if energy is not None else 0,
-        "boots": meter.boots,
-        "crashes": len(meter.crashes),
-    }
 
 
 # --- worker processes ------------------------------------------------------------------------

@@ -5,27 +5,16 @@
 import asyncio
 import collections
 import json
-import os
-import sys
 
+import simulator
 from simulator import board_context
 from simulator.sim_board import POWER_OFF, POWER_ON, RESET, BoardReset, SimBoard
 from simulator.devices.flash import PowerLost
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FIRMWARE_DIR = os.path.join(ROOT, "firmware")
-HAL_DIR = os.path.join(ROOT, "simulator", "hal")
 
 
 class MeterError(Exception):
     """The simulated meter cannot do what was asked (no firmware running, bad request)."""
-
-
-def use_firmware():
-    """Put the firmware package and the fake MicroPython modules on sys.path (idempotent)."""
-    for path in (FIRMWARE_DIR, HAL_DIR):
-        if path not in sys.path:
-            sys.path.insert(0, path)
 
 
 def cloud_config(url):
@@ -59,7 +48,7 @@ def _track_tasks(loop, coro, context=None):
 
 async def run_firmware(meter):
     """The default app: one boot of the real firmware on this meter's board."""
-    use_firmware()
+    simulator.install()
     from meter import boot
     from meter.log import Logger
     app = boot.start(root=meter.board.flash.root, log=Logger(meter.meter_id, sink=meter.log_line))
@@ -251,3 +240,23 @@ class SimulatedMeter:
             "true_wh": self.world.energy_wh(),
             "boots": self.boots,
         }
+
+
+def meter_summary(meter):
+    """One summary row for a simulated meter (a fleet's, a scenario's, the CLI's): true
+    energy against billed, balances, disconnections, sensor failures, boots, crashes."""
+    app = meter.last_app
+    energy = app.energy if app is not None else None
+    return {
+        "meter_id": meter.meter_id,
+        "true_wh": meter.world.energy_wh(),
+        "billed_wh": energy.total_wh if energy is not None else 0,
+        "billed_cents": app.biller.total_cents if app is not None else 0,
+        "balance_cents": app.ledger.balance if app is not None else None,
+        "credited_cents": app.ledger.total_credited if app is not None else 0,
+        "disconnections": meter.log_counts.get("relay opened", 0),
+        "sensor_failures": energy.failures if energy is not None else 0,
+        "sensor_restarts": energy.restarts if energy is not None else 0,
+        "boots": meter.boots,
+        "crashes": len(meter.crashes),
+    }

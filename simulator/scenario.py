@@ -146,8 +146,8 @@ class Scenario:
 
     @staticmethod
     def _check_tariff(tariff):
-        from simulator.meter import use_firmware
-        use_firmware()
+        import simulator
+        simulator.install()
         from meter.tariff import Tariff, TariffError
         try:
             Tariff.from_dict(tariff)
@@ -301,7 +301,7 @@ def run_scenario(scenario, flash_dir, seconds=None, sensor=None, seed=None):
     A plain function of picklable arguments, so long runs can go to worker processes."""
     import asyncio
     from simulator.clock import VirtualClock, install
-    from simulator.fleet import meter_summary
+    from simulator.meter import meter_summary
     clock = install(VirtualClock())
     meter = scenario.make_meter(clock, flash_dir, seed=seed, sensor=sensor)
     seconds = scenario.duration_ms / 1000.0 if seconds is None else seconds

@@ -12,6 +12,8 @@ import sys
 
 import pytest
 
+import simulator
+
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools"))
 import build_firmware  # noqa: E402
 
@@ -52,7 +54,8 @@ def firmware_lib(tmp_path_factory):
 @pytest.mark.parametrize("module", MODULES, ids=[os.path.basename(m) for m in MODULES])
 def test_module_passes_under_micropython(module, firmware_lib):
     env = dict(os.environ)
-    env["MICROPYPATH"] = ":".join([firmware_lib, os.path.join(ROOT, "tests", "firmware"), ".frozen"])
+    env["MICROPYPATH"] = ":".join(simulator.micropython_path(
+        firmware_lib, os.path.join(ROOT, "tests", "firmware"), fakes=False))
     proc = subprocess.run(
         [micropython_binary(), "-X", "heapsize=" + heap_for(module),
          os.path.join(ROOT, "tests", "firmware", "mpy_runner.py"), os.path.basename(module)],

@@ -1,7 +1,7 @@
 """Build and check the firmware: .mpy files with mpy-cross, a banned-import check, pyright.
 
     python tools/build_firmware.py --out build/firmware           # build only
-    python tools/build_firmware.py --out build/firmware --check   # build + import ban + pyright
+    python tools/build_firmware.py --out build/firmware --check   # build + import bans + pyright
 
 The layout of the output is what goes onto the device: `main.py` at the root (MicroPython
 runs it by name, so it stays source) and the package under `lib/meter/` as `.mpy` files.
@@ -24,6 +24,10 @@ BANNED = {
     "itertools", "hmac", "threading", "pathlib", "datetime", "subprocess", "multiprocessing",
     "contextvars", "decimal", "fractions", "simulator", "cloud", "tests", "hil",
 }
+# The ESP32's hardware modules: only the board module (relative to firmware/) imports them, so
+# everything else runs on any board the firmware is handed, real or fake.
+HARDWARE = {"machine", "network", "ntptime", "esp32"}
+BOARD_MODULE = "meter/board.py"
 
 
 # firmware/manifest.py is build input (which modules a frozen image holds), not device code.
@@ -68,9 +72,9 @@ def build(out):
     return errors
 
 
-def banned_imports():
-    """Every import of a module the device lacks, as (path, line, module)."""
-    found = []
+def _imports():
+    """Every absolute import in the firmware, anywhere in a module (top level, functions,
+    try blocks), as (source path, line, module name)."""
     for src in firmware_sources():
         with open(src, encoding="utf-8") as f:
             tree = ast.parse(f.read(), src)
@@ -81,9 +85,21 @@ def banned_imports():
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 names = [node.module]
             for name in names:
-                if name.split(".")[0] in BANNED:
-                    found.append((os.path.relpath(src, ROOT), node.lineno, name))
-    return found
+                yield src, node.lineno, name
+
+
+def banned_imports():
+    """Every import of a module the device lacks, as (path, line, module)."""
+    return [(os.path.relpath(src, ROOT), line, name) for src, line, name in _imports()
+            if name.split(".")[0] in BANNED]
+
+
+def hardware_imports():
+    """Every import of a hardware module (HARDWARE) outside BOARD_MODULE, as (path, line,
+    module)."""
+    return [(os.path.relpath(src, ROOT), line, name) for src, line, name in _imports()
+            if name.split(".")[0] in HARDWARE
+            and os.path.relpath(src, FIRMWARE).replace(os.sep, "/") != BOARD_MODULE]
 
 
 def pyright():
@@ -108,7 +124,8 @@ def pyright():
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=os.path.join(ROOT, "build", "firmware"))
-    parser.add_argument("--check", action="store_true", help="also ban imports and run pyright")
+    parser.add_argument("--check", action="store_true", help="also ban imports (CPython-only modules; hardware outside "
+                             "the board module) and run pyright")
     args = parser.parse_args()
     failed = False
     for rel, err in build(args.out):
@@ -117,6 +134,10 @@ def main():
     if args.check:
         for path, line, name in banned_imports():
             print("%s:%d: imports %s, which MicroPython on the ESP32 lacks" % (path, line, name))
+            failed = True
+        for path, line, name in hardware_imports():
+            print("%s:%d: imports %s; only %s may touch the hardware"
+                  % (path, line, name, BOARD_MODULE))
             failed = True
         ok, out = pyright()
         if not ok:

@@ -17,8 +17,9 @@ import threading
 import time
 import tty
 
+from simulator import micropython_path
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
 DEVICE = os.path.join(HERE, "device")
 
 PWRON_RESET = 1
@@ -144,8 +145,7 @@ class SimBoard:
         epoch, since = self._rtc
         rtc_now = epoch + int((time.monotonic() - since) * 1000)
         env = dict(os.environ)
-        env["MICROPYPATH"] = ":".join([DEVICE, os.path.join(ROOT, "simulator", "hal"),
-                                       os.path.join(ROOT, "simulator"), ".frozen"])
+        env["MICROPYPATH"] = ":".join(micropython_path(DEVICE))
         argv = [self.exe, "-X", "heapsize=" + self.heap, os.path.join(DEVICE, "simboard_main.py"),
                 self.flash_dir, str(self._hw_cause), mode, str(rtc_now),
                 self.rig_path or "-", self._rig_state["load"], self._rig_state["fault"],

@@ -15,10 +15,12 @@ import tempfile
 
 import aiomqtt
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-for sub in ("firmware", os.path.join("simulator", "hal"), os.path.join("tests", "cloud"),
-            os.path.join("tests", "link")):
-    path = os.path.join(ROOT, sub)
+import simulator
+from simulator.seam import ROOT
+
+simulator.install()  # the firmware's Recharger and Ledger, on the fakes
+for sub in ("cloud", "link"):  # the helpers of tests/cloud and tests/link
+    path = os.path.join(ROOT, "tests", sub)
     if path not in sys.path:
         sys.path.insert(0, path)
 

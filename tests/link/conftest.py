@@ -10,14 +10,12 @@ import sys
 
 import pytest
 
+import simulator
 from brokers import MOSQUITTO, AmqttBroker, MosquittoBroker
+from simulator.seam import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # The firmware's own client runs here under CPython, as in tests/firmware.
-for sub in ("firmware", os.path.join("simulator", "hal")):
-    path = os.path.join(ROOT, sub)
-    if path not in sys.path:
-        sys.path.insert(0, path)
+simulator.install()
 
 
 @pytest.fixture(scope="session")

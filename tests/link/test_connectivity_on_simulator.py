@@ -1,19 +1,14 @@
 """WiFi manager and NTP sync on the simulator's network/ntptime/machine modules (the ESP32 API
 backed by a scripted access point and a virtual clock): outages, reconnects, the RTC set."""
-import os
-import sys
-
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+import simulator
 
 
 @pytest.fixture
 def clock():
-    from simulator.clock import VirtualClock, install
-    return install(VirtualClock())
+    from simulator.clock import VirtualClock
+    return simulator.install(VirtualClock())
 
 
 @pytest.fixture

@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+import simulator
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "tests", "firmware"))
 
@@ -197,8 +199,8 @@ async def test_a_whole_meter_under_micropython_takes_a_recharge_once(accounts, t
                                                                     firmware_lib):
     from test_mqtt_micropython import MpyPeer
     exe = os.path.join(os.path.dirname(sys.executable), "micropython")
-    env = dict(os.environ, MICROPYPATH=":".join(
-        [firmware_lib, os.path.join(ROOT, "tests", "firmware"), ".frozen"]))
+    env = dict(os.environ, MICROPYPATH=":".join(simulator.micropython_path(
+        firmware_lib, os.path.join(ROOT, "tests", "firmware"), fakes=False)))
     state = tmp_path / "state"
     state.mkdir()
     cloud = await Cloud(accounts).start()

@@ -1,20 +1,16 @@
-# Simulator tests import the `simulator` package from the repository root and find the fake
-# MicroPython modules (machine, network, ...) on simulator/hal, as the firmware would.
-import os
-import sys
-
+# Simulator tests import the `simulator` package and find the fake MicroPython modules
+# (machine, network, ...) where the firmware would: simulator.install() puts them on the path.
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-for path in (os.path.join(ROOT, "simulator", "hal"), ROOT):
-    if path not in sys.path:
-        sys.path.insert(0, path)
+import simulator
+
+simulator.install()
 
 
 @pytest.fixture
 def clock():
-    from simulator.clock import VirtualClock, install
-    return install(VirtualClock())
+    from simulator.clock import VirtualClock
+    return simulator.install(VirtualClock())
 
 
 @pytest.fixture

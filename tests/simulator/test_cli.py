@@ -9,7 +9,7 @@ import pytest
 from rich.console import Console
 
 from simulator.cli import main
-from simulator.meter import ROOT
+from simulator.seam import ROOT
 from simulator.panel import LOAD_STEP_W, RECHARGE_CENTS, Controls, render
 from simulator.scenario import Scenario
 

@@ -11,6 +11,7 @@ import esp32
 import machine
 import network
 import ntptime
+import simulator
 from simulator import board_context
 from simulator.devices.pzem import crc_ok, read_request
 from simulator.sim_board import POWER_OFF, POWER_ON, RESET, BoardReset, SimBoard
@@ -440,8 +441,7 @@ def test_fakes_run_under_the_micropython_unix_port(tmp_path):
     script = tmp_path / "board_check.py"
     script.write_text("FLASH = %r\n" % str(tmp_path / "flash") + MPY_SCRIPT)
     env = dict(os.environ)
-    env["MICROPYPATH"] = ":".join([os.path.join(ROOT, "simulator", "hal"),
-                                   os.path.join(ROOT, "simulator"), ".frozen"])
+    env["MICROPYPATH"] = ":".join(simulator.micropython_path())
     proc = subprocess.run([exe, "-X", "heapsize=256k", str(script)], capture_output=True,
                           text=True, env=env, timeout=60, cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stdout + proc.stderr

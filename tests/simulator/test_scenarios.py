@@ -10,12 +10,13 @@ import random
 
 import pytest
 
+import simulator
 from simulator.devices.flash import MODES
-from simulator.meter import ROOT, use_firmware
+from simulator.seam import ROOT
 from simulator.scenario import Scenario, ScenarioError, run_scenario
 from simulator.world import SteadyLoad
 
-use_firmware()
+simulator.install()
 from meter.config import DEFAULTS  # noqa: E402  (the firmware package is on the path now)
 from meter.tariff import Biller, Tariff  # noqa: E402
 
