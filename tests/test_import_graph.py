@@ -8,7 +8,7 @@ import os
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PACKAGES = ("cloud", "standins")
+PACKAGES = ("cloud", "standins", "simulator")
 
 
 def _modules(package):
