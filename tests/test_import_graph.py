@@ -37,8 +37,10 @@ def _imported(path, module, known):
                     parts = parts[:-1]
                 parts = parts[:len(parts) - node.level + 1]
                 base = ".".join(parts + ([base] if base else []))
-            names.add(base)
-            names |= {base + "." + alias.name for alias in node.names}  # submodules by name
+            subs = {base + "." + alias.name for alias in node.names}
+            names |= subs & set(known)  # `from pkg import submodule` needs the submodule
+            if not subs <= set(known):
+                names.add(base)  # a name defined in the module (or package __init__) itself
     return {name for name in names if name in known and name != module}
 
 
