@@ -64,3 +64,38 @@ def test_module_passes_under_micropython(module, firmware_lib):
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
     assert " 0 failed" in out, out
+
+
+# -- the same modules on the 32-bit build with the firmware frozen in (make micropython) ------
+FROZEN = os.path.join(ROOT, "build", "micropython", "micropython-frozen")
+# One cap for every module here, the whole app included: the frozen bytecode stays in the
+# image, so the heap holds only data. Smallest that passes today: 48k for the app tests, 64k
+# for test_link (the app, its link and the MQTT client); docs/benchmarks.md.
+FROZEN_HEAP = "64k"
+
+
+@pytest.fixture(scope="module")
+def frozen_build():
+    # Cached: 0.1 s when nothing changed; a firmware edit since the last build rebuilds it,
+    # so these runs never test stale frozen code.
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "build_micropython.py"),
+                           "--if-source"], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    if not os.path.exists(FROZEN):
+        pytest.skip("no MicroPython source on this machine: " + proc.stderr.strip()[:200])
+    return FROZEN
+
+
+@pytest.mark.parametrize("module", MODULES, ids=[os.path.basename(m) for m in MODULES])
+def test_module_passes_on_the_32_bit_frozen_build(module, frozen_build):
+    env = dict(os.environ)
+    # only the tests' own helpers on the path: `meter` comes from the frozen image
+    env["MICROPYPATH"] = ":".join([os.path.join(ROOT, "tests", "firmware"), ".frozen"])
+    proc = subprocess.run(
+        [frozen_build, "-X", "heapsize=" + FROZEN_HEAP,
+         os.path.join(ROOT, "tests", "firmware", "mpy_runner.py"), os.path.basename(module)],
+        capture_output=True, text=True, env=env, timeout=600, cwd=ROOT,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert " 0 failed" in out, out
