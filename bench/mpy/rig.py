@@ -67,10 +67,21 @@ class LogCounter:
         self.last = line
 
 
+def _frozen(path):
+    """Frozen into the image (a 32-bit build from make micropython): its __file__ names the
+    manifest path, which is no file on the filesystem."""
+    import os
+    try:
+        os.stat(path)
+        return False
+    except OSError:
+        return True
+
+
 def start(flash_dir, sink):
     from meter import boot
     from meter.log import Logger
-    if not boot.__file__.endswith(".mpy"):
+    if not (boot.__file__.endswith(".mpy") or _frozen(boot.__file__)):
         raise BenchError("firmware loaded from %s, not from .mpy files" % boot.__file__)
     return boot.start(flash_dir, log=Logger("mita", sink=sink))
 
