@@ -77,11 +77,12 @@ class MiniMeter:
     """Just enough MQTT for a meter: CONNECT with a will, SUBSCRIBE, PUBLISH QoS 0/1, PUBACK."""
 
     def __init__(self, port, meter_no, password, device_key="", on_close=None):
-        from meter.command_auth import command_key
+        from meter.command_auth import command_key, opened
         from meter.ledger import Ledger
         from meter.recharge import Recharger
         self.port, self.meter_no, self.password = port, meter_no, password
         self.key = command_key(device_key, meter_no)  # checks the cloud's signature, as a meter
+        self._opened = opened
         self.recharger = Recharger(Ledger(0))
         self.relay_closed = False
         self.on_close = on_close  # called with (receipt, monotonic time) when the relay closes
@@ -139,8 +140,7 @@ class MiniMeter:
         if (first >> 1) & 3:
             self.writer.write(_packet(0x40, rest[:2]))  # PUBACK (after the "persisted" apply)
             rest = rest[2:]
-        from meter.command_auth import opened
-        signed = opened(self.key, rest)
+        signed = self._opened(self.key, rest)
         if signed is None:
             return  # not signed for this meter: refused, as the firmware does
         msg = json.loads(signed)
