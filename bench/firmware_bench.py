@@ -29,6 +29,9 @@ from firmware_report import print_cap, print_heap, print_ticks  # noqa: E402
 import simulator  # noqa: E402
 from simulator.seam import fake_dirs  # noqa: E402
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools"))
+from source_tree import parse_file  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIRMWARE = os.path.join(ROOT, "firmware")
 BENCH_MPY = os.path.join(ROOT, "bench", "mpy")
@@ -150,8 +153,7 @@ def firmware_modules():
                 continue
             rel = os.path.relpath(os.path.join(folder, name), FIRMWARE)[:-3].replace(os.sep, ".")
             mod = rel[:-len(".__init__")] if rel.endswith(".__init__") else rel
-            with open(os.path.join(folder, name), encoding="utf-8") as f:
-                deps[mod] = _top_level_imports(ast.parse(f.read()))
+            deps[mod] = _top_level_imports(parse_file(os.path.join(folder, name)))
     return {m: set(d for d in ds if d in deps and d != m) for m, ds in deps.items()}
 
 

@@ -4,8 +4,12 @@ cycle. A failure names the cycle."""
 
 import ast
 import os
+import sys
 
 import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools"))
+from source_tree import parse_file  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGES = ("cloud", "standins", "simulator")
@@ -23,8 +27,7 @@ def _modules(package):
 
 
 def _imported(path, module, known):
-    with open(path, encoding="utf-8") as f:
-        tree = ast.parse(f.read(), path)
+    tree = parse_file(path)
     names = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):

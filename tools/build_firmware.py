@@ -14,6 +14,8 @@ import shutil
 import subprocess
 import sys
 
+from source_tree import parse_file
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIRMWARE = os.path.join(ROOT, "firmware")
 
@@ -76,8 +78,7 @@ def _imports():
     """Every absolute import in the firmware, anywhere in a module (top level, functions,
     try blocks), as (source path, line, module name)."""
     for src in firmware_sources():
-        with open(src, encoding="utf-8") as f:
-            tree = ast.parse(f.read(), src)
+        tree = parse_file(src)
         for node in ast.walk(tree):
             names = []
             if isinstance(node, ast.Import):
