@@ -5,10 +5,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.mita-installed
 STUBS := typings/.mita-stubs
+NODE_STAMP := node_modules/.mita-installed
 
 .PHONY: setup demo test test-firmware firmware check-firmware micropython bench cloud sim fleet soak bench-fleet bench-link hil flash deploy provision clean
 
-setup: $(STAMP) $(STUBS)
+setup: $(STAMP) $(STUBS) $(NODE_STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +21,12 @@ $(STAMP): pyproject.toml
 $(STUBS): $(STAMP)
 	$(VENV)/bin/pip install --quiet --no-user --target typings "micropython-esp32-stubs==1.29.*"
 	touch $@
+
+# The Node packages in package.json (the dashboard's chart library, the rules evaluator), pinned
+# by package-lock.json. Without npm the setup says so once; what needs them skips loudly.
+$(NODE_STAMP): package.json package-lock.json
+	@if command -v npm >/dev/null; then npm ci --no-audit --no-fund --loglevel=error && touch $@; \
+	else echo "setup: npm not found: the dashboard's charts and the rules tests need it (apt-get install npm)"; fi
 
 # The whole story on a laptop: the cloud with its embedded defaults, a customer and a meter
 # registered, the real firmware drained to cut-off and paid back on with M-Pesa. A live panel
