@@ -7,6 +7,11 @@ Outputs (build/ is git-ignored):
     build/micropython/micropython-plain    32-bit, asyncio frozen (as in the PyPI wheel), no firmware
     build/micropython/micropython-frozen   32-bit, firmware/manifest.py frozen: meter/, main.py, asyncio
     build/micropython/src/mpy-cross/build/mpy-cross
+With --bench, also the two images the firmware benchmarks run in (bench/firmware_month.py):
+    build/micropython/micropython-bench-frozen  the frozen build plus bench/mpy/manifest_fakes.py
+                                                (the simulator's fakes and the bench scripts)
+    build/micropython/micropython-bench-plain   the plain build plus the same fakes: the firmware
+                                                comes from .mpy files into RAM, the fakes do not
 
 The source is MicroPython v1.28.0: $MITA_MICROPYTHON_SRC (the release tarball, or a checkout of
 the v1.28.0 tag) when set, else micropython-1.28.0-src.tar.xz in ../shared/vendor next to the
@@ -32,6 +37,7 @@ SRC = os.path.join(OUT, "src")
 TARBALL = "micropython-1.28.0-src.tar.xz"
 TOP_DIR = "micropython-1.28.0"
 MANIFEST = os.path.join(ROOT, "firmware", "manifest.py")
+FAKES_MANIFEST = os.path.join(ROOT, "bench", "mpy", "manifest_fakes.py")
 # What the unix port needs from a checkout (the vendored tarball holds exactly this, and more).
 TREE = ["LICENSE", "py", "extmod", "shared", "drivers", "mpy-cross", "tools", "ports/unix",
         "lib/littlefs", "lib/re1.5", "lib/uzlib", "lib/libm", "lib/libm_dbl",
@@ -91,16 +97,18 @@ def source_key(source):
     return h.hexdigest()
 
 
-def build_key(src_key):
+def build_key(src_key, folders=("firmware",)):
+    """The source's key, this script and every .py file in `folders` (what gets frozen)."""
     h = hashlib.sha256(src_key.encode())
     hash_file(h, os.path.abspath(__file__))
-    for base, dirs, files in os.walk(os.path.join(ROOT, "firmware")):
-        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
-        for name in sorted(files):
-            if name.endswith(".py") or name == "manifest.py":
-                path = os.path.join(base, name)
-                h.update(os.path.relpath(path, ROOT).encode())
-                hash_file(h, path)
+    for folder in folders:
+        for base, dirs, files in os.walk(os.path.join(ROOT, folder)):
+            dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+            for name in sorted(files):
+                if name.endswith(".py"):
+                    path = os.path.join(base, name)
+                    h.update(os.path.relpath(path, ROOT).encode())
+                    hash_file(h, path)
     return h.hexdigest()
 
 
@@ -153,6 +161,9 @@ def main():
     parser.add_argument("--if-source", action="store_true",
                         help="no source found: say how to get it and exit 0 (make test: the "
                              "32-bit tests then skip)")
+    parser.add_argument("--bench", action="store_true",
+                        help="also the bench images (firmware benchmarks; the simulator's fakes "
+                             "and the bench scripts frozen in)")
     args = parser.parse_args()
 
     source = find_source()
@@ -167,39 +178,52 @@ def main():
             print("%s not found: apt-get install gcc gcc-multilib make" % tool, file=sys.stderr)
             return 2
 
-    plain = os.path.join(OUT, "micropython-plain")
-    frozen = os.path.join(OUT, "micropython-frozen")
+    os.makedirs(OUT, exist_ok=True)
+    plain_manifest = os.path.join(OUT, "plain-manifest.py")
+    write(plain_manifest, 'include("$(MPY_DIR)/extmod/asyncio")')
+    # (name, manifest, folders whose files it freezes)
+    variants = [("plain", plain_manifest, ()), ("frozen", MANIFEST, ("firmware",))]
+    if args.bench:
+        for name, base, folders in (("bench-plain", plain_manifest, ()),
+                                    ("bench-frozen", MANIFEST, ("firmware",))):
+            manifest = os.path.join(OUT, name + "-manifest.py")
+            write(manifest, 'include(%r)\ninclude(%r)' % (base, FAKES_MANIFEST))
+            variants.append((name, manifest, folders + ("simulator", "bench/mpy")))
+
     src_key = source_key(source)
-    key = build_key(src_key)
-    stamp = os.path.join(OUT, ".mita-build")
-    if (not args.force and read(stamp) == key
-            and os.path.exists(plain) and os.path.exists(frozen)):
-        print("micropython up to date: %s, %s" % (plain, frozen))
+    todo = []
+    for name, manifest, folders in variants:
+        dest = os.path.join(OUT, "micropython-" + name)
+        stamp = os.path.join(OUT, ".mita-build-" + name)
+        key = build_key(src_key, folders)
+        if args.force or read(stamp) != key or not os.path.exists(dest):
+            todo.append((name, manifest, dest, stamp, key))
+    built = [os.path.join(OUT, "micropython-" + v[0]) for v in variants]
+    if not todo:
+        print("micropython up to date: %s" % ", ".join(built))
         return 0
 
     started = time.monotonic()
-    os.makedirs(OUT, exist_ok=True)
-    if os.path.exists(stamp):
-        os.remove(stamp)
+    for _, _, _, stamp, _ in todo:
+        if os.path.exists(stamp):
+            os.remove(stamp)
     unpack(source, src_key)
 
     # Satisfies py/mkrules.mk's micropython-lib check; nothing is taken from it.
     mpy_lib = os.path.join(OUT, "no-micropython-lib")
     os.makedirs(mpy_lib, exist_ok=True)
     write(os.path.join(mpy_lib, "README.md"), "Empty: the mita manifests use no micropython-lib.")
-    plain_manifest = os.path.join(OUT, "plain-manifest.py")
-    write(plain_manifest, 'include("$(MPY_DIR)/extmod/asyncio")')
 
     make(os.path.join(SRC, "mpy-cross"))
     unix = os.path.join(SRC, "ports", "unix")
     common = FLAGS + ["MPY_LIB_DIR=" + mpy_lib]
-    for build_dir, manifest, dest in (("build-plain", plain_manifest, plain),
-                                      ("build-frozen", MANIFEST, frozen)):
+    for name, manifest, dest, stamp, key in todo:
+        build_dir = "build-" + name
         make(unix, "BUILD=" + build_dir, "FROZEN_MANIFEST=" + manifest, *common)
         shutil.copy2(os.path.join(unix, build_dir, "micropython"), dest)
-
-    write(stamp, key)
-    print("micropython built in %.0f s: %s, %s" % (time.monotonic() - started, plain, frozen))
+        write(stamp, key)
+    print("micropython built in %.0f s: %s" % (time.monotonic() - started,
+                                                ", ".join(t[2] for t in todo)))
     return 0
 
 

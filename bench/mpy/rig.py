@@ -33,9 +33,10 @@ def heap():
     return gc.mem_alloc()
 
 
-def make_board(flash_dir, balance_cents, seed=1, start_hour=3):
-    """Clock, world and board, with /config.json written on the simulated flash. The clock
-    starts on 2026-01-01 at start_hour, local time (UTC+3)."""
+def make_board(flash_dir, balance_cents, seed=1, start_hour=3, meter_id="BENCH-1", extra=None):
+    """Clock, world and board, with /config.json written on the simulated flash (`extra`: more
+    config sections, e.g. the cloud link's). The clock starts on 2026-01-01 at start_hour, local
+    time (UTC+3)."""
     clock = VirtualClock(epoch_ms=DEFAULT_EPOCH_MS + (start_hour - 3) * 3600000)
     time.use(clock)
     world = World(clock, Household(seed=seed), seed=seed)
@@ -45,10 +46,12 @@ def make_board(flash_dir, balance_cents, seed=1, start_hour=3):
     first_day = (clock.epoch_ms() + world.utc_offset_ms) // DAY_MS
     for day in range(first_day, first_day + 2):
         world.load.day(day)
-    board = SimBoard(world, flash_dir, clock, rig={"rtc_battery": True}, meter_id="BENCH-1",
+    board = SimBoard(world, flash_dir, clock, rig={"rtc_battery": True}, meter_id=meter_id,
                      seed=seed)
     board_context.set_default(board)
-    config = {"meter_id": "BENCH-1", "initial_balance_cents": balance_cents, "tariff": TARIFF}
+    config = {"meter_id": meter_id, "initial_balance_cents": balance_cents, "tariff": TARIFF}
+    if extra:
+        config.update(extra)
     with open(flash_dir + "/config.json", "w") as f:
         json.dump(config, f)
     return clock, world, board
