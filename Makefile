@@ -7,7 +7,7 @@ STAMP := $(VENV)/.mita-installed
 STUBS := typings/.mita-stubs
 NODE_STAMP := node_modules/.mita-installed
 
-.PHONY: setup demo test test-firmware firmware check-firmware micropython bench cloud sim fleet soak bench-fleet bench-link hil flash deploy provision clean
+.PHONY: setup demo test test-firmware firmware check-firmware micropython bench cloud sim fleet soak bench-month bench-fleet bench-link hil flash deploy provision clean
 
 setup: $(STAMP) $(STUBS) $(NODE_STAMP)
 
@@ -35,9 +35,10 @@ demo: setup
 	$(PY) tools/demo.py
 
 # The 32-bit MicroPython is built first when its source is on this machine (CI has it); without
-# it the script says how to get it and the 32-bit tests skip.
+# it the script says how to get it and the 32-bit tests skip. --bench: the bench images too (the
+# simulator's fakes frozen beside the firmware) for the month-with-link slice.
 test: setup
-	$(PYTHON) tools/build_micropython.py --if-source
+	$(PYTHON) tools/build_micropython.py --if-source --bench
 	$(PY) -m pytest -q
 
 test-firmware: setup
@@ -89,6 +90,12 @@ provision: setup
 
 bench: setup
 	$(PY) bench/firmware_bench.py
+
+# The whole meter with its cloud link for 30 simulated days on the 32-bit builds: the smallest
+# heap cap, frozen and .mpy in RAM (about 40 minutes; mosquitto needed).
+bench-month: setup
+	$(PYTHON) tools/build_micropython.py --bench
+	$(PY) bench/firmware_month.py
 
 bench-fleet: setup
 	$(PY) bench/fleet_bench.py

@@ -43,11 +43,11 @@ DAY_S = 86400
 class Month:
     """One micropython process running bench/mpy/month.py against the rig."""
 
-    def __init__(self, rig, session, exe, path, cap, days, account, flash, pay_every_h):
+    def __init__(self, rig, session, exe, path, cap, seconds, account, flash, pay_every_h):
         self.rig, self.session = rig, session
         self.meter_no, self.password, self.key = account
         call = "import month; month.main(%r, %d, '127.0.0.1', %d, %r, %r, %r)" % (
-            flash, days * DAY_S, rig.mqtt_port, self.meter_no, self.password, self.key)
+            flash, seconds, rig.mqtt_port, self.meter_no, self.password, self.key)
         self.argv = [exe, "-X", "heapsize=%d" % cap, "-c", call]
         self.env = dict(os.environ, MICROPYPATH=path)
         # the printed command names the meter's secrets, it does not show them
@@ -104,7 +104,7 @@ class Bench:
         path = (os.path.join(self.work, "fw", "lib") + ":.frozen") if needs_mpy else ".frozen"
         self.runs += 1
         flash = os.path.join(self.work, "flash%03d" % self.runs)
-        run = Month(self.rig, self.session, exe, path, cap, days, self.accounts.pop(0), flash,
+        run = Month(self.rig, self.session, exe, path, cap, days * DAY_S, self.accounts.pop(0), flash,
                     self.args.pay_every_h)
         ok, figures = await run.run()
         print("  %-6s cap %6d B, %2d days: %s" % (

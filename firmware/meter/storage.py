@@ -18,7 +18,7 @@ _HEADER = "<4sHII"
 _HEADER_LEN = const(14)
 _CRC_LEN = const(4)
 # A state is a few hundred bytes. The cap keeps a garbage file from exhausting the heap on
-# boot, and save() briefly holds about three copies of an image (str, bytes, joined).
+# boot; save() briefly holds two copies of the payload (the JSON str and its bytes).
 MAX_IMAGE = const(4096)
 _SEQ_MASK = const(0xFFFFFFFF)
 _HALF = const(0x80000000)
@@ -29,12 +29,19 @@ class StorageError(OSError):
     already guard flash access with `except OSError` catch it too."""
 
 
-def encode(state, seq):
-    """The complete slot image for `state` with sequence number `seq`."""
+def encode_parts(state, seq):
+    """The slot image for `state` with sequence number `seq`, as (header, payload, crc): save()
+    writes them one after the other, so no joined copy of the image needs a block of its own
+    (on a long-running 32-bit heap that one contiguous kilobyte is what runs out first)."""
     payload = json.dumps(state).encode()
     header = struct.pack(_HEADER, MAGIC, VERSION, seq & _SEQ_MASK, len(payload))
     crc = binascii.crc32(payload, binascii.crc32(header)) & _SEQ_MASK
-    return b"".join((header, payload, struct.pack("<I", crc)))
+    return header, payload, struct.pack("<I", crc)
+
+
+def encode(state, seq):
+    """The complete slot image for `state` with sequence number `seq`."""
+    return b"".join(encode_parts(state, seq))
 
 
 def decode(image):
@@ -164,20 +171,24 @@ class StateStore:
             self.load()
             self.status, self.fallback = status, fallback
         seq = 1 if self.seq is None else (self.seq + 1) & _SEQ_MASK
-        image = encode(state, seq)
-        if len(image) > self.max_bytes:
-            raise StorageError("state of %d bytes is over %d" % (len(image), self.max_bytes))
+        parts = encode_parts(state, seq)
+        size = len(parts[0]) + len(parts[1]) + len(parts[2])
+        if size > self.max_bytes:
+            raise StorageError("state of %d bytes is over %d" % (size, self.max_bytes))
         target = 1 if self._newest == 0 else 0
         path = self.slot_paths()[target]
+        written = 0
         try:
             with open(path, "wb") as f:
-                written = f.write(image)
+                for part in parts:
+                    n = f.write(part)
+                    written += n if n is not None else 0
                 f.flush()
         except OSError as exc:
             # the newest good slot was not touched; it is still what load() will find
             raise StorageError("writing %s failed: %s" % (path, exc))
-        if written != len(image):
-            raise StorageError("short write to %s: %s of %d bytes" % (path, written, len(image)))
+        if written != size:
+            raise StorageError("short write to %s: %s of %d bytes" % (path, written, size))
         self.writes += 1
         self._newest = target
         self.seq = seq
