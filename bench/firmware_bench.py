@@ -3,6 +3,14 @@
     .venv/bin/python bench/firmware_bench.py                     # everything (a few minutes)
     .venv/bin/python bench/firmware_bench.py --no-bisect         # skip the heap-cap search
     .venv/bin/python bench/firmware_bench.py --day-ticks 100 --no-bisect --tick-count 100
+    .venv/bin/python bench/firmware_bench.py --interpreter frozen-32 --heap-kb 128
+
+--interpreter picks the MicroPython: "pypi-64" (the PyPI unix port, 64-bit, the default),
+"frozen-32" (build/micropython/micropython-bench-frozen: 32-bit, the firmware, the simulator's
+fakes and these scripts frozen into the image) or "mpy-32" (micropython-bench-plain: 32-bit, the
+fakes and scripts frozen, the firmware from .mpy into RAM); the 32-bit ones come from
+`python3 tools/build_micropython.py --bench`. The month with the cloud link is
+bench/firmware_month.py.
 
 The firmware runs as the device runs it, from mpy-cross .mpy files (tools/build_firmware.py), on
 the simulator's fake hardware (PZEM emulator on the UART, LCD decoder on I2C, relay pin, a flash
@@ -92,13 +100,28 @@ def build(work, reuse=False):
     return path
 
 
+MP_BUILD = os.path.join(ROOT, "build", "micropython")
+INTERPRETERS = ("pypi-64", "frozen-32", "mpy-32")
+
+
+def interpreter(name, path):
+    """(executable, MICROPYPATH entries) for --interpreter, given build()'s path."""
+    if name == "pypi-64":
+        return _bin("micropython"), path
+    exe = os.path.join(MP_BUILD, "micropython-bench-" + ("frozen" if name == "frozen-32"
+                                                         else "plain"))
+    if not os.path.exists(exe):
+        raise BenchError("%s missing: python3 tools/build_micropython.py --bench" % exe)
+    return exe, ([".frozen"] if name == "frozen-32" else [path[1], ".frozen"])
+
+
 class Runner:
     """Runs one bench script call per micropython process and remembers the command lines."""
 
-    def __init__(self, path, work):
+    def __init__(self, path, work, exe=None):
         self.path = path
         self.work = work
-        self.exe = _bin("micropython")
+        self.exe = exe or _bin("micropython")
         self.commands = {}
         self._flash_n = 0
 
@@ -332,6 +355,8 @@ def measure_ticks(runner, heap_kb, warm, count, repeats):
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--interpreter", choices=INTERPRETERS, default="pypi-64",
+                   help="which MicroPython runs the firmware (see above)")
     p.add_argument("--heap-kb", type=int, default=512,
                    help="heap cap for the heap and tick runs (default 512)")
     p.add_argument("--heap-ticks", type=int, default=300, help="ticks before the heap is taken")
@@ -357,10 +382,11 @@ def main(argv=None):
     shown = [os.path.relpath(sys.executable, ROOT) if sys.executable.startswith(ROOT)
              else sys.executable, "bench/firmware_bench.py"] + list(
         sys.argv[1:] if argv is None else argv)
-    print("# mita firmware benchmark (MicroPython unix port, firmware as .mpy)")
+    print("# mita firmware benchmark (MicroPython unix port, %s)" % args.interpreter)
     print("command: " + " ".join(shlex.quote(a) for a in shown))
     path = build(work, reuse=args.reuse_build)
-    runner = Runner(path, work)
+    exe, mp_path = interpreter(args.interpreter, path)
+    runner = Runner(mp_path, work, exe)
     fw_lib = path[1]
     figures = {"work": work}
     figures["heap"] = heap = measure_heap(runner, args.heap_kb, args.heap_ticks, fw_lib)
