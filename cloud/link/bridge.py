@@ -42,7 +42,8 @@ class Bridge:
             "connects", "connect_failures", "received", "malformed", "oversized",
             "unknown_meter", "unknown_ack", "published", "publish_failures", "recharges_sent",
             "acks", "rejected", "retry_later", "history_stored", "history_bad", "syncs_sent",
-            "tariffs_sent", "telemetry_written", "store_errors", "voided", "errors"), 0)
+            "tariffs_sent", "telemetry_written", "telemetry_batches", "telemetry_coalesced",
+            "store_errors", "voided", "errors"), 0)
         self.connected = asyncio.Event()
         self.client = None
         self._tasks = []
@@ -203,7 +204,15 @@ class Bridge:
 
     async def _on_telemetry(self, meter, msg):
         balance, alerts = lp.parse_telemetry(msg)
-        # Telemetry is replaceable: keep the newest per meter and write at the store's pace.
+        # Telemetry is replaceable: keep the newest per meter and write at the store's pace;
+        # an alert flag an older unwritten reading raised still gets written.
+        previous = self._telemetry.get(meter)
+        if previous is not None:
+            self.counters["telemetry_coalesced"] += 1
+            if previous[1]:
+                alerts = dict(previous[1], **(alerts or {}))
+            if balance is None:
+                balance = previous[0]
         self._telemetry[meter] = (balance, alerts, self._now_ms())
         self._telemetry_ready.set()
 
@@ -279,23 +288,38 @@ class Bridge:
 
     # -- telemetry writer ---------------------------------------------------------------
     async def _write_telemetry(self):
+        """The newest reading of every meter heard since the last write, all in one store
+        write (one commit, or one multi-path update): the fleet's telemetry costs the store a
+        write per pass, not a write per message. Readings that arrive meanwhile wait for the
+        next pass; a meter's newer reading replaces its older one (counted as coalesced)."""
         while True:
             await self._telemetry_ready.wait()
             self._telemetry_ready.clear()
             batch, self._telemetry = self._telemetry, {}
+            readings = {}
             for meter, (balance, alerts, ts) in batch.items():
-                try:
-                    if balance is not None:
-                        await self.store.update_meter_balance(meter, balance, ts)
-                    if alerts:
-                        await self._set_alerts(meter, alerts)
-                    self.counters["telemetry_written"] += 1
-                except NotFound:
+                channel = self.channel(meter)
+                known = channel.alerts
+                if alerts and known is not None and all(known.get(k) == v
+                                                        for k, v in alerts.items()):
+                    alerts = None  # nothing new to merge
+                readings[meter] = (balance, alerts, ts)
+            try:
+                unknown = set(await self.store.write_telemetry(readings))
+            except Exception as error:  # the next telemetry replaces it anyway
+                self.counters["store_errors"] += 1
+                log.warning("telemetry not stored", extra={"meters": len(readings),
+                                                           "error": repr(error)})
+                continue
+            self.counters["telemetry_batches"] += 1
+            for meter, (_, alerts, _) in readings.items():
+                if meter in unknown:
                     self.counters["unknown_meter"] += 1
-                except Exception as error:  # the next telemetry replaces it anyway
-                    self.counters["store_errors"] += 1
-                    log.warning("telemetry not stored", extra={"meter_no": meter,
-                                                               "error": repr(error)})
+                    continue
+                self.counters["telemetry_written"] += 1
+                if alerts:
+                    channel = self.channel(meter)
+                    channel.alerts = dict(channel.alerts or {}, **alerts)
 
     # -- recharge delivery --------------------------------------------------------------
     async def _command_key(self, meter):

@@ -203,6 +203,13 @@ class Store:
         """Merge alert flags (name -> bool)."""
         raise NotImplementedError
 
+    async def write_telemetry(self, readings):
+        """Many meters' newest telemetry in one write (one transaction; one multi-path update):
+        readings = {meter_no: (balance_cents or None, alert flags to merge or None, ts)}.
+        Returns the meter numbers not written because no such meter exists; the rest are all
+        written, or none is (StoreError)."""
+        raise NotImplementedError
+
     # STK requests -----------------------------------------------------------------------
     async def create_stk_request(self, request):
         raise NotImplementedError

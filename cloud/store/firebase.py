@@ -110,6 +110,7 @@ class FirebaseStore(Store):
         except ValueError as error:
             raise StoreError("firebase: %s" % error) from error
         self.claim_wait_s = claim_wait_s
+        self._meters_seen = set()
 
     @classmethod
     async def open(cls, source=None, **options):
@@ -245,6 +246,36 @@ class FirebaseStore(Store):
         if alerts:
             await self._call(ref.child("alerts").update, dict(alerts))
         return await self.get_meter(meter_no)
+
+    async def write_telemetry(self, readings):
+        paths = {}
+        unknown = []
+        for meter_no, (balance, alerts, ts) in readings.items():
+            if balance is not None:
+                cents(balance, "balance_cents")
+            check_field_names(alerts or {})
+            if not await self._meter_exists(meter_no):
+                unknown.append(meter_no)
+                continue
+            base = "meters/%s/" % safe_key(meter_no)
+            if balance is not None:
+                paths[base + "current_balance_cents"] = balance
+                paths[base + "last_update"] = ts
+            for name, value in (alerts or {}).items():
+                paths[base + "alerts/" + name] = value
+        if paths:  # one multi-path update: every meter's fields, or none of them
+            await self._call(self._ref().update, paths)
+        return unknown
+
+    async def _meter_exists(self, meter_no):
+        # Meters are never deleted, so a meter seen once is known for good: the batch then
+        # costs one read per meter the first time and none after.
+        if meter_no in self._meters_seen:
+            return True
+        if await self._call(self._ref("meters", safe_key(meter_no), "meter_no").get) is None:
+            return False
+        self._meters_seen.add(meter_no)
+        return True
 
     # STK requests -----------------------------------------------------------------------
     async def create_stk_request(self, request):

@@ -230,6 +230,29 @@ class SqliteStore(Store):
     async def update_meter_alerts(self, meter_no, alerts):
         return await self._merge_json(meter_no, "alerts", dict(alerts))
 
+    async def write_telemetry(self, readings):
+        for balance, alerts, _ in readings.values():
+            if balance is not None:
+                cents(balance, "balance_cents")
+            check_field_names(alerts or {})
+
+        def write(db):
+            unknown = []
+            for meter_no, (balance, alerts, ts) in readings.items():
+                meter = read_meter(db, meter_no)
+                if meter is None:
+                    unknown.append(meter_no)
+                    continue
+                if balance is not None:
+                    db.execute("UPDATE meters SET current_balance_cents = ?, last_update = ? "
+                               "WHERE meter_no = ?", (balance, ts, meter_no))
+                if alerts:
+                    db.execute("UPDATE meters SET alerts = ? WHERE meter_no = ?",
+                               (json.dumps(dict(meter["alerts"], **alerts), sort_keys=True),
+                                meter_no))
+            return unknown
+        return await self._write(write)
+
     async def _merge_json(self, meter_no, column, fields):
         check_field_names(fields)
         def merge(db):

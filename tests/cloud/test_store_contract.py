@@ -143,6 +143,34 @@ async def test_status_and_alerts_merge(store):
         await store.update_meter_status("M1", {"bad/key": 1}, T0)
 
 
+async def test_telemetry_of_many_meters_is_one_write_and_skips_unknown_meters(store):
+    await given_meters(store, "M1", "M2", "M3")
+    await store.update_meter_alerts("M2", {"tamper": False, "low_balance": True})
+    unknown = await store.write_telemetry({
+        "M1": (12_000, {"low_balance": False}, T0),
+        "M2": (None, {"low_balance": False}, T0 + 1),  # alerts only: the balance stays
+        "GHOST": (5_000, {"low_balance": True}, T0),
+        "M3": (0, None, T0 + 2)})
+    assert unknown == ["GHOST"]
+    m1, m2, m3 = [await store.get_meter(m) for m in ("M1", "M2", "M3")]
+    assert (m1["current_balance_cents"], m1["last_update"]) == (12_000, T0)
+    assert m1["alerts"] == {"low_balance": False}
+    assert m2["alerts"] == {"tamper": False, "low_balance": False}  # merged, not replaced
+    assert m2["current_balance_cents"] == 0 and m2["last_update"] != T0 + 1
+    assert (m3["current_balance_cents"], m3["last_update"]) == (0, T0 + 2)
+    assert await store.get_meter("GHOST") is None  # no stray record made for it
+
+
+async def test_bad_telemetry_writes_nothing_of_the_batch(store):
+    await given_meters(store, "M1", "M2")
+    await store.update_meter_balance("M1", 100, T0)
+    for bad in ({"M1": (200, None, T0 + 1), "M2": (1.5, None, T0 + 1)},
+                {"M1": (200, None, T0 + 1), "M2": (300, {"bad/key": True}, T0 + 1)}):
+        with pytest.raises(InvalidRecord):
+            await store.write_telemetry(bad)
+    assert (await store.get_meter("M1"))["current_balance_cents"] == 100
+
+
 # STK requests -----------------------------------------------------------------------------
 
 def stk(cid, created_at, meter_no="M1"):

@@ -159,3 +159,25 @@ async def test_a_meter_stuck_on_a_slow_store_call_holds_up_only_itself_and_keeps
         assert [a["seq"] for a in slow.history_acks] == [1, 2]
     finally:
         rig.store.put_consumption_hour = original
+
+
+async def test_a_fleets_telemetry_is_written_in_one_store_write_per_pass(rig):
+    meters = ["MTRB%03d" % n for n in range(12)]
+    for meter_no in meters:
+        await rig.meter(meter_no, connect=False)
+    bridge = rig.bridge
+    batches, written = bridge.counters["telemetry_batches"], bridge.counters["telemetry_written"]
+    # Handled back to back, as a burst from the broker is: none waits for the store.
+    for n, meter_no in enumerate(meters):
+        await bridge.handle("meters/%s/telemetry" % meter_no,
+                            json.dumps({"v": 1, "balance_cents": 1000 + n}))
+    await bridge.handle("meters/%s/telemetry" % meters[0],  # a newer reading replaces one
+                        json.dumps({"v": 1, "balance_cents": 999,
+                                    "alerts": {"low_balance": True}}))
+    assert await eventually(lambda: bridge.counters["telemetry_written"] == written + 12)
+    assert bridge.counters["telemetry_batches"] == batches + 1
+    assert bridge.counters["telemetry_coalesced"] >= 1
+    first = await rig.store.get_meter(meters[0])
+    assert first["current_balance_cents"] == 999 and first["alerts"]["low_balance"] is True
+    assert [(await rig.store.get_meter(m))["current_balance_cents"] for m in meters[1:]] == [
+        1000 + n for n in range(1, 12)]
