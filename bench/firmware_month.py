@@ -4,6 +4,7 @@ under a heap cap; the smallest cap that survives, frozen and with the firmware a
     python3 tools/build_micropython.py --bench          # the bench images, about 40 s
     .venv/bin/python bench/firmware_month.py            # both builds: search, then 30 days
     .venv/bin/python bench/firmware_month.py --builds frozen --days 30 --search-days 2
+    .venv/bin/python bench/firmware_month.py --builds frozen --days 30 --at 131072  # one run
 
 The meter is bench/mpy/month.py in build/micropython/micropython-bench-{frozen,plain}: the
 simulator's board, household and the bench scripts are frozen into those images beside (or, for
@@ -83,8 +84,11 @@ class Month:
             figures = dict(kv.split("=", 1) for kv in last[-1].split()[1:])
             figures["paid"] = str(paid)
             return True, figures
-        tail = [line for line in self.lines if not line.startswith("hour ")][-3:]
-        return False, {"why": " | ".join(tail) or "exit %s" % proc.returncode}
+        tail = [line for line in self.lines if not line.startswith("hour ")][-2:]
+        hours = [line for line in self.lines if line.startswith("hour ")]
+        where = ("after %s" % hours[-1]) if hours else "in the first hour"
+        return False, {"why": "%s: %s" % (where, " | ".join(tail) or "exit %s" %
+                                          proc.returncode)}
 
 
 def _rel(path):
@@ -107,10 +111,20 @@ class Bench:
         run = Month(self.rig, self.session, exe, path, cap, days * DAY_S, self.accounts.pop(0), flash,
                     self.args.pay_every_h)
         ok, figures = await run.run()
+        self.last_lines = run.lines
         print("  %-6s cap %6d B, %2d days: %s" % (
             build, cap, days, "ok " + _brief(figures) if ok else "FAILED " + figures["why"]),
             flush=True)
         return ok, figures, run.shown
+
+    async def one(self, build, cap, days):
+        """One run at `cap`, its live heap printed at every virtual midnight (--at)."""
+        ok, figures, shown = await self.month(build, cap, days)
+        for line in self.last_lines:
+            if line.startswith("hour ") and int(line.split()[1]) % 24 == 0:
+                print("    day %3d: %s" % (int(line.split()[1]) // 24, line))
+        print("    command: %s" % shown)
+        return ok
 
     async def smallest(self, build):
         """Bisect the cap over --search-days, then hold it for --days."""
@@ -161,6 +175,10 @@ async def run(args):
         async with aiohttp.ClientSession() as session:
             await rig.wait_ready(session, accounts)
             bench = Bench(args, rig, session, accounts[1:], work)
+            if args.at:
+                for build in builds:
+                    await bench.one(build, args.at, args.days)
+                return
             for build in builds:
                 print("%s: smallest cap over %d days, then %d days at it" % (
                     build, args.search_days, args.days), flush=True)
@@ -192,6 +210,8 @@ def main():
     parser.add_argument("--step", type=int, default=2048)
     parser.add_argument("--floor", type=int, default=16 * 1024)
     parser.add_argument("--pay-every-h", type=int, default=2)
+    parser.add_argument("--at", type=int, help="one run of --days at this cap (bytes), with "
+                        "the live heap at every virtual midnight, instead of the search")
     asyncio.run(run(parser.parse_args()))
 
 

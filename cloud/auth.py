@@ -139,7 +139,6 @@ class MeterVerifier:
         self.store = store
         self.window_s = window_s
         self.clock = clock
-        self._seen = {}  # meter_no -> {nonce: timestamp}
 
     async def verify(self, meter_no, method, path, headers, body):
         if headers.get(METER_HEADER) != meter_no:
@@ -153,7 +152,13 @@ class MeterVerifier:
         expected = sign_request(key or "", method, path, timestamp, nonce, body)
         if not hmac.compare_digest(expected, signature) or not key:
             raise AuthError(_BAD_SIGNATURE)
-        self._remember(meter_no, nonce, timestamp, now)
+        # Claimed in the store, so a request replayed to another cloud process is refused too.
+        answer = await self.store.claim_nonce(meter_no, nonce, timestamp, self.window_s, now,
+                                              _MAX_NONCES_PER_METER)
+        if answer == "replayed":
+            raise AuthError("replayed request")
+        if answer != "ok":
+            raise AuthError("too many requests in the replay window")
 
     def _parse(self, headers):
         timestamp = headers.get(TIMESTAMP_HEADER, "")
@@ -167,15 +172,3 @@ class MeterVerifier:
         if len(signature) != 64 or signature.strip(_HEX_DIGITS):
             raise AuthError(f"{SIGNATURE_HEADER} must be a hex HMAC-SHA256")
         return int(timestamp), nonce, signature
-
-    def _remember(self, meter_no, nonce, timestamp, now):
-        seen = self._seen.setdefault(meter_no, {})
-        if nonce in seen:
-            raise AuthError("replayed request")
-        if len(seen) >= _MAX_NONCES_PER_METER:
-            for old, ts in list(seen.items()):
-                if abs(now - ts) > self.window_s:
-                    del seen[old]
-            if len(seen) >= _MAX_NONCES_PER_METER:
-                raise AuthError("too many requests in the replay window")
-        seen[nonce] = timestamp

@@ -203,6 +203,14 @@ class Store:
         """Merge alert flags (name -> bool)."""
         raise NotImplementedError
 
+    async def claim_nonce(self, meter_no, nonce, ts, window_s, now, limit=4096):
+        """A signed request's nonce, claimed once for every cloud process sharing this store:
+        "ok" the first time; "replayed" if (meter_no, nonce) was claimed before inside the
+        replay window; "full" if the meter already has `limit` nonces in it. ts is the
+        request's signed Unix timestamp (already checked to be within window_s of now); claims
+        older than the window are forgotten."""
+        raise NotImplementedError
+
     async def write_telemetry(self, readings):
         """Many meters' newest telemetry in one write (one transaction; one multi-path update):
         readings = {meter_no: (balance_cents or None, alert flags to merge or None, ts)}.

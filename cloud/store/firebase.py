@@ -247,6 +247,37 @@ class FirebaseStore(Store):
             await self._call(ref.child("alerts").update, dict(alerts))
         return await self.get_meter(meter_no)
 
+    async def claim_nonce(self, meter_no, nonce, ts, window_s, now, limit=4096):
+        # nonces/<meter>/<bucket>/<nonce>: a bucket is one window of signed timestamps, so a
+        # replay (same signed ts) lands in the nonce's own bucket, and buckets older than the
+        # window are dropped whole. The count is kept on the bucket, in the same transaction.
+        meter_ref = self._ref("nonces", safe_key(meter_no))
+        window = max(1, int(window_s))
+        bucket = int(ts) // window
+        oldest = (int(now) - window) // window
+        buckets = await self._call(lambda: meter_ref.get(shallow=True)) or {}
+        for old in [b for b in buckets if not b.isdigit() or int(b) < oldest]:
+            await self._call(meter_ref.child(old).delete)
+        live = [int(b) for b in buckets if b.isdigit() and int(b) >= oldest and
+                int(b) != bucket]
+        others = 0
+        for b in live:
+            others += (await self._call(meter_ref.child(str(b)).child("_count").get)) or 0
+
+        def claim(current):
+            current = current or {}
+            if nonce in current:
+                raise Abort("replayed")
+            if others + (current.get("_count") or 0) >= limit:
+                raise Abort("full")
+            return dict(current, **{nonce: int(ts), "_count": (current.get("_count") or 0) + 1})
+        ref = meter_ref.child(str(bucket))
+
+        def attempt():
+            answer = run_transaction(ref, claim)  # the Abort's answer, or the node written
+            return answer if isinstance(answer, str) else "ok"
+        return await self._call(attempt)
+
     async def write_telemetry(self, readings):
         paths = {}
         unknown = []

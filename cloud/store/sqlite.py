@@ -230,6 +230,21 @@ class SqliteStore(Store):
     async def update_meter_alerts(self, meter_no, alerts):
         return await self._merge_json(meter_no, "alerts", dict(alerts))
 
+    async def claim_nonce(self, meter_no, nonce, ts, window_s, now, limit=4096):
+        def claim(db):
+            db.execute("DELETE FROM nonces WHERE meter_no = ? AND ts < ?",
+                       (meter_no, int(now - window_s)))
+            if db.execute("SELECT 1 FROM nonces WHERE meter_no = ? AND nonce = ?",
+                          (meter_no, nonce)).fetchone():
+                return "replayed"
+            if db.execute("SELECT COUNT(*) FROM nonces WHERE meter_no = ?",
+                          (meter_no,)).fetchone()[0] >= limit:
+                return "full"
+            db.execute("INSERT INTO nonces (meter_no, nonce, ts) VALUES (?, ?, ?)",
+                       (meter_no, nonce, int(ts)))
+            return "ok"
+        return await self._write(claim)
+
     async def write_telemetry(self, readings):
         for balance, alerts, _ in readings.values():
             if balance is not None:

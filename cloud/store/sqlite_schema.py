@@ -61,6 +61,10 @@ CREATE TABLE IF NOT EXISTS unmatched_payments (
     receipt TEXT PRIMARY KEY, source TEXT, amount_cents INTEGER NOT NULL, phone_number TEXT,
     bill_ref TEXT, checkout_request_id TEXT, transaction_date TEXT, reason TEXT,
     ts INTEGER NOT NULL);
+-- Also without a bump: the signed-request nonces every process sharing the file has seen.
+CREATE TABLE IF NOT EXISTS nonces (
+    meter_no TEXT NOT NULL, nonce TEXT NOT NULL, ts INTEGER NOT NULL,
+    PRIMARY KEY (meter_no, nonce));
 """
 
 

@@ -145,13 +145,18 @@ async def test_meter_requests_with_bad_signatures_or_replays_are_refused(harness
     assert (await h.store.get_meter(meter_no))["current_balance_cents"] == 500
 
 
-async def test_the_replay_window_is_enforced_with_an_injected_clock():
-    class Keys:
-        async def get_device_key(self, meter_no):
-            return "k" if meter_no == "M1" else None
+async def _store_with_meter(path):
+    from cloud.store.sqlite import SqliteStore
+    store = await SqliteStore.open(path)
+    await store.create_user({"user_id": "u1"})
+    await store.create_meter("M1", "u1", "k")
+    return store
 
+
+async def test_the_replay_window_is_enforced_with_an_injected_clock(tmp_path):
+    store = await _store_with_meter(tmp_path / "mita.sqlite3")
     now = [1_000_000.0]
-    verifier = MeterVerifier(Keys(), window_s=300, clock=lambda: now[0])
+    verifier = MeterVerifier(store, window_s=300, clock=lambda: now[0])
     headers = signed_headers("M1", "k", "POST", "/p", b"{}", timestamp=1_000_000, nonce="n0000001")
     await verifier.verify("M1", "POST", "/p", headers, b"{}")
     with pytest.raises(AuthError, match="replayed"):
@@ -163,6 +168,22 @@ async def test_the_replay_window_is_enforced_with_an_injected_clock():
     with pytest.raises(AuthError, match="unknown meter"):
         fresh = signed_headers("M2", "k", "POST", "/p", b"{}", timestamp=int(now[0]))
         await verifier.verify("M2", "POST", "/p", fresh, b"{}")
+    await store.close()
+
+
+async def test_a_request_replayed_to_another_cloud_process_is_refused(tmp_path):
+    # two processes on one SQLite file: each opens its own store, as two instances would
+    from cloud.store.sqlite import SqliteStore
+    first = await _store_with_meter(tmp_path / "mita.sqlite3")
+    second = await SqliteStore.open(tmp_path / "mita.sqlite3")
+    clock = lambda: 2_000_000.0  # noqa: E731
+    a, b = MeterVerifier(first, clock=clock), MeterVerifier(second, clock=clock)
+    headers = signed_headers("M1", "k", "POST", "/p", b"{}", timestamp=2_000_000, nonce="n0000009")
+    await a.verify("M1", "POST", "/p", headers, b"{}")
+    with pytest.raises(AuthError, match="replayed"):
+        await b.verify("M1", "POST", "/p", headers, b"{}")
+    await first.close()
+    await second.close()
 
 
 def test_the_signature_covers_method_path_timestamp_nonce_and_body():

@@ -171,6 +171,32 @@ async def test_bad_telemetry_writes_nothing_of_the_batch(store):
     assert (await store.get_meter("M1"))["current_balance_cents"] == 100
 
 
+async def test_a_nonce_is_claimed_once_inside_the_window_and_forgotten_after(store):
+    now = 1_800_000_000
+    assert await store.claim_nonce("M1", "abcdef01", now, 300, now) == "ok"
+    assert await store.claim_nonce("M1", "abcdef01", now, 300, now + 10) == "replayed"
+    assert await store.claim_nonce("M2", "abcdef01", now, 300, now) == "ok"  # per meter
+    assert await store.claim_nonce("M1", "abcdef02", now + 1, 300, now + 1) == "ok"
+    # a window later the old claims are gone (a request that old fails the window check)
+    later = now + 1000
+    assert await store.claim_nonce("M1", "abcdef01", later, 300, later) == "ok"
+
+
+async def test_nonce_claims_stop_at_the_limit_per_meter(store):
+    now = 1_800_000_000
+    for n in range(3):
+        assert await store.claim_nonce("M1", "nonce%03d" % n, now, 300, now, limit=3) == "ok"
+    assert await store.claim_nonce("M1", "nonce999", now, 300, now, limit=3) == "full"
+    assert await store.claim_nonce("M2", "nonce999", now, 300, now, limit=3) == "ok"
+
+
+async def test_concurrent_claims_of_one_nonce_give_one_ok(store):
+    now = 1_800_000_000
+    answers = await asyncio.gather(*(store.claim_nonce("M1", "racenonce", now, 300, now)
+                                     for _ in range(5)))
+    assert sorted(answers) == ["ok"] + ["replayed"] * 4
+
+
 # STK requests -----------------------------------------------------------------------------
 
 def stk(cid, created_at, meter_no="M1"):
