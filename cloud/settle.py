@@ -4,6 +4,9 @@ up on, one pass at a time, and the background task that runs the passes."""
 import asyncio
 import contextlib
 import logging
+import os
+import socket
+import uuid
 
 from cloud.daraja import DarajaError, DarajaPending, DarajaRejected, query_code
 from cloud.payments import GAVE_UP_CODE
@@ -81,10 +84,26 @@ async def settle_forever(run_pass, every_s):
             log.info("settle pass", extra={"outcomes": outcomes})
 
 
+def leased(store, run_pass, every_s, holder, clock):
+    """run_pass, but only while this process holds the store's "settle" lease: every cloud
+    instance runs the loop, one at a time queries M-Pesa. The lease outlives a few missed
+    passes, so a holder that dies hands over within 3 periods. (The pass is idempotent anyway:
+    a credit is once per checkout, a failure only of a pending request.)"""
+    ttl_ms = int(every_s * 3000)
+
+    async def run():
+        if not await store.acquire_lease("settle", holder, ttl_ms, int(clock() * 1000)):
+            return None
+        return await run_pass()
+    return run
+
+
 @contextlib.asynccontextmanager
 async def running_settler(payments, every_s):
-    task = asyncio.create_task(settle_forever(lambda: settle_pending(payments), every_s),
-                               name="mita-settle")
+    holder = "%s-%d-%s" % (socket.gethostname(), os.getpid(), uuid.uuid4().hex[:8])
+    run = leased(payments.store, lambda: settle_pending(payments), every_s, holder,
+                 payments.clock)
+    task = asyncio.create_task(settle_forever(run, every_s), name="mita-settle")
     try:
         yield task
     finally:

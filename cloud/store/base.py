@@ -211,6 +211,12 @@ class Store:
         older than the window are forgotten."""
         raise NotImplementedError
 
+    async def acquire_lease(self, name, holder, ttl_ms, now_ms):
+        """Take or renew the lease `name` for `holder` until now_ms + ttl_ms: True if `holder`
+        holds it now, False while another holder's lease has not run out. For jobs that one
+        cloud process at a time should run (the settle pass), whichever process that is."""
+        raise NotImplementedError
+
     async def write_telemetry(self, readings):
         """Many meters' newest telemetry in one write (one transaction; one multi-path update):
         readings = {meter_no: (balance_cents or None, alert flags to merge or None, ts)}.

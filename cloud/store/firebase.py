@@ -278,6 +278,15 @@ class FirebaseStore(Store):
             return answer if isinstance(answer, str) else "ok"
         return await self._call(attempt)
 
+    async def acquire_lease(self, name, holder, ttl_ms, now_ms):
+        def take(current):
+            if (isinstance(current, dict) and current.get("holder") != holder
+                    and (current.get("expires_at") or 0) > now_ms):
+                raise Abort(False)
+            return {"holder": holder, "expires_at": int(now_ms + ttl_ms)}
+        ref = self._ref("leases", safe_key(name))
+        return await self._call(lambda: run_transaction(ref, take) is not False)
+
     async def write_telemetry(self, readings):
         paths = {}
         unknown = []

@@ -245,6 +245,17 @@ class SqliteStore(Store):
             return "ok"
         return await self._write(claim)
 
+    async def acquire_lease(self, name, holder, ttl_ms, now_ms):
+        def take(db):
+            row = db.execute("SELECT holder, expires_at FROM leases WHERE name = ?",
+                             (name,)).fetchone()
+            if row is not None and row[0] != holder and row[1] > now_ms:
+                return False
+            db.execute("INSERT OR REPLACE INTO leases (name, holder, expires_at) "
+                       "VALUES (?, ?, ?)", (name, holder, int(now_ms + ttl_ms)))
+            return True
+        return await self._write(take)
+
     async def write_telemetry(self, readings):
         for balance, alerts, _ in readings.values():
             if balance is not None:

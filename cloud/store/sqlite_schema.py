@@ -65,6 +65,8 @@ CREATE TABLE IF NOT EXISTS unmatched_payments (
 CREATE TABLE IF NOT EXISTS nonces (
     meter_no TEXT NOT NULL, nonce TEXT NOT NULL, ts INTEGER NOT NULL,
     PRIMARY KEY (meter_no, nonce));
+CREATE TABLE IF NOT EXISTS leases (
+    name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at INTEGER NOT NULL);
 """
 
 

@@ -80,3 +80,30 @@ async def test_the_settle_loop_carries_on_after_a_failing_pass():
         assert await eventually(twice, timeout_s=2)
     finally:
         task.cancel()
+
+
+async def test_only_the_lease_holder_runs_the_settle_pass(tmp_path):
+    from cloud.settle import leased
+    from cloud.store.sqlite import SqliteStore
+    store = await SqliteStore.open(tmp_path / "mita.sqlite3")
+    other = await SqliteStore.open(tmp_path / "mita.sqlite3")  # a second cloud process
+    now = [1_000.0]
+    runs = []
+
+    def counting(name):
+        async def run_pass():
+            runs.append(name)
+            return {"ok": 1}
+        return run_pass
+    a = leased(store, counting("a"), 10, "a", lambda: now[0])
+    b = leased(other, counting("b"), 10, "b", lambda: now[0])
+    for _ in range(3):
+        assert await a() == {"ok": 1}
+        assert await b() is None
+        now[0] += 10
+    now[0] += 31  # a stops renewing (it died): after three periods b takes over
+    assert await b() == {"ok": 1}
+    assert await a() is None
+    assert runs == ["a", "a", "a", "b"]
+    await store.close()
+    await other.close()

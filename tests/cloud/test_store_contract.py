@@ -924,3 +924,21 @@ async def test_firebase_meter_left_without_a_key_by_a_crash_is_finished_by_its_o
     with pytest.raises(Conflict):
         await store.create_meter("M1", "u1", "second-key")  # complete now: a real duplicate
     assert await store.get_device_key("M1") == "key-M1"
+
+
+# leases -----------------------------------------------------------------------------------
+
+async def test_a_lease_has_one_holder_until_it_runs_out(store):
+    assert await store.acquire_lease("settle", "a", 1000, T0) is True
+    assert await store.acquire_lease("settle", "b", 1000, T0 + 10) is False
+    assert await store.acquire_lease("settle", "a", 1000, T0 + 500) is True  # renewed
+    assert await store.acquire_lease("settle", "b", 1000, T0 + 1400) is False
+    assert await store.acquire_lease("settle", "b", 1000, T0 + 1501) is True  # a's ran out
+    assert await store.acquire_lease("settle", "a", 1000, T0 + 1600) is False
+    assert await store.acquire_lease("other", "a", 1000, T0 + 1600) is True  # per name
+
+
+async def test_concurrent_takers_of_a_free_lease_get_one_holder(store):
+    taken = await asyncio.gather(*(store.acquire_lease("settle", h, 1000, T0)
+                                   for h in "abcde"))
+    assert taken.count(True) == 1
