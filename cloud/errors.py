@@ -77,7 +77,10 @@ async def error_middleware(request, handler):
     except Exception as exc:
         for cls, status, code in _MAPPING:
             if isinstance(exc, cls):
-                return json_error(status, code, _public_message(request, exc, code))
+                # a limit that refused says when to come back (RFC 9110 Retry-After, seconds)
+                wait = getattr(exc, "retry_after_s", None)
+                return json_error(status, code, _public_message(request, exc, code),
+                                  {"Retry-After": str(wait)} if wait else None)
         log.exception("unhandled error", extra={"method": request.method,
                                                 "path": loggable_path(request)})
         return json_error(500, "internal", "internal server error")

@@ -90,11 +90,11 @@ class Payments:
         # itself stays in the store, where the link's one sender reads it.
         self.on_recharge = on_recharge
         self.clock = clock
-        self.push_guard = PushGuard(lambda: self.clock())
         self.counters = dict.fromkeys((
             "credited", "duplicates", "failed", "unknown_callbacks", "orphans_claimed",
             "orphans_dropped", "amount_mismatch", "c2b_unmatched",
             "settled_by_query", "gave_up", "unconfirmed_success"), 0)
+        self.push_guard = PushGuard(lambda: self.clock(), self.counters)
         # STK callbacks that beat our own create_stk_request (the reply/store race).
         self._orphans = OrderedDict()
         self._locks = {}

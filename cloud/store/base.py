@@ -139,6 +139,18 @@ def cents(value, name="amount_cents"):
     return value
 
 
+def check_limits(limits):
+    """take_rate_slot's limits: a non-empty list of (key, limit >= 1, window_ms >= 1)."""
+    limits = [tuple(item) for item in limits]
+    if not limits:
+        raise InvalidRecord("at least one limit is needed")
+    for key, limit, window in limits:
+        safe_key(key)
+        if type(limit) is not int or type(window) is not int or limit < 1 or window < 1:
+            raise InvalidRecord("a limit and its window are positive integers")
+    return limits
+
+
 ACK_OUTCOMES = {"applied": "delivered", "duplicate": "delivered", "rejected": "rejected"}
 
 
@@ -277,6 +289,15 @@ class Store:
 
     async def get_consumption(self, meter_no, date_from, date_to):
         """Days from date_from to date_to inclusive ("YYYY-MM-DD"), oldest first."""
+        raise NotImplementedError
+
+    # abuse limits -----------------------------------------------------------------------
+    async def take_rate_slot(self, limits, now_ms):
+        """Count one event under every key of limits [(key, limit, window_ms)], all or none,
+        decided atomically across processes: when any key already holds `limit` events newer
+        than now_ms - window_ms nothing is counted and the answer is (ms until that key frees
+        a slot, that key); otherwise the event is counted and the answer is (0, None). Kept in
+        the store so that restarts and several instances share the counts."""
         raise NotImplementedError
 
     # tariff -----------------------------------------------------------------------------

@@ -91,6 +91,26 @@ def credit_payment(db, payment, tx_id):
     return True, tx, recharge
 
 
+def take_rate_slot(db, limits, now_ms):
+    """The whole of Store.take_rate_slot in the caller's transaction."""
+    db.execute("DELETE FROM rate_events WHERE ts <= ?",
+               (now_ms - max(window for _, _, window in limits),))
+    wait, refused = 0, None
+    for key, limit, window in limits:
+        rows = db.execute("SELECT ts FROM rate_events WHERE key = ? AND ts > ? ORDER BY ts",
+                          (key, now_ms - window)).fetchall()
+        if len(rows) >= limit:
+            # the slot frees when the oldest event that keeps the key full leaves the window
+            frees = rows[len(rows) - limit][0] + window - now_ms
+            if frees > wait:
+                wait, refused = frees, key
+    if refused is not None:
+        return wait, refused
+    db.executemany("INSERT INTO rate_events (key, ts) VALUES (?, ?)",
+                   [(key, now_ms) for key, _, _ in limits])
+    return 0, None
+
+
 def consumption_days(db, meter_no, date_from, date_to):
     days = {}
     for row in db.execute("SELECT date, hour, wh, cost_cents FROM consumption WHERE "

@@ -61,6 +61,11 @@ CREATE TABLE IF NOT EXISTS unmatched_payments (
     receipt TEXT PRIMARY KEY, source TEXT, amount_cents INTEGER NOT NULL, phone_number TEXT,
     bill_ref TEXT, checkout_request_id TEXT, transaction_date TEXT, reason TEXT,
     ts INTEGER NOT NULL);
+-- Abuse limits (cloud/push_guard.py, sign-in failures): one row per counted event, so every
+-- process on this file and every restart sees the same counts. Also added without a bump.
+CREATE TABLE IF NOT EXISTS rate_events (key TEXT NOT NULL, ts INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS rate_events_by_key ON rate_events (key, ts);
+CREATE INDEX IF NOT EXISTS rate_events_by_ts ON rate_events (ts);
 """
 
 
