@@ -20,8 +20,8 @@ from cloud.payments import Payments
 from cloud.settle import running_settler
 from cloud.store import open_store
 from cloud.views import setup_routes
-from cloud.views.middleware import (access_log_middleware, cors_middleware,
-                                    security_headers_middleware)
+from cloud.views.middleware import (access_log_middleware, add_security_headers,
+                                    cors_middleware)
 
 __all__ = ["create_app"]
 
@@ -125,8 +125,9 @@ def create_app(config, *, store=None, daraja=None, verify_id_token=None, settle=
     (tests: clocks, resend periods)."""
     app = web.Application(
         client_max_size=config.max_body_bytes,
-        middlewares=[access_log_middleware, security_headers_middleware,
-                     cors_middleware(config.frontend_url), error_middleware])
+        middlewares=[access_log_middleware, cors_middleware(config.frontend_url),
+                     error_middleware])
+    app.on_response_prepare.append(add_security_headers)
     app[CONFIG] = config
     app[STARTED_AT] = time.monotonic()
     app[SETTLE_ENABLED] = settle

@@ -21,7 +21,7 @@ class Config:
     port: int = 3000
     frontend_url: str = "*"
     store: str = "sqlite"
-    sqlite_path: str = "mita.sqlite3"
+    sqlite_path: str = "var/mita.sqlite3"  # var/ is git-ignored: `make cloud` leaves no file behind
     firebase_database_url: str = ""
     firebase_sa_base64: str = ""
     google_application_credentials: str = ""
@@ -40,6 +40,9 @@ class Config:
     min_amount_kes: int = 1
     max_amount_kes: int = 250_000
     max_body_bytes: int = 64 * 1024
+    # A connection that has not sent a whole request head within this many seconds (at
+    # connect, and again after each response) is closed: slow-header clients hold no sockets.
+    header_timeout_s: float = 15.0
     meter_replay_window_s: int = 300
     auth_mode: str = "apikey"  # "apikey" (embedded) or "firebase" (ID tokens)
     # The meter link. From the environment it is on unless MITA_MQTT=off; a Config built in
@@ -163,6 +166,7 @@ def config_from_mapping(env):
     if cfg.min_amount_kes > cfg.max_amount_kes:
         raise ConfigError("MITA_MIN_AMOUNT_KES is above MITA_MAX_AMOUNT_KES")
     cfg.max_body_bytes = _int(env, "MITA_MAX_BODY_BYTES", cfg.max_body_bytes, 1024, 16 << 20)
+    cfg.header_timeout_s = _seconds(env, "MITA_HEADER_TIMEOUT_S", cfg.header_timeout_s)
     return cfg
 
 
