@@ -59,6 +59,10 @@ async def report_status(request):
         if value is not None:
             if isinstance(value, str) and len(value) > 32:
                 raise BadRequest(f"{name} is too long")
+            if isinstance(value, str) and not value.isprintable():
+                # control and bidi characters (\u0000, \u202e) would forge what the
+                # dashboard and the logs show
+                raise BadRequest(f"{name} may hold only printable characters")
             status[name] = value
     if not status:
         raise BadRequest("expected at least one of " + ", ".join(_STATUS_FIELDS))
