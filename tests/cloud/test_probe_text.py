@@ -27,3 +27,23 @@ def test_an_mqtt_status_with_control_or_bidi_characters_is_malformed(text):
     with pytest.raises(Malformed):
         parse_status({"v": 1, "state": "online", "wifi_status": text})
     assert parse_status({"v": 1, "state": "online", "firmware": "0.3.1"})["firmware"] == "0.3.1"
+
+
+async def test_the_embedded_stand_ins_open_views_show_no_secret(harness):
+    import aiohttp
+    from tests.cloud.cloud_harness import SECRET
+    h = harness
+    _, auth, meter_no, _ = await h.customer_with_meter()
+    await h.sandbox_settings(default_outcome="none", callback_delay_s=3600)
+    assert (await h.stk_push(auth, meter_no, 100)).status == 201
+    base = str(h.client.make_url("/daraja/c2b"))
+    await h.daraja.register_c2b_urls(f"{base}/confirmation/{SECRET}",
+                                     f"{base}/validation/{SECRET}")
+    passwords = [r["body"]["Password"] for r in h.sandbox.requests
+                 if isinstance(r["body"], dict) and "Password" in r["body"]]
+    assert passwords and SECRET in str(h.sandbox.snapshot())  # the stand-in does hold them
+    async with aiohttp.ClientSession() as session:
+        async with session.get(h.daraja.base_url + "/sandbox/requests") as resp:
+            shown = await resp.text()
+    assert resp.status == 200 and "/<redacted>" in shown
+    assert SECRET not in shown and not any(p in shown for p in passwords)
