@@ -8,10 +8,11 @@ import time
 import aiohttp
 from aiohttp import web
 
+from cloud.abuse import AbuseGuard
 from cloud.auth import MeterVerifier, UserAuthenticator
 from cloud.daraja import DarajaClient
 from cloud.errors import error_middleware
-from cloud.keys import (CONFIG, DARAJA, EMBEDDED_SANDBOX, ID_TOKEN_VERIFIER, LINK, METER_AUTH,
+from cloud.keys import (ABUSE, CONFIG, DARAJA, EMBEDDED_SANDBOX, ID_TOKEN_VERIFIER, LINK, METER_AUTH,
                         METERS, PAYMENTS, SETTLE_ENABLED, STARTED_AT, STORE, USER_AUTH)
 from cloud.link.broker import check_port_free
 from cloud.link.service import Link
@@ -45,6 +46,7 @@ def _store_ctx(given):
         app[USER_AUTH] = UserAuthenticator(store, config.auth_mode, config.operator_key,
                                            verifier)
         app[METER_AUTH] = MeterVerifier(store, config.meter_replay_window_s)
+        app[ABUSE] = AbuseGuard(store, time.time)
         yield
         if given is None:
             await store.close()

@@ -108,11 +108,18 @@ def _seconds(env, name, default):
     return value
 
 
+# The ranges Safaricom's callbacks come from, as the SDKs list them
+# (/work/shared/reference/daraja.md); `MITA_CALLBACK_ALLOWLIST=safaricom` names them.
+SAFARICOM_CALLBACK_NETS = ("196.201.212.0/24", "196.201.213.0/24", "196.201.214.0/24")
+
+
 def _allowlist(text):
     nets = []
     for part in text.replace(";", ",").split(","):
         part = part.strip()
-        if part:
+        if part.lower() == "safaricom":
+            nets.extend(ipaddress.ip_network(net) for net in SAFARICOM_CALLBACK_NETS)
+        elif part:
             try:
                 nets.append(ipaddress.ip_network(part, strict=False))
             except ValueError:

@@ -292,12 +292,13 @@ class Store:
         raise NotImplementedError
 
     # abuse limits -----------------------------------------------------------------------
-    async def take_rate_slot(self, limits, now_ms):
+    async def take_rate_slot(self, limits, now_ms, count=True):
         """Count one event under every key of limits [(key, limit, window_ms)], all or none,
         decided atomically across processes: when any key already holds `limit` events newer
         than now_ms - window_ms nothing is counted and the answer is (ms until that key frees
         a slot, that key); otherwise the event is counted and the answer is (0, None). Kept in
-        the store so that restarts and several instances share the counts."""
+        the store so that restarts and several instances share the counts. count=False only
+        asks: the same answer, nothing counted (a lockout checked before the attempt)."""
         raise NotImplementedError
 
     # tariff -----------------------------------------------------------------------------

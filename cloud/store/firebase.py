@@ -404,8 +404,8 @@ class FirebaseStore(Store):
         return [_day(found[d], d) for d in sorted(found)]
 
     # abuse limits -----------------------------------------------------------------------
-    async def take_rate_slot(self, limits, now_ms):
-        return await self._call(take_rate_slot, self._ref, check_limits(limits), now_ms)
+    async def take_rate_slot(self, limits, now_ms, count=True):
+        return await self._call(take_rate_slot, self._ref, check_limits(limits), now_ms, count)
 
     # tariff -----------------------------------------------------------------------------
     async def get_tariff(self):

@@ -14,14 +14,14 @@ from .base import safe_key
 from .firebase_credit import Abort, run_transaction
 
 
-def take_rate_slot(ref_at, limits, now_ms):
-    token = uuid.uuid4().hex
+def take_rate_slot(ref_at, limits, now_ms, count=True):
+    token = uuid.uuid4().hex if count else None
     taken = []
     for key, limit, window in limits:
         ref = ref_at("rate_limits", safe_key(key))
         answer = run_transaction(ref, lambda cur, most=limit, span=window:
                                  _count(cur, token, now_ms, most, span))
-        if type(answer) is int:  # refused: the ms to wait (a counted event returns the node)
+        if type(answer) is int and answer > 0:  # refused: the ms to wait
             for done in taken:
                 run_transaction(done, lambda cur: _uncount(cur, token))
             return answer, key
@@ -35,6 +35,8 @@ def _count(current, token, now_ms, limit, window):
     if len(events) >= limit:
         oldest_that_fills = sorted(events.values())[len(events) - limit]
         raise Abort(oldest_that_fills + window - now_ms)
+    if token is None:
+        raise Abort(0)  # only asked: room, nothing counted
     events[token] = now_ms
     return events
 

@@ -315,8 +315,8 @@ class SqliteStore(Store):
         return await self._read(consumption_days, meter_no, date_from, date_to)
 
     # abuse limits -----------------------------------------------------------------------
-    async def take_rate_slot(self, limits, now_ms):
-        return await self._write(take_rate_slot, check_limits(limits), now_ms)
+    async def take_rate_slot(self, limits, now_ms, count=True):
+        return await self._write(take_rate_slot, check_limits(limits), now_ms, count)
 
     # tariff -----------------------------------------------------------------------------
     async def get_tariff(self):

@@ -91,7 +91,7 @@ def credit_payment(db, payment, tx_id):
     return True, tx, recharge
 
 
-def take_rate_slot(db, limits, now_ms):
+def take_rate_slot(db, limits, now_ms, count=True):
     """The whole of Store.take_rate_slot in the caller's transaction."""
     db.execute("DELETE FROM rate_events WHERE ts <= ?",
                (now_ms - max(window for _, _, window in limits),))
@@ -104,7 +104,7 @@ def take_rate_slot(db, limits, now_ms):
             frees = rows[len(rows) - limit][0] + window - now_ms
             if frees > wait:
                 wait, refused = frees, key
-    if refused is not None:
+    if refused is not None or not count:
         return wait, refused
     db.executemany("INSERT INTO rate_events (key, ts) VALUES (?, ?)",
                    [(key, now_ms) for key, _, _ in limits])

@@ -9,7 +9,7 @@ from aiohttp import web
 from cloud.auth import require_meter_access, require_operator
 from cloud.callbacks import normalise_meter_no
 from cloud.errors import BadRequest, field, read_json_object
-from cloud.keys import METER_AUTH, METERS
+from cloud.keys import ABUSE, METER_AUTH, METERS
 from cloud.views.common import meter_from_path, principal, public_meter
 
 routes = web.RouteTableDef()
@@ -33,8 +33,8 @@ async def _signed_body(request):
     (an unknown one is the same 401 as a bad signature)."""
     meter_no = normalise_meter_no(request.match_info["meterId"])
     raw = await request.read()
-    await request.app[METER_AUTH].verify(meter_no, request.method, request.raw_path,
-                                         request.headers, raw)
+    await request.app[ABUSE].authenticate(request.remote, lambda: request.app[METER_AUTH].verify(
+        meter_no, request.method, request.raw_path, request.headers, raw))
     return meter_no, await read_json_object(request)
 
 

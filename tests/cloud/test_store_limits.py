@@ -77,3 +77,12 @@ async def test_firebase_counts_are_shared_by_two_instances(firebase_store):
         assert await firebase_store.take_rate_slot(limits, T0 + 2) == (MINUTE - 2, limits[0][0])
     finally:
         await other.close()
+
+
+async def test_asking_without_counting_answers_the_same_and_counts_nothing(store):
+    limits = [("auth:10.0.0.1", 2, MINUTE)]
+    for _ in range(5):
+        assert await store.take_rate_slot(limits, T0, count=False) == (0, None)
+    assert await store.take_rate_slot(limits, T0) == (0, None)
+    assert await store.take_rate_slot(limits, T0 + 1) == (0, None)
+    assert await store.take_rate_slot(limits, T0 + 2, count=False) == (MINUTE - 2, limits[0][0])
