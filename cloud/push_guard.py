@@ -59,8 +59,13 @@ class PushGuard:
             if waiting:
                 raise PromptAlreadyWaiting("the same payment prompt is already on that phone"
                                            + (f" ({checkout})" if checkout else ""))
-        await self._count(store, principal, meter_no, phone, now)
+        # Booked before the store is asked: a double tap arriving meanwhile sees it waiting.
         self._prompts[key] = (now, None)
+        try:
+            await self._count(store, principal, meter_no, phone, now)
+        except BaseException:
+            self._prompts.pop(key, None)
+            raise
         self._forget_old(now)
         return key
 
