@@ -28,3 +28,8 @@ def test_a_run_that_skipped_mosquitto_tests_ends_saying_so_and_how_to_fix_it(tmp
 def test_other_skips_say_nothing_more(tmp_path):
     lines = _run(tmp_path, "the WiFi path is the same on both brokers: one is enough")
     assert not any("NOT TESTED" in line for line in lines)
+
+
+def test_rules_left_unevaluated_are_said_too(tmp_path):
+    lines = _run(tmp_path, "NOT EVALUATED: database.rules.json needs node and npm's targaryen")
+    assert lines[-1].startswith("NOT TESTED: 1 tests need node and npm's targaryen")
