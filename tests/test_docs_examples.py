@@ -118,10 +118,10 @@ def test_every_python_command_in_the_docs_runs_its_help():
     commands = set()
     scripts = set()
     for line in _shell_lines():
-        module = re.match(r"(?:\.venv/bin/)?python -m ([\w.]+)(?: ([a-z][\w-]*))?", line)
+        module = re.match(r"(?:\$ )?(?:\.venv/bin/)?python -m ([\w.]+)(?: ([a-z][\w-]*))?", line)
         if module:
             commands.add(module.groups())
-        script = re.match(r"\.venv/bin/python ([\w/]+\.py)", line)
+        script = re.match(r"(?:\$ )?\.venv/bin/python ([\w/]+\.py)", line)
         if script:
             scripts.add(script.group(1))
     assert commands and all((ROOT / s).is_file() for s in scripts), sorted(scripts)
