@@ -96,6 +96,7 @@ class Payments:
             "settled_by_query", "gave_up", "unconfirmed_success", "receipt_reused",
             "c2b_over_limit"), 0)
         self.push_guard = PushGuard(lambda: self.clock(), self.counters)
+        self.push_guard.limits.update(getattr(config, "push_limits", None) or {})
         # STK callbacks that beat our own create_stk_request (the reply/store race).
         self._orphans = OrderedDict()
         self._locks = {}

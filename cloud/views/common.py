@@ -10,7 +10,9 @@ __all__ = ["principal", "meter_from_path", "query_int", "public_meter"]
 async def principal(request):
     """Who asks; a client that keeps presenting wrong keys or tokens is locked out (429)."""
     header = request.headers.get("Authorization")
-    attempt = lambda: request.app[USER_AUTH].authenticate(header)  # noqa: E731
+
+    def attempt():
+        return request.app[USER_AUTH].authenticate(header)
     if header is None:  # asked without credentials: a plain 401, no guess to count
         return await attempt()
     return await request.app[ABUSE].authenticate(request.remote, attempt)

@@ -33,8 +33,12 @@ async def _signed_body(request):
     (an unknown one is the same 401 as a bad signature)."""
     meter_no = normalise_meter_no(request.match_info["meterId"])
     raw = await request.read()
-    await request.app[ABUSE].authenticate(request.remote, lambda: request.app[METER_AUTH].verify(
-        meter_no, request.method, request.raw_path, request.headers, raw))
+
+    def attempt():
+        return request.app[METER_AUTH].verify(meter_no, request.method, request.raw_path,
+                                              request.headers, raw)
+    # a wrong signature is a failed sign-in: guessing device keys locks the client out too
+    await request.app[ABUSE].authenticate(request.remote, attempt)
     return meter_no, await read_json_object(request)
 
 

@@ -82,3 +82,23 @@ async def test_counts_outlive_the_process_that_made_them(tmp_path, second_instan
     await other.close()
     if second_instance:
         await store.close()
+
+
+def test_the_limits_are_configurable():
+    from cloud.config import ConfigError, config_from_mapping
+    cfg = config_from_mapping({"MITA_PUSH_LIMITS": "phone=5/900, operator=100/60"})
+    assert cfg.push_limits == {"phone": (5, 900), "operator": (100, 60)}
+    for bad in ("phone=0/60", "phone=5", "stranger=1/60", "phone=1/60;meter=2/60"):
+        with pytest.raises(ConfigError):
+            config_from_mapping({"MITA_PUSH_LIMITS": bad})
+
+
+async def test_configured_limits_reach_the_guard(aiohttp_client, tmp_path):
+    from cloud.app import create_app
+    from tests.cloud.cloud_harness import Harness, make_config
+    h = Harness(await aiohttp_client(create_app(
+        make_config(tmp_path, push_limits={"phone": (1, 600)}), settle=False)))
+    await h.sandbox_settings(default_outcome="none", callback_delay_s=3600)
+    _, auth, meter_no, _ = await h.customer_with_meter()
+    assert (await h.stk_push(auth, meter_no, 10)).status == 201
+    assert (await h.stk_push(auth, meter_no, 11)).status == 429
