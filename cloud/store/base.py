@@ -139,8 +139,11 @@ def cents(value, name="amount_cents"):
     return value
 
 
+MAX_WINDOW_MS = 24 * 3600 * 1000  # the longest window a limit may have: a day
+
+
 def check_limits(limits):
-    """take_rate_slot's limits: a non-empty list of (key, limit >= 1, window_ms >= 1)."""
+    """take_rate_slot's limits: a non-empty list of (key, limit >= 1, 1 <= window_ms <= a day)."""
     limits = [tuple(item) for item in limits]
     if not limits:
         raise InvalidRecord("at least one limit is needed")
@@ -148,6 +151,8 @@ def check_limits(limits):
         safe_key(key)
         if type(limit) is not int or type(window) is not int or limit < 1 or window < 1:
             raise InvalidRecord("a limit and its window are positive integers")
+        if window > MAX_WINDOW_MS:
+            raise InvalidRecord("a limit's window is at most a day")
     return limits
 
 

@@ -1,7 +1,7 @@
 """What the SQLite store runs on its worker thread, shared by several of its methods:
 one-record reads, the whole credit of a payment, consumption by day."""
 
-from .base import (METER_FIELDS, RECHARGE_FIELDS, STK_FIELDS, TX_FIELDS, UNMATCHED_FIELDS,
+from .base import (MAX_WINDOW_MS, METER_FIELDS, RECHARGE_FIELDS, STK_FIELDS, TX_FIELDS, UNMATCHED_FIELDS,
                    USER_FIELDS, NotFound)
 from .sqlite_schema import insert_row, meter_record, select
 
@@ -93,8 +93,11 @@ def credit_payment(db, payment, tx_id):
 
 def take_rate_slot(db, limits, now_ms, count=True):
     """The whole of Store.take_rate_slot in the caller's transaction."""
-    db.execute("DELETE FROM rate_events WHERE ts <= ?",
-               (now_ms - max(window for _, _, window in limits),))
+    # Each key's own old events go; a key no one asks about again goes after the longest
+    # window any limit may have (another caller's key may have a longer window than ours).
+    db.execute("DELETE FROM rate_events WHERE ts <= ?", (now_ms - MAX_WINDOW_MS,))
+    db.executemany("DELETE FROM rate_events WHERE key = ? AND ts <= ?",
+                   [(key, now_ms - window) for key, _, window in limits])
     wait, refused = 0, None
     for key, limit, window in limits:
         rows = db.execute("SELECT ts FROM rate_events WHERE key = ? AND ts > ? ORDER BY ts",

@@ -44,7 +44,8 @@ async def test_concurrent_takes_never_pass_the_limit(store):
 
 
 async def test_limits_are_checked(store):
-    for bad in ([], [("", 1, 1)], [("k", 0, 1)], [("k", 1, 0)], [("k", 1.5, 1)]):
+    for bad in ([], [("", 1, 1)], [("k", 0, 1)], [("k", 1, 0)], [("k", 1.5, 1)],
+                [("k", 1, 24 * 60 * MINUTE + 1)]):
         with pytest.raises(InvalidRecord):
             await store.take_rate_slot(bad, T0)
 
@@ -86,3 +87,11 @@ async def test_asking_without_counting_answers_the_same_and_counts_nothing(store
     assert await store.take_rate_slot(limits, T0) == (0, None)
     assert await store.take_rate_slot(limits, T0 + 1) == (0, None)
     assert await store.take_rate_slot(limits, T0 + 2, count=False) == (MINUTE - 2, limits[0][0])
+
+
+async def test_a_shorter_window_elsewhere_does_not_forget_a_longer_ones_events(store):
+    push = ("stk:phone:254712345678", 1, 10 * MINUTE)
+    assert await store.take_rate_slot([push], T0) == (0, None)
+    assert await store.take_rate_slot([("auth:10.0.0.1", 5, 5 * MINUTE)], T0 + 6 * MINUTE) \
+        == (0, None)
+    assert await store.take_rate_slot([push], T0 + 7 * MINUTE) == (3 * MINUTE, push[0])
