@@ -6,9 +6,9 @@ import asyncio
 import logging
 import sys
 
-from aiohttp import web
 
 from cloud.app import create_app
+from cloud.serving import serve_forever
 from cloud.auth import new_secret
 from cloud.config import ConfigError, load_config
 from cloud.keys import DARAJA
@@ -73,7 +73,7 @@ def serve(config):
     logging.getLogger("mita").info("serving", extra={
         "port": config.port, "store": config.store,
         "daraja": config.daraja_base_url or "embedded stand-in"})
-    web.run_app(app, port=config.port, access_log=None, print=None)
+    serve_forever(app, config)
 
 
 async def _with_meters(config, job):

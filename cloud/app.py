@@ -8,10 +8,11 @@ import time
 import aiohttp
 from aiohttp import web
 
+from cloud.abuse import AbuseGuard
 from cloud.auth import MeterVerifier, UserAuthenticator
 from cloud.daraja import DarajaClient
 from cloud.errors import error_middleware
-from cloud.keys import (CONFIG, DARAJA, EMBEDDED_SANDBOX, ID_TOKEN_VERIFIER, LINK, METER_AUTH,
+from cloud.keys import (ABUSE, CONFIG, DARAJA, EMBEDDED_SANDBOX, ID_TOKEN_VERIFIER, LINK, METER_AUTH,
                         METERS, PAYMENTS, SETTLE_ENABLED, STARTED_AT, STORE, USER_AUTH)
 from cloud.link.broker import check_port_free
 from cloud.link.service import Link
@@ -20,8 +21,8 @@ from cloud.payments import Payments
 from cloud.settle import running_settler
 from cloud.store import open_store
 from cloud.views import setup_routes
-from cloud.views.middleware import (access_log_middleware, cors_middleware,
-                                    security_headers_middleware)
+from cloud.views.middleware import (access_log_middleware, add_security_headers,
+                                    cors_middleware)
 
 __all__ = ["create_app"]
 
@@ -45,6 +46,7 @@ def _store_ctx(given):
         app[USER_AUTH] = UserAuthenticator(store, config.auth_mode, config.operator_key,
                                            verifier)
         app[METER_AUTH] = MeterVerifier(store, config.meter_replay_window_s)
+        app[ABUSE] = AbuseGuard(store, time.time)
         yield
         if given is None:
             await store.close()
@@ -125,8 +127,9 @@ def create_app(config, *, store=None, daraja=None, verify_id_token=None, settle=
     (tests: clocks, resend periods)."""
     app = web.Application(
         client_max_size=config.max_body_bytes,
-        middlewares=[access_log_middleware, security_headers_middleware,
-                     cors_middleware(config.frontend_url), error_middleware])
+        middlewares=[access_log_middleware, cors_middleware(config.frontend_url),
+                     error_middleware])
+    app.on_response_prepare.append(add_security_headers)
     app[CONFIG] = config
     app[STARTED_AT] = time.monotonic()
     app[SETTLE_ENABLED] = settle

@@ -7,6 +7,7 @@ from decimal import Decimal, InvalidOperation
 
 _MAX_ID = 64
 _MAX_METER_NO = 20
+_MAX_MSISDN = 64
 _METER_SEPARATORS = " -_./\t"
 _PLAIN_DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?")
 
@@ -171,7 +172,9 @@ def parse_c2b(body):
         meter_no = None
     return C2bPayment(
         trans_id, amount, bill_ref, meter_no,
-        msisdn=_optional_text(body.get("MSISDN"), 20),
+        # production confirmations send the payer's number hashed: 64 hex characters, kept
+        # whole so an unmatched payment can be traced to its payer for a refund
+        msisdn=_optional_text(body.get("MSISDN"), _MAX_MSISDN),
         trans_time=_optional_text(body.get("TransTime"), 20),
         shortcode=_optional_text(body.get("BusinessShortCode"), 12),
         first_name=_optional_text(body.get("FirstName"), 40),

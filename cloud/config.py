@@ -2,6 +2,7 @@
 
 import ipaddress
 import os
+import re
 import secrets
 from dataclasses import dataclass, field
 
@@ -21,7 +22,7 @@ class Config:
     port: int = 3000
     frontend_url: str = "*"
     store: str = "sqlite"
-    sqlite_path: str = "mita.sqlite3"
+    sqlite_path: str = "var/mita.sqlite3"  # var/ is git-ignored: `make cloud` leaves no file behind
     firebase_database_url: str = ""
     firebase_sa_base64: str = ""
     google_application_credentials: str = ""
@@ -40,6 +41,12 @@ class Config:
     min_amount_kes: int = 1
     max_amount_kes: int = 250_000
     max_body_bytes: int = 64 * 1024
+    # A connection that has not sent a whole request head within this many seconds (at
+    # connect, and again after each response) is closed: slow-header clients hold no sockets.
+    header_timeout_s: float = 15.0
+    # STK push limits {"phone"|"meter"|"customer"|"operator": (pushes, per seconds)} over
+    # cloud/push_guard.py's defaults; MITA_PUSH_LIMITS="phone=3/600,operator=30/60"
+    push_limits: dict = field(default_factory=dict)
     meter_replay_window_s: int = 300
     auth_mode: str = "apikey"  # "apikey" (embedded) or "firebase" (ID tokens)
     # The meter link. From the environment it is on unless MITA_MQTT=off; a Config built in
@@ -105,11 +112,18 @@ def _seconds(env, name, default):
     return value
 
 
+# The ranges Safaricom's callbacks come from, as the SDKs list them
+# (/work/shared/reference/daraja.md); `MITA_CALLBACK_ALLOWLIST=safaricom` names them.
+SAFARICOM_CALLBACK_NETS = ("196.201.212.0/24", "196.201.213.0/24", "196.201.214.0/24")
+
+
 def _allowlist(text):
     nets = []
     for part in text.replace(";", ",").split(","):
         part = part.strip()
-        if part:
+        if part.lower() == "safaricom":
+            nets.extend(ipaddress.ip_network(net) for net in SAFARICOM_CALLBACK_NETS)
+        elif part:
             try:
                 nets.append(ipaddress.ip_network(part, strict=False))
             except ValueError:
@@ -163,7 +177,23 @@ def config_from_mapping(env):
     if cfg.min_amount_kes > cfg.max_amount_kes:
         raise ConfigError("MITA_MIN_AMOUNT_KES is above MITA_MAX_AMOUNT_KES")
     cfg.max_body_bytes = _int(env, "MITA_MAX_BODY_BYTES", cfg.max_body_bytes, 1024, 16 << 20)
+    cfg.header_timeout_s = _seconds(env, "MITA_HEADER_TIMEOUT_S", cfg.header_timeout_s)
+    cfg.push_limits = _push_limits(env.get("MITA_PUSH_LIMITS", ""))
     return cfg
+
+
+_PUSH_LIMIT = re.compile(r"(phone|meter|customer|operator)=([1-9][0-9]{0,5})/([1-9][0-9]{0,6})")
+
+
+def _push_limits(text):
+    limits = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        match = _PUSH_LIMIT.fullmatch(part)
+        if not match:
+            raise ConfigError(f"MITA_PUSH_LIMITS: expected phone|meter|customer|operator="
+                              f"PUSHES/SECONDS, got {part!r}")
+        limits[match.group(1)] = (int(match.group(2)), int(match.group(3)))
+    return limits
 
 
 SANDBOX_BASE_URL = "https://sandbox.safaricom.co.ke"

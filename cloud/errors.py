@@ -6,8 +6,9 @@ import logging
 
 from aiohttp import web
 
+from cloud.abuse import TooManyAttempts
 from cloud.auth import AuthError, Forbidden
-from cloud.keys import CONFIG
+from cloud.keys import ABUSE, CONFIG
 from cloud.callbacks import InvalidMeterNumber, ParseError
 from cloud.payments import (ConfirmationUnavailable, GatewayError, InvalidAmount, NotConfirmed,
                             UnknownMeter)
@@ -45,6 +46,7 @@ _MAPPING = (
     (NotConfirmed, 409, "not_confirmed"),
     (PromptAlreadyWaiting, 409, "prompt_already_waiting"),
     (TooManyPushes, 429, "too_many_requests"),
+    (TooManyAttempts, 429, "too_many_requests"),
     # Not recorded, so not acknowledged: Daraja re-sends, and a re-send is safe.
     (StoreError, 503, "store_unavailable"),
     (ConfirmationUnavailable, 503, "gateway_unavailable"),
@@ -69,6 +71,8 @@ async def error_middleware(request, handler):
         if exc.status < 400:
             raise
         message = exc.reason if exc.status != 413 else "request body too large"
+        if exc.status == 413:
+            count(request, "bodies_too_large")
         headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
         return json_error(exc.status, _http_error_code(exc), message, headers)
     except GatewayError as exc:
@@ -77,7 +81,10 @@ async def error_middleware(request, handler):
     except Exception as exc:
         for cls, status, code in _MAPPING:
             if isinstance(exc, cls):
-                return json_error(status, code, _public_message(request, exc, code))
+                # a limit that refused says when to come back (RFC 9110 Retry-After, seconds)
+                wait = getattr(exc, "retry_after_s", None)
+                return json_error(status, code, _public_message(request, exc, code),
+                                  {"Retry-After": str(wait)} if wait else None)
         log.exception("unhandled error", extra={"method": request.method,
                                                 "path": loggable_path(request)})
         return json_error(500, "internal", "internal server error")
@@ -107,6 +114,27 @@ def loggable_path(request):
 
 
 
+def count(request, name):
+    """One more of the HTTP layer's refusals (cloud/abuse.py), when the app keeps counts."""
+    guard = request.app.get(ABUSE)
+    if guard is not None:
+        guard.counters[name] += 1
+
+
+_MAX_JSON_DEPTH = 32  # Daraja's deepest body is 5 levels; nothing we read needs more
+
+
+def _depth(value):
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, (dict, list)):
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1)
+                         for child in (node.values() if isinstance(node, dict) else node))
+    return deepest
+
+
 def _reject_constant(name):
     raise ValueError(f"{name} is not JSON")
 
@@ -114,10 +142,16 @@ def _reject_constant(name):
 async def read_json_object(request):
     """The body as a JSON object, or BadRequest. Oversized bodies raise 413 from aiohttp."""
     raw = await request.read()
+    too_deep = False
     try:
         body = json.loads(raw, parse_constant=_reject_constant)
-    except (ValueError, UnicodeDecodeError, RecursionError):
+    except RecursionError:
+        body, too_deep = None, True  # nested past what the parser can hold: too deep by far
+    except (ValueError, UnicodeDecodeError):
         raise BadRequest("body is not valid JSON") from None
+    if too_deep or _depth(body) > _MAX_JSON_DEPTH:
+        count(request, "json_too_deep")
+        raise BadRequest(f"JSON nested deeper than {_MAX_JSON_DEPTH} levels")
     if not isinstance(body, dict):
         raise BadRequest("body must be a JSON object")
     return body

@@ -3,6 +3,7 @@ the views call through."""
 
 from aiohttp import web
 
+from cloud.abuse import AbuseGuard
 from cloud.auth import MeterVerifier, UserAuthenticator
 from cloud.config import Config
 from cloud.link.service import Link
@@ -20,6 +21,7 @@ METERS = web.AppKey("meters", Meters)
 LINK = web.AppKey("link", Link)
 USER_AUTH = web.AppKey("user_auth", UserAuthenticator)
 METER_AUTH = web.AppKey("meter_auth", MeterVerifier)
+ABUSE = web.AppKey("abuse", AbuseGuard)  # sign-in lockouts and the HTTP layer's refusal counts
 # The in-process Daraja stand-in's own app (embedded mode only): tests script it through it.
 EMBEDDED_SANDBOX = web.AppKey("embedded_sandbox", web.Application)
 # Test and benchmark seams: an ID-token verifier instead of firebase-admin's, no settle task.

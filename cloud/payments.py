@@ -90,11 +90,13 @@ class Payments:
         # itself stays in the store, where the link's one sender reads it.
         self.on_recharge = on_recharge
         self.clock = clock
-        self.push_guard = PushGuard(lambda: self.clock())
         self.counters = dict.fromkeys((
             "credited", "duplicates", "failed", "unknown_callbacks", "orphans_claimed",
             "orphans_dropped", "amount_mismatch", "c2b_unmatched",
-            "settled_by_query", "gave_up", "unconfirmed_success"), 0)
+            "settled_by_query", "gave_up", "unconfirmed_success", "receipt_reused",
+            "c2b_over_limit"), 0)
+        self.push_guard = PushGuard(lambda: self.clock(), self.counters)
+        self.push_guard.limits.update(getattr(config, "push_limits", None) or {})
         # STK callbacks that beat our own create_stk_request (the reply/store race).
         self._orphans = OrderedDict()
         self._locks = {}
@@ -109,7 +111,7 @@ class Payments:
             raise InvalidAmount(f"amount must be between {low} and {high} KES")
         return amount
 
-    def _amount_cents_in_range(self, cents):
+    def amount_cents_in_range(self, cents):
         return self.config.min_amount_kes * 100 <= cents <= self.config.max_amount_kes * 100
 
     # -- STK push -----------------------------------------------------------------------
@@ -323,7 +325,17 @@ class Payments:
             "transaction_date": date, "source": source,
             "checkout_request_id": request.get("checkout_request_id"), "ts": now,
         })
-        self._remember_credited(request.get("checkout_request_id"))
+        checkout = request.get("checkout_request_id")
+        if not created and checkout and transaction.get("checkout_request_id") != checkout:
+            # The receipt already paid another request: this one is not paid by it (a forged
+            # or misrouted callback). It stays pending, so its own callback still credits it
+            # and the settle task still asks M-Pesa about it.
+            self.counters["receipt_reused"] += 1
+            log.error("receipt already credited to another request", extra={
+                "receipt": receipt, "checkout_request_id": checkout,
+                "credited_request": transaction.get("checkout_request_id")})
+            return "receipt_reused"
+        self._remember_credited(checkout)
         if not created:
             self.counters["duplicates"] += 1
             return "duplicate"
@@ -340,30 +352,43 @@ class Payments:
         """(ResultCode, ResultDesc) for the validation URL."""
         if payment.meter_no is None or await self.store.get_meter(payment.meter_no) is None:
             return "C2B00012", "Rejected: unknown account number"
-        if not self._amount_cents_in_range(payment.amount_cents) or payment.amount_cents % 100:
+        if not self._c2b_amount_allowed(payment.amount_cents):
             return "C2B00013", "Rejected: invalid amount"
         return "0", "Accepted"
 
+    def _c2b_amount_allowed(self, cents):
+        # Whole KES within the configured range, whose top (250,000 KES at most) is the
+        # firmware's 25,000,000-cent recharge cap: the cloud never records what a meter refuses.
+        return self.amount_cents_in_range(cents) and cents % 100 == 0
+
     async def confirm_c2b(self, payment):
-        """M-Pesa has taken the money: credit the meter named by the account number."""
+        """M-Pesa has taken the money: credit the meter named by the account number, within
+        the limits validation enforces (validation may be off on the shortcode)."""
+        if not self._c2b_amount_allowed(payment.amount_cents):
+            self.counters["c2b_over_limit"] += 1
+            low, high = self.config.min_amount_kes, self.config.max_amount_kes
+            return await self._c2b_unmatched(
+                payment, f"amount outside the limits (whole KES, {low}..{high})")
         meter = None
         if payment.meter_no is not None:
             meter = await self.store.get_meter(payment.meter_no)
         if meter is None:
-            # Validation may be off on the shortcode; this needs a person (refund or re-route),
-            # so it is kept in the store before M-Pesa is told it arrived.
             self.counters["c2b_unmatched"] += 1
-            log.error("c2b payment for unknown account", extra={
-                "receipt": payment.trans_id, "bill_ref": payment.bill_ref,
-                "amount_cents": payment.amount_cents})
-            await self.store.record_unmatched_payment({
-                "receipt": payment.trans_id, "source": "c2b",
-                "amount_cents": payment.amount_cents, "phone_number": payment.msisdn,
-                "bill_ref": payment.bill_ref, "checkout_request_id": None,
-                "transaction_date": payment.trans_time,
-                "reason": "no meter for this account number", "ts": _now_ms(self.clock)})
-            return "unmatched"
+            return await self._c2b_unmatched(payment, "no meter for this account number")
         request = {"meter_no": meter["meter_no"], "user_id": meter.get("user_id"),
                    "checkout_request_id": None}
         return await self.credit(request, payment.trans_id, payment.amount_cents, "c2b",
                                  payment.msisdn, payment.trans_time, _now_ms(self.clock))
+
+    async def _c2b_unmatched(self, payment, reason):
+        # This needs a person (refund or re-route), so it is kept in the store before M-Pesa
+        # is told it arrived.
+        log.error("c2b payment not credited", extra={
+            "receipt": payment.trans_id, "bill_ref": payment.bill_ref,
+            "amount_cents": payment.amount_cents, "reason": reason})
+        await self.store.record_unmatched_payment({
+            "receipt": payment.trans_id, "source": "c2b", "amount_cents": payment.amount_cents,
+            "phone_number": payment.msisdn, "bill_ref": payment.bill_ref,
+            "checkout_request_id": None, "transaction_date": payment.trans_time,
+            "reason": reason, "ts": _now_ms(self.clock)})
+        return "unmatched"

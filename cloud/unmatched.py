@@ -3,7 +3,7 @@ callback for an STK request we never stored): listed for operators, routed to a 
 
 import logging
 
-from cloud.payments import NotConfirmed
+from cloud.payments import InvalidAmount, NotConfirmed
 from cloud.store.base import Conflict, NotFound
 
 log = logging.getLogger("mita.payments")
@@ -37,6 +37,9 @@ async def credit_unmatched(payments, receipt, meter_no):
     record = await payments.store.get_unmatched_payment(receipt)
     if record is None:
         raise NotFound(f"no unmatched payment {receipt}")
+    if not payments.amount_cents_in_range(record["amount_cents"]):
+        # kept because it was over the limits: a meter would refuse it too; it is a refund
+        raise InvalidAmount("this payment is outside the recharge limits: refund it")
     meter = await payments.find_meter(meter_no)
     checkout = record.get("checkout_request_id")
     stored = await payments.store.get_stk_request(checkout) if checkout else None

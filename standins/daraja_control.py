@@ -2,6 +2,8 @@
 settle and replay, settings, faults, token revocation, the request log. No auth: never expose
 the stand-in publicly. The paths are listed in standins.daraja."""
 
+import urllib.parse
+
 from aiohttp import web
 
 from cloud.daraja import PATH_STK_QUERY
@@ -115,7 +117,33 @@ async def revoke_tokens(request):
 
 
 async def show_requests(request):
-    return web.json_response(request.app[SANDBOX].snapshot(request.query.get("path")))
+    return web.json_response(redacted(request.app[SANDBOX].snapshot(request.query.get("path"))))
+
+
+# Fields that carry a secret: the STK password (passkey-derived) and the URLs Daraja calls,
+# whose path or query holds the cloud's callback secret. Any local process can read this view
+# (in embedded mode the stand-in runs inside the cloud), so it shows only where they point.
+_SECRET_FIELDS = {"Password", "SecurityCredential"}
+_URL_FIELDS = {"CallBackURL", "ConfirmationURL", "ValidationURL", "ResultURL",
+               "QueueTimeOutURL", "url"}
+
+
+def redacted(value):
+    """The snapshot with the STK password and the secret parts of callback URLs hidden."""
+    if isinstance(value, list):
+        return [redacted(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    out = {}
+    for key, item in value.items():
+        if key in _SECRET_FIELDS and item:
+            out[key] = "<redacted>"
+        elif key in _URL_FIELDS and isinstance(item, str):
+            parts = urllib.parse.urlsplit(item)
+            out[key] = f"{parts.scheme}://{parts.netloc}/<redacted>" if parts.netloc else item
+        else:
+            out[key] = redacted(item)
+    return out
 
 
 async def reset(request):

@@ -78,6 +78,8 @@ def _int(msg, name, required=True):
 def _text(value, name):
     if not isinstance(value, str) or len(value) > _STATUS_TEXT:
         raise Malformed("%s must be a short string" % name)
+    if not value.isprintable():  # control and bidi characters: as the HTTP status report
+        raise Malformed("%s may hold only printable characters" % name)
     return value
 
 

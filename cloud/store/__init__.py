@@ -1,5 +1,7 @@
 """Record keeping: one interface (base.Store), two backends (SQLite, Firebase RTDB)."""
 
+import pathlib
+
 from .base import Conflict, InvalidRecord, NotFound, Store, StoreError
 
 __all__ = ["open_store", "Store", "StoreError", "NotFound", "Conflict", "InvalidRecord"]
@@ -21,6 +23,7 @@ async def open_store(kind_or_config="sqlite", **options):
         path = options.pop("path", None) or getattr(config, "sqlite_path", None)
         if not path:
             raise StoreError("the sqlite store needs a path")
+        pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)  # the default is var/...
         return await SqliteStore.open(path)
     if kind == "firebase":
         from .firebase import FirebaseStore  # firebase-admin only when asked for

@@ -139,6 +139,23 @@ def cents(value, name="amount_cents"):
     return value
 
 
+MAX_WINDOW_MS = 24 * 3600 * 1000  # the longest window a limit may have: a day
+
+
+def check_limits(limits):
+    """take_rate_slot's limits: a non-empty list of (key, limit >= 1, 1 <= window_ms <= a day)."""
+    limits = [tuple(item) for item in limits]
+    if not limits:
+        raise InvalidRecord("at least one limit is needed")
+    for key, limit, window in limits:
+        safe_key(key)
+        if type(limit) is not int or type(window) is not int or limit < 1 or window < 1:
+            raise InvalidRecord("a limit and its window are positive integers")
+        if window > MAX_WINDOW_MS:
+            raise InvalidRecord("a limit's window is at most a day")
+    return limits
+
+
 ACK_OUTCOMES = {"applied": "delivered", "duplicate": "delivered", "rejected": "rejected"}
 
 
@@ -298,6 +315,16 @@ class Store:
 
     async def get_consumption(self, meter_no, date_from, date_to):
         """Days from date_from to date_to inclusive ("YYYY-MM-DD"), oldest first."""
+        raise NotImplementedError
+
+    # abuse limits -----------------------------------------------------------------------
+    async def take_rate_slot(self, limits, now_ms, count=True):
+        """Count one event under every key of limits [(key, limit, window_ms)], all or none,
+        decided atomically across processes: when any key already holds `limit` events newer
+        than now_ms - window_ms nothing is counted and the answer is (ms until that key frees
+        a slot, that key); otherwise the event is counted and the answer is (0, None). Kept in
+        the store so that restarts and several instances share the counts. count=False only
+        asks: the same answer, nothing counted (a lockout checked before the attempt)."""
         raise NotImplementedError
 
     # tariff -----------------------------------------------------------------------------

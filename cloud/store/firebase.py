@@ -4,8 +4,9 @@ Nodes: the reference schema's `users`, `meters`, `transactions`, `consumption_hi
 `stk_requests`, `recharges/<meter>/<seq>`, `receipts/<receipt>` and `checkouts/<checkout id>`
 (the exactly-once indexes), `device_keys/<meter>` and `api_keys/<hash>` (server-only secrets
 kept out of readable nodes), `user_api_keys/<user>`, `tariff` and
-`unmatched_payments/<receipt>` (money no meter could be found for, server-only). Ids used as keys go through
-base.safe_key.
+`unmatched_payments/<receipt>` (money no meter could be found for, server-only) and
+`rate_limits/<key>` (abuse-limit events, server-only; see firebase_limits). Ids used as keys
+go through base.safe_key.
 
 Exactly once: see firebase_credit.
 """
@@ -22,9 +23,10 @@ from firebase_admin import credentials, db, exceptions
 
 from .base import (RECHARGE_FIELDS, STK_FIELDS, TX_FIELDS, UNMATCHED_FIELDS, USER_FIELDS,
                    Conflict, InvalidRecord, NotFound, Store, StoreError, cents, check_date,
-                   check_field_names, check_hour, next_recharge_status, safe_key,
+                   check_field_names, check_hour, check_limits, next_recharge_status, safe_key,
                    transaction_id_for, unmatched_record)
 from .firebase_credit import Abort, record_payment_once, run_transaction
+from .firebase_limits import take_rate_slot
 
 _PAYMENT_FIELDS = ("receipt", "meter_no", "user_id", "amount_cents", "phone_number",
                    "transaction_date", "source", "checkout_request_id", "ts")
@@ -471,6 +473,10 @@ class FirebaseStore(Store):
                  .start_at(date_from).end_at(date_to))
         found = _children(await self._call(query.get))
         return [_day(found[d], d) for d in sorted(found)]
+
+    # abuse limits -----------------------------------------------------------------------
+    async def take_rate_slot(self, limits, now_ms, count=True):
+        return await self._call(take_rate_slot, self._ref, check_limits(limits), now_ms, count)
 
     # tariff -----------------------------------------------------------------------------
     async def get_tariff(self):

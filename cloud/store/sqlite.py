@@ -16,11 +16,12 @@ import uuid
 
 from .base import (METER_FIELDS, RECHARGE_FIELDS, STK_FIELDS, TX_FIELDS, UNMATCHED_FIELDS,
                    USER_FIELDS, Conflict, InvalidRecord, NotFound, Store, StoreError, cents,
-                   check_date, check_field_names, check_hour, next_recharge_status,
+                   check_date, check_field_names, check_hour, check_limits,
+                   next_recharge_status,
                    transaction_id_for, unmatched_record)
 from .sqlite_queries import (consumption_days, credit_payment, fetch_one, read_meter,
                              read_recharge, read_stk, read_tx_by_receipt, read_unmatched,
-                             read_user)
+                             read_user, take_rate_slot)
 from .sqlite_schema import insert_row, meter_record, open_database, select
 
 
@@ -427,6 +428,10 @@ class SqliteStore(Store):
         check_date(date_from)
         check_date(date_to)
         return await self._read(consumption_days, meter_no, date_from, date_to)
+
+    # abuse limits -----------------------------------------------------------------------
+    async def take_rate_slot(self, limits, now_ms, count=True):
+        return await self._write(take_rate_slot, check_limits(limits), now_ms, count)
 
     # tariff -----------------------------------------------------------------------------
     async def get_tariff(self):

@@ -1,7 +1,7 @@
 """What the SQLite store runs on its worker thread, shared by several of its methods:
 one-record reads, the whole credit of a payment, consumption by day."""
 
-from .base import (METER_FIELDS, RECHARGE_FIELDS, STK_FIELDS, TX_FIELDS, UNMATCHED_FIELDS,
+from .base import (MAX_WINDOW_MS, METER_FIELDS, RECHARGE_FIELDS, STK_FIELDS, TX_FIELDS, UNMATCHED_FIELDS,
                    USER_FIELDS, NotFound)
 from .sqlite_schema import insert_row, meter_record, select
 
@@ -89,6 +89,29 @@ def credit_payment(db, payment, tx_id):
                    " last_payment_timestamp = ? WHERE user_id = ?",
                    (tx_id, payment["amount_cents"], ts, payment["user_id"]))
     return True, tx, recharge
+
+
+def take_rate_slot(db, limits, now_ms, count=True):
+    """The whole of Store.take_rate_slot in the caller's transaction."""
+    # Each key's own old events go; a key no one asks about again goes after the longest
+    # window any limit may have (another caller's key may have a longer window than ours).
+    db.execute("DELETE FROM rate_events WHERE ts <= ?", (now_ms - MAX_WINDOW_MS,))
+    db.executemany("DELETE FROM rate_events WHERE key = ? AND ts <= ?",
+                   [(key, now_ms - window) for key, _, window in limits])
+    wait, refused = 0, None
+    for key, limit, window in limits:
+        rows = db.execute("SELECT ts FROM rate_events WHERE key = ? AND ts > ? ORDER BY ts",
+                          (key, now_ms - window)).fetchall()
+        if len(rows) >= limit:
+            # the slot frees when the oldest event that keeps the key full leaves the window
+            frees = rows[len(rows) - limit][0] + window - now_ms
+            if frees > wait:
+                wait, refused = frees, key
+    if refused is not None or not count:
+        return wait, refused
+    db.executemany("INSERT INTO rate_events (key, ts) VALUES (?, ?)",
+                   [(key, now_ms) for key, _, _ in limits])
+    return 0, None
 
 
 def consumption_days(db, meter_no, date_from, date_to):

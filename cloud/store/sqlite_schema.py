@@ -67,6 +67,11 @@ CREATE TABLE IF NOT EXISTS nonces (
     PRIMARY KEY (meter_no, nonce));
 CREATE TABLE IF NOT EXISTS leases (
     name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at INTEGER NOT NULL);
+-- Abuse limits (cloud/push_guard.py, sign-in failures): one row per counted event, so every
+-- process on this file and every restart sees the same counts. Also added without a bump.
+CREATE TABLE IF NOT EXISTS rate_events (key TEXT NOT NULL, ts INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS rate_events_by_key ON rate_events (key, ts);
+CREATE INDEX IF NOT EXISTS rate_events_by_ts ON rate_events (ts);
 """
 
 

@@ -1,14 +1,21 @@
 """Small helpers the views share: who is asking, and the meter a path names."""
 
 from cloud.errors import BadRequest
-from cloud.keys import METERS, USER_AUTH
+from cloud.keys import ABUSE, METERS, USER_AUTH
 from cloud.meters import public_meter
 
 __all__ = ["principal", "meter_from_path", "query_int", "public_meter"]
 
 
 async def principal(request):
-    return await request.app[USER_AUTH].authenticate(request.headers.get("Authorization"))
+    """Who asks; a client that keeps presenting wrong keys or tokens is locked out (429)."""
+    header = request.headers.get("Authorization")
+
+    def attempt():
+        return request.app[USER_AUTH].authenticate(header)
+    if header is None:  # asked without credentials: a plain 401, no guess to count
+        return await attempt()
+    return await request.app[ABUSE].authenticate(request.remote, attempt)
 
 
 async def meter_from_path(request):

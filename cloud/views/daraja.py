@@ -11,7 +11,7 @@ import logging
 from aiohttp import web
 
 from cloud.callbacks import ParseError, parse_c2b, parse_stk_callback
-from cloud.errors import BadRequest, CallbackRejected, read_json_object
+from cloud.errors import BadRequest, CallbackRejected, count, read_json_object
 from cloud.keys import CONFIG, PAYMENTS
 
 log = logging.getLogger("mita.daraja")
@@ -26,6 +26,7 @@ def check_caller(request):
         # probing, or a URL registered with Daraja under an old secret: either way ops must know
         log.warning("daraja url called without the right secret", extra={
             "remote": request.remote, "path": request.match_info.route.resource.canonical})
+        count(request, "callbacks_bad_secret")
         raise CallbackRejected("callback secret missing or wrong")
     if config.callback_allowlist:
         try:
@@ -33,6 +34,7 @@ def check_caller(request):
         except ValueError:
             raise CallbackRejected("callback source address unknown") from None
         if not any(source in net for net in config.callback_allowlist):
+            count(request, "callbacks_outside_allowlist")
             log.warning("callback from outside the allow-list", extra={"remote": str(source)})
             raise CallbackRejected("callback source not allowed")
 

@@ -9,7 +9,7 @@ from aiohttp import web
 from cloud.auth import require_meter_access, require_operator
 from cloud.callbacks import normalise_meter_no
 from cloud.errors import BadRequest, field, read_json_object
-from cloud.keys import METER_AUTH, METERS
+from cloud.keys import ABUSE, METER_AUTH, METERS
 from cloud.views.common import meter_from_path, principal, public_meter
 
 routes = web.RouteTableDef()
@@ -33,8 +33,12 @@ async def _signed_body(request):
     (an unknown one is the same 401 as a bad signature)."""
     meter_no = normalise_meter_no(request.match_info["meterId"])
     raw = await request.read()
-    await request.app[METER_AUTH].verify(meter_no, request.method, request.raw_path,
-                                         request.headers, raw)
+
+    def attempt():
+        return request.app[METER_AUTH].verify(meter_no, request.method, request.raw_path,
+                                              request.headers, raw)
+    # a wrong signature is a failed sign-in: guessing device keys locks the client out too
+    await request.app[ABUSE].authenticate(request.remote, attempt)
     return meter_no, await read_json_object(request)
 
 
@@ -59,6 +63,10 @@ async def report_status(request):
         if value is not None:
             if isinstance(value, str) and len(value) > 32:
                 raise BadRequest(f"{name} is too long")
+            if isinstance(value, str) and not value.isprintable():
+                # control and bidi characters (\u0000, \u202e) would forge what the
+                # dashboard and the logs show
+                raise BadRequest(f"{name} may hold only printable characters")
             status[name] = value
     if not status:
         raise BadRequest("expected at least one of " + ", ".join(_STATUS_FIELDS))

@@ -8,7 +8,7 @@ from cloud.payments import failure_reason
 from cloud.phone import normalise_msisdn
 from cloud.unmatched import credit_unmatched, list_unmatched
 from cloud.views.common import principal, query_int
-from cloud.keys import PAYMENTS
+from cloud.keys import ABUSE, PAYMENTS
 
 routes = web.RouteTableDef()
 
@@ -75,4 +75,5 @@ async def counters(request):
     """Operators: what this process has seen since it started (duplicates, unknown callbacks,
     amount mismatches, unconfirmed successes, dropped recharge offers, ...)."""
     require_operator(await principal(request))
-    return web.json_response(dict(request.app[PAYMENTS].counters))
+    return web.json_response(dict(request.app[PAYMENTS].counters,
+                                  **request.app[ABUSE].counters))

@@ -24,7 +24,8 @@ async def test_every_answer_carries_security_headers_even_errors(harness):
         assert resp.headers["X-Content-Type-Options"] == "nosniff"
         assert resp.headers["X-Frame-Options"] == "DENY"
         assert resp.headers["Referrer-Policy"] == "no-referrer"
-        assert "default-src 'none'" in resp.headers["Content-Security-Policy"]
+        assert resp.headers["Content-Security-Policy"].startswith("default-src 'self'")
+        assert "frame-ancestors 'none'" in resp.headers["Content-Security-Policy"]
 
 
 async def test_cors_allows_the_configured_frontend_only(aiohttp_client, tmp_path):

@@ -263,6 +263,7 @@ async def test_a_double_tap_sends_one_prompt_until_that_one_is_answered(harness)
     h = harness
     _, auth, meter_no, _ = await h.customer_with_meter()
     await h.sandbox_settings(default_outcome="none", callback_delay_s=3600)
+    h.payments.push_guard.limits["phone"] = (100, 600)  # one phone on purpose: not that limit
     now = [1_800_000_000.0]
     h.payments.clock = lambda: now[0]
     first, second = await asyncio.gather(h.stk_push(auth, meter_no, 100),
@@ -294,16 +295,17 @@ async def test_a_customer_cannot_flood_phones_with_prompts(harness):
     h = harness
     _, auth, meter_no, _ = await h.customer_with_meter()
     await h.sandbox_settings(default_outcome="none", callback_delay_s=3600)
+    h.payments.push_guard.limits["meter"] = (100, 600)  # only the per-customer limit here
     now = [1_800_000_000.0]
     h.payments.clock = lambda: now[0]
-    for amount in range(10, 15):
-        assert (await h.stk_push(auth, meter_no, amount)).status == 201
-    resp = await h.stk_push(auth, meter_no, 20)
+    for n in range(5):
+        assert (await h.stk_push(auth, meter_no, 10 + n, phone=f"071234560{n}")).status == 201
+    resp = await h.stk_push(auth, meter_no, 20, phone="0712345609")
     assert resp.status == 429 and (await resp.json())["error"] == "too_many_requests"
+    assert "customer" in (await resp.json())["message"] and resp.headers["Retry-After"] == "60"
     assert len(h.sandbox.stk) == 5
-    assert (await h.stk_push(h.op(), meter_no, 21)).status == 201  # operators are not limited
     now[0] += 60
-    assert (await h.stk_push(auth, meter_no, 22)).status == 201
+    assert (await h.stk_push(auth, meter_no, 22, phone="0712345609")).status == 201
 
 
 async def test_register_c2b_gives_daraja_the_secret_urls_without_printing_the_secret(

@@ -18,7 +18,9 @@ from sim_meter import MeterProcess  # noqa: E402
 
 # Settlement fast enough for a test, slower than the stand-in's 0.2 s callbacks.
 SETTLE_ENV = {"MITA_SETTLE_AFTER_S": "2", "MITA_SETTLE_EVERY_S": "0.5",
-              "MITA_MQTT_RESEND_S": "2"}
+              "MITA_MQTT_RESEND_S": "2",
+              # a module's tests all pay from one phone within minutes: not what they test
+              "MITA_PUSH_LIMITS": "phone=1000/600,meter=1000/600,customer=1000/60"}
 METER_SPEED = 10.0  # virtual seconds per wall second in the meter processes
 
 
