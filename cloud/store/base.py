@@ -183,6 +183,11 @@ class Store:
     async def list_meters(self, user_id=None):
         raise NotImplementedError
 
+    async def list_meters_page(self, after=None, limit=100):
+        """At most `limit` meters in meter_no order, those after `after` (exclusive): the
+        fleet table's pages. A cursor, not an offset: a meter added meanwhile moves no row."""
+        raise NotImplementedError
+
     async def get_device_key(self, meter_no):
         """The meter's shared secret (HMAC key, broker password), or None."""
         raise NotImplementedError

@@ -213,6 +213,17 @@ class FirebaseStore(Store):
         meters = [_meter(m) for m in _children(found).values()]
         return sorted(meters, key=lambda m: m["meter_no"])
 
+    async def list_meters_page(self, after=None, limit=100):
+        query = self._ref("meters").order_by_key()
+        if after:
+            # startAt is inclusive: one more, and the cursor's own meter dropped
+            query = query.start_at(safe_key(after)).limit_to_first(limit + 1)
+        else:
+            query = query.limit_to_first(limit)
+        found = _children(await self._call(query.get))
+        meters = sorted((_meter(m) for m in found.values()), key=lambda m: m["meter_no"])
+        return [m for m in meters if m["meter_no"] != after][:limit]
+
     async def get_device_key(self, meter_no):
         return await self._call(self._ref("device_keys", safe_key(meter_no)).get)
 

@@ -134,6 +134,13 @@ class SqliteStore(Store):
             return [meter_record(r) for r in rows]
         return await self._read(find)
 
+    async def list_meters_page(self, after=None, limit=100):
+        def find(db):
+            rows = db.execute(select(METER_FIELDS, "meters") + "WHERE meter_no > ? "
+                              "ORDER BY meter_no LIMIT ?", (after or "", limit))
+            return [meter_record(r) for r in rows]
+        return await self._read(find)
+
     async def get_device_key(self, meter_no):
         def find(db):
             row = db.execute("SELECT device_key FROM meters WHERE meter_no = ?",

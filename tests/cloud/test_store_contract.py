@@ -119,6 +119,17 @@ async def test_list_meters_all_and_per_user(store):
     assert await store.list_meters("nobody") == []
 
 
+async def test_meters_come_in_pages_after_a_cursor(store):
+    await given_meters(store, "M4", "M2", "M1")
+    await given_meters(store, "M3", user_id="u2")
+    first = await store.list_meters_page(limit=3)
+    assert [m["meter_no"] for m in first] == ["M1", "M2", "M3"]
+    assert first[2]["user_id"] == "u2"
+    assert [m["meter_no"] for m in await store.list_meters_page("M3", 3)] == ["M4"]
+    assert [m["meter_no"] for m in await store.list_meters_page("M1", 2)] == ["M2", "M3"]
+    assert await store.list_meters_page("M4", 3) == []
+
+
 async def test_balance_is_integer_cents(store):
     await given_meters(store, "M1")
     meter = await store.update_meter_balance("M1", 45_075, T0)
