@@ -45,6 +45,13 @@ class Meters:
         broker = self.link.meter_registered(meter["meter_no"], device_key)
         return dict(public_meter(meter), device_key=device_key, **broker)
 
+    async def for_user(self, user_id):
+        return await self.store.list_meters(user_id)
+
+    async def page(self, after, limit):
+        """One page of the fleet, in meter_no order after the cursor `after`."""
+        return [public_meter(m) for m in await self.store.list_meters_page(after, limit)]
+
     # -- what a meter reports itself (signed requests, checked by the view) ----------------
     async def report_balance(self, meter_no, balance_cents, now_ms):
         await self.store.update_meter_balance(meter_no, balance_cents, now_ms)

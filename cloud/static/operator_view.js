@@ -1,0 +1,154 @@
+// The operator's desk: the fleet table a page at a time (the store's cursor query, so 10,000
+// meters cost one page each), STK activity as it happens, unmatched paybill payments and
+// routing them, and registering a customer with a meter.
+import { enc, get, post } from "./api.js";
+import { field, h, kes, when } from "./dom.js";
+
+const PAGE = 50;
+const COLUMNS = [
+  ["meter_no", "meter_no"], ["user_id", "customer"], ["current_balance_cents", "balance"],
+  ["state", "status"], ["last_seen", "last_seen"], ["alerts", "alerts"], ["firmware", "firmware"],
+];
+
+function row(meter) {
+  const status = meter.status || {};
+  const offline = (meter.alerts || {}).connection_lost === true || status.state === "offline";
+  return {
+    meter_no: meter.meter_no, user_id: meter.user_id || "",
+    current_balance_cents: meter.current_balance_cents ?? null,
+    state: status.state == null && !offline ? "" : offline ? "offline" : "online",
+    last_seen: status.last_seen || 0,
+    alerts: Object.entries(meter.alerts || {}).filter(([k, on]) => on && k !== "connection_lost").map(([k]) => k),
+    firmware: status.firmware || "",
+  };
+}
+
+export class OperatorView {
+  constructor(ctx) {
+    this.ctx = ctx;
+    this.cursors = [null]; // the cursor of each page seen, for going back to the first
+    this.rows = [];
+    this.sortKey = "meter_no";
+    this.sortUp = true;
+    this.filter = "";
+    this.stkSeen = new Map();
+    this.refreshTimer = null;
+    this.root = h("section", { class: "operator" });
+  }
+
+  async mount(container) {
+    const { t } = this.ctx;
+    this.tableBox = h("div", { class: "scroll" });
+    this.pager = h("div", { class: "pager" });
+    this.stkBox = h("ul", { id: "stk-activity" });
+    this.unmatchedBox = h("div", { id: "unmatched" });
+    const filter = h("input", { id: "fleet-filter", type: "search", oninput: (e) => { this.filter = e.target.value.trim().toUpperCase(); this.drawTable(); } });
+    this.root.replaceChildren(
+      h("h2", {}, t("fleet")), field(t("filter"), filter), this.tableBox, this.pager,
+      h("h3", {}, t("pending_stk")), this.stkBox,
+      h("h3", {}, t("unmatched")), this.unmatchedBox,
+      this.registerForm());
+    container.replaceChildren(this.root);
+    await Promise.all([this.loadPage(), this.loadUnmatched()]);
+  }
+
+  async loadPage() {
+    const cursor = this.cursors[this.cursors.length - 1];
+    const query = `limit=${PAGE}` + (cursor ? `&after=${enc(cursor)}` : "");
+    const page = await get(`/api/fleet?${query}`);
+    this.rows = page.meters.map(row);
+    this.next = page.next;
+    this.drawTable();
+  }
+
+  drawTable() {
+    const { t } = this.ctx;
+    const shown = this.rows.filter((r) => !this.filter || r.meter_no.includes(this.filter));
+    const dir = this.sortUp ? 1 : -1;
+    shown.sort((a, b) => {
+      const x = a[this.sortKey], y = b[this.sortKey];
+      return (x > y ? 1 : x < y ? -1 : 0) * dir;
+    });
+    const head = h("tr", {}, COLUMNS.map(([key, label]) => h("th", {
+      scope: "col", "aria-sort": this.sortKey === key ? (this.sortUp ? "ascending" : "descending") : "none",
+    }, h("button", { type: "button", class: "link", onclick: () => this.sortBy(key) }, t(label)))));
+    const body = shown.map((r) => h("tr", { dataset: { meter: r.meter_no } },
+      h("td", {}, h("a", { href: `#/meter/${enc(r.meter_no)}` }, r.meter_no)),
+      h("td", {}, r.user_id), h("td", { class: "num" }, kes(r.current_balance_cents)),
+      h("td", { class: `state ${r.state === "offline" ? "bad" : "good"}` }, r.state ? t(r.state) : "—"),
+      h("td", {}, when(r.last_seen)), h("td", {}, r.alerts.map((a) => t("alert_" + a)).join(", ")),
+      h("td", {}, r.firmware)));
+    this.tableBox.replaceChildren(h("table", { id: "fleet" }, h("thead", {}, head), h("tbody", {}, body)));
+    this.pager.replaceChildren(
+      this.cursors.length > 1 && h("button", { type: "button", onclick: () => { this.cursors = [null]; this.loadPage(); } }, t("first_page")),
+      this.next && h("button", { type: "button", id: "next-page", onclick: () => { this.cursors.push(this.next); this.loadPage(); } }, t("next_page")));
+  }
+
+  sortBy(key) {
+    this.sortUp = this.sortKey === key ? !this.sortUp : true;
+    this.sortKey = key;
+    this.drawTable();
+  }
+
+  async loadUnmatched() {
+    const { t } = this.ctx;
+    const list = await get("/api/payments/unmatched").catch(() => []);
+    if (!list.length) { this.unmatchedBox.replaceChildren(h("p", {}, t("no_unmatched"))); return; }
+    this.unmatchedBox.replaceChildren(h("ul", {}, list.map((p) => {
+      const target = h("input", { type: "text", required: true, autocomplete: "off" });
+      const result = h("span", { role: "status" });
+      return h("li", { dataset: { receipt: p.receipt } },
+        h("span", {}, `${p.receipt} · ${kes(p.amount_cents)} · ${p.bill_ref ?? "—"} · ${p.reason || ""}`),
+        h("form", { class: "inline", onsubmit: async (e) => {
+          e.preventDefault();
+          try {
+            const reply = await post(`/api/payments/unmatched/${enc(p.receipt)}/credit`, { meter_no: target.value });
+            result.textContent = t("routed", { outcome: reply.outcome });
+          } catch (error) { result.textContent = t("error", { message: error.message }); }
+        } }, field(t("route_to"), target), h("button", { type: "submit" }, t("route")), result));
+    })));
+  }
+
+  registerForm() {
+    const { t } = this.ctx;
+    const name = h("input", { id: "reg-name", required: true, autocomplete: "off" });
+    const phone = h("input", { id: "reg-phone", type: "tel", autocomplete: "off" });
+    const meterNo = h("input", { id: "reg-meter", required: true, autocomplete: "off" });
+    const result = h("p", { id: "reg-result", role: "status" });
+    return h("form", { class: "register", onsubmit: async (e) => {
+      e.preventDefault();
+      try {
+        const user = await post("/api/users", { name: name.value, ...(phone.value ? { phone_number: phone.value } : {}) });
+        const meter = await post("/api/meters", { meter_no: meterNo.value, user_id: user.user_id });
+        result.textContent = t("registered", { key: user.api_key || "—", device: meter.device_key });
+        this.loadPage();
+      } catch (error) { result.textContent = t("error", { message: error.message }); }
+    } }, h("h3", {}, t("register")), field(t("name"), name), field(t("phone"), phone),
+    field(t("meter_no"), meterNo), h("button", { type: "submit" }, t("register")), result);
+  }
+
+  async showStk(checkout) {
+    const { t } = this.ctx;
+    const stk = await get(`/api/payments/stk/${enc(checkout)}`).catch(() => null);
+    if (!stk) return;
+    let item = this.stkSeen.get(checkout);
+    if (!item) { item = h("li"); this.stkSeen.set(checkout, item); this.stkBox.prepend(item); }
+    item.dataset.state = stk.status;
+    item.textContent = `${when(stk.created_at)} · ${stk.meter_no} · ${kes(stk.amount_cents)} · ${stk.status}` +
+      (stk.reason ? ` (${stk.reason})` : "");
+  }
+
+  onEvent(event) {
+    if (event.kind === "stk" && event.checkout_request_id) this.showStk(event.checkout_request_id);
+    const onPage = event.kind === "resync" || this.rows.some((r) => r.meter_no === event.meter_no);
+    if (!onPage) return;
+    clearTimeout(this.refreshTimer);
+    this.refreshTimer = setTimeout(() => this.loadPage(), 100);
+  }
+
+  onReconnect() {
+    this.loadPage();
+    this.loadUnmatched();
+    for (const checkout of this.stkSeen.keys()) this.showStk(checkout);
+  }
+}
