@@ -29,6 +29,7 @@ export class MeterView {
     this.root = h("section", { class: "meter", "aria-labelledby": "meter-title" });
     this.stk = null; // the STK push started from this page, newest
     this.refreshTimer = null;
+    this.receipts = new Map(); // checkout request id -> M-Pesa receipt
   }
 
   async mount(container) {
@@ -54,7 +55,10 @@ export class MeterView {
       get(`/api/transactions/meter/${no}?limit=20`).catch(() => []),
     ]);
     this.meter = meter;
+    // the STK view names the transaction; the customer knows the M-Pesa receipt
+    for (const p of payments) if (p.checkout_request_id) this.receipts.set(p.checkout_request_id, p.mpesa_receipt);
     this.render(meter, days, payments);
+    if (this.stk) this.showStk(this.stk);
   }
 
   render(meter, days, payments) {
@@ -110,7 +114,7 @@ export class MeterView {
         h("thead", {}, h("tr", {}, [t("date"), t("amount"), t("receipt"), t("status"), t("source")]
           .map((c) => h("th", { scope: "col" }, c)))),
         h("tbody", {}, payments.map((p) => h("tr", {},
-          h("td", {}, when(p.ts || p.created_at)), h("td", { class: "num" }, kes(p.amount_cents)),
+          h("td", {}, when(p.timestamp)), h("td", { class: "num" }, kes(p.amount_cents)),
           h("td", { class: "receipt" }, p.mpesa_receipt || "—"), h("td", {}, p.status || "—"),
           h("td", {}, p.source || "—")))))));
   }
@@ -149,7 +153,7 @@ export class MeterView {
     line.dataset.checkout = stk.checkout_request_id;
     line.dataset.state = stk.status;
     if (stk.status === "success") {
-      line.textContent = t("stk_success", { receipt: stk.transaction_id || "" });
+      line.textContent = t("stk_success", { receipt: this.receipts.get(stk.checkout_request_id) || "" });
       line.className = "good";
     } else if (stk.status === "failed") {
       line.textContent = t("stk_failed", { reason: stk.reason || stk.result_desc || "" });
@@ -172,6 +176,7 @@ export class MeterView {
   // The live feed's hint: coalesce a burst (ack, telemetry, status) into one re-read.
   onEvent(event) {
     if (event && event.kind !== "resync" && event.meter_no !== this.meterNo) return;
+    if (event && event.kind === "payment" && event.checkout_request_id) this.receipts.set(event.checkout_request_id, event.receipt);
     if (event && (event.kind === "stk" || event.kind === "payment")) this.refreshStk();
     clearTimeout(this.refreshTimer);
     this.refreshTimer = setTimeout(() => this.load(), 50);

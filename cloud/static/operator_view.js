@@ -79,9 +79,10 @@ export class OperatorView {
       h("td", {}, when(r.last_seen)), h("td", {}, r.alerts.map((a) => t("alert_" + a)).join(", ")),
       h("td", {}, r.firmware)));
     this.tableBox.replaceChildren(h("table", { id: "fleet" }, h("thead", {}, head), h("tbody", {}, body)));
-    this.pager.replaceChildren(
+    this.pager.replaceChildren(...[
       this.cursors.length > 1 && h("button", { type: "button", onclick: () => { this.cursors = [null]; this.loadPage(); } }, t("first_page")),
-      this.next && h("button", { type: "button", id: "next-page", onclick: () => { this.cursors.push(this.next); this.loadPage(); } }, t("next_page")));
+      this.next && h("button", { type: "button", id: "next-page", onclick: () => { this.cursors.push(this.next); this.loadPage(); } }, t("next_page")),
+    ].filter(Boolean));
   }
 
   sortBy(key) {

@@ -1,0 +1,138 @@
+"""The dashboard in a real browser (Debian's Chromium through Playwright) against real
+processes: the cloud, its broker, the Daraja stand-in and simulated meters running the
+firmware. Each test names what a customer or an operator sees, and waits for it on the page
+(Playwright's auto-waiting), never on a timer."""
+import re
+
+from playwright.sync_api import expect
+
+from conftest import screenshot, sign_in
+
+WAIT_MS = 30_000
+
+
+def balance_cents(page):
+    text = page.locator("#balance").inner_text()
+    digits = re.sub(r"[^0-9-]", "", text)
+    return int(digits)
+
+
+def wait_balance(page, above=None, below=None):
+    """Until the page shows a balance above or below the given cents."""
+    page.wait_for_function(
+        """([above, below]) => {
+            const el = document.getElementById('balance');
+            if (!el) return false;
+            const cents = parseInt(el.textContent.replace(/[^0-9-]/g, ''), 10);
+            return Number.isFinite(cents) && (above === null || cents > above)
+                && (below === null || cents < below);
+        }""", arg=[above, below], timeout=WAIT_MS)
+
+
+def test_sign_in_pay_from_the_page_and_watch_it_bill_down(stack, dash):
+    meter = stack.customer()  # opening balance 0: the relay is open for no credit
+    sign_in(dash, stack.cloud.url, meter.registration["api_key"])
+    expect(dash.locator("#meter-title")).to_contain_text(meter.meter_no)
+    expect(dash.locator("#relay")).to_have_text("Off", timeout=WAIT_MS)
+    expect(dash.locator("#relay-why")).to_contain_text("no credit")
+    expect(dash.locator("#paybill")).to_contain_text(meter.meter_no)
+    dash.evaluate("window.__notReloaded = true")
+    stack.daraja.outcome("success")
+    dash.get_by_label("Amount (KES)").fill("100")
+    dash.get_by_label("M-Pesa phone number").fill("0712345678")
+    dash.get_by_role("button", name="Send prompt to my phone").click()
+    expect(dash.locator("#stk-status")).to_have_attribute("data-state", "success",
+                                                          timeout=WAIT_MS)
+    # the meter applies the recharge and reports it; the relay closes: all without a reload
+    expect(dash.locator("#relay")).to_have_text("On", timeout=WAIT_MS)
+    wait_balance(dash, above=9000)
+    receipt = dash.locator("#payments .receipt").first
+    expect(receipt).not_to_have_text("—")
+    expect(dash.locator("#stk-status")).to_contain_text("Receipt %s." % receipt.inner_text())
+    credited = balance_cents(dash)
+    wait_balance(dash, below=credited)  # billed down, told by telemetry
+    assert dash.evaluate("window.__notReloaded") is True
+    screenshot(dash, "customer")
+    assert not dash.console_errors
+
+
+def test_a_cancelled_payment_shows_its_reason(stack, dash):
+    meter = stack.customer(start=False)
+    sign_in(dash, stack.cloud.url, meter.registration["api_key"])
+    stack.daraja.outcome("cancelled")
+    dash.get_by_label("Amount (KES)").fill("50")
+    dash.get_by_label("M-Pesa phone number").fill("0712345678")
+    dash.get_by_label("M-Pesa phone number").press("Enter")  # keyboard only
+    status = dash.locator("#stk-status")
+    expect(status).to_have_attribute("data-state", "failed", timeout=WAIT_MS)
+    expect(status).to_contain_text("cancelled on the phone")
+    dash.select_option("#lang", "sw")
+    expect(dash.locator("#meter-title")).to_contain_text("Mita")
+
+
+def test_the_hourly_chart_shows_the_stored_history(stack, dash):
+    meter = stack.customer(start=False)
+    seed_history(stack, meter.meter_no, "2026-11-30", {7: 120, 8: 340, 19: 910})
+    sign_in(dash, stack.cloud.url, meter.registration["api_key"])
+    table = dash.locator(".hourly-values")
+    expect(dash.locator(".hourly figcaption")).to_contain_text("2026-11-30")
+    rows = table.locator("tbody tr")
+    expect(rows).to_have_count(3)
+    assert [rows.nth(i).locator("td").all_text_contents() for i in range(3)] == [
+        ["07:00", "120"], ["08:00", "340"], ["19:00", "910"]]
+    expect(dash.locator(".hourly canvas")).to_have_count(1)  # uPlot drew it
+
+
+def seed_history(stack, meter_no, date, hours):
+    """Hours straight into the cloud's SQLite file, as the bridge stores a meter's upload."""
+    import asyncio
+    import concurrent.futures
+    import os
+    from cloud.store.sqlite import SqliteStore
+
+    async def put():
+        store = await SqliteStore.open(os.path.join(stack.folder, "mita.sqlite3"))
+        try:
+            for hour, wh in hours.items():
+                await store.put_consumption_hour(meter_no, date, hour, wh, wh * 3)
+        finally:
+            await store.close()
+    # Playwright's sync API keeps an event loop running on this thread
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, put()).result()
+
+
+def test_a_customer_cannot_open_another_customers_meter(stack, dash):
+    mine = stack.customer(start=False)
+    theirs = stack.customer(start=False)
+    sign_in(dash, stack.cloud.url, mine.registration["api_key"])
+    expect(dash.locator("#meter-title")).to_contain_text(mine.meter_no)
+    dash.goto(stack.cloud.url + "/#/meter/" + theirs.meter_no)
+    expect(dash.get_by_role("alert")).to_have_text("This meter is not on your account.")
+    expect(dash.locator("#balance")).to_have_count(0)
+
+
+def test_the_operator_sees_a_meter_go_offline(stack, dash):
+    meter = stack.customer()
+    dash.set_viewport_size({"width": 1280, "height": 800})
+    sign_in(dash, stack.cloud.url, stack.cloud.operator_key)
+    dash.get_by_label("Filter by meter number").fill(meter.meter_no)
+    row = dash.locator("#fleet tr[data-meter='%s']" % meter.meter_no)
+    expect(row.locator("td.state")).to_have_text("Online", timeout=WAIT_MS)
+    screenshot(dash, "operator")
+    meter.stop(kill=True)  # a power cut: the broker's last will tells the cloud
+    expect(row.locator("td.state")).to_have_text("Offline", timeout=WAIT_MS)
+
+
+def test_the_page_recovers_after_the_cloud_restarts(stack, dash):
+    meter = stack.customer()
+    sign_in(dash, stack.cloud.url, meter.registration["api_key"])
+    expect(dash.locator("#live")).to_have_attribute("data-state", "live")
+    stack.cloud.stop()
+    expect(dash.locator("#live")).to_have_attribute("data-state", "down", timeout=WAIT_MS)
+    stack.cloud.start()
+    expect(dash.locator("#live")).to_have_attribute("data-state", "live", timeout=WAIT_MS)
+    # a payment made after the restart reaches the page through the new stream
+    stack.daraja.outcome("success")
+    stack.cloud.stk_push(meter.meter_no, 70, key=meter.registration["api_key"])
+    wait_balance(dash, above=6000)
