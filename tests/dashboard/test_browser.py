@@ -6,7 +6,7 @@ import re
 
 from playwright.sync_api import expect
 
-from conftest import screenshot, sign_in
+from tests.dashboard.dash_rig import customer, screenshot, sign_in
 
 WAIT_MS = 30_000
 
@@ -30,7 +30,7 @@ def wait_balance(page, above=None, below=None):
 
 
 def test_sign_in_pay_from_the_page_and_watch_it_bill_down(stack, dash):
-    meter = stack.customer()  # opening balance 0: the relay is open for no credit
+    meter = customer(stack)  # opening balance 0: the relay is open for no credit
     sign_in(dash, stack.cloud.url, meter.registration["api_key"])
     expect(dash.locator("#meter-title")).to_contain_text(meter.meter_no)
     expect(dash.locator("#relay")).to_have_text("Off", timeout=WAIT_MS)
@@ -53,11 +53,11 @@ def test_sign_in_pay_from_the_page_and_watch_it_bill_down(stack, dash):
     wait_balance(dash, below=credited)  # billed down, told by telemetry
     assert dash.evaluate("window.__notReloaded") is True
     screenshot(dash, "customer")
-    assert not dash.console_errors
+    assert not dash.problems
 
 
 def test_a_cancelled_payment_shows_its_reason(stack, dash):
-    meter = stack.customer(start=False)
+    meter = customer(stack, start=False)
     sign_in(dash, stack.cloud.url, meter.registration["api_key"])
     stack.daraja.outcome("cancelled")
     dash.get_by_label("Amount (KES)").fill("50")
@@ -71,7 +71,7 @@ def test_a_cancelled_payment_shows_its_reason(stack, dash):
 
 
 def test_the_hourly_chart_shows_the_stored_history(stack, dash):
-    meter = stack.customer(start=False)
+    meter = customer(stack, start=False)
     seed_history(stack, meter.meter_no, "2026-11-30", {7: 120, 8: 340, 19: 910})
     sign_in(dash, stack.cloud.url, meter.registration["api_key"])
     table = dash.locator(".hourly-values")
@@ -103,8 +103,8 @@ def seed_history(stack, meter_no, date, hours):
 
 
 def test_a_customer_cannot_open_another_customers_meter(stack, dash):
-    mine = stack.customer(start=False)
-    theirs = stack.customer(start=False)
+    mine = customer(stack, start=False)
+    theirs = customer(stack, start=False)
     sign_in(dash, stack.cloud.url, mine.registration["api_key"])
     expect(dash.locator("#meter-title")).to_contain_text(mine.meter_no)
     dash.goto(stack.cloud.url + "/#/meter/" + theirs.meter_no)
@@ -113,7 +113,7 @@ def test_a_customer_cannot_open_another_customers_meter(stack, dash):
 
 
 def test_the_operator_sees_a_meter_go_offline(stack, dash):
-    meter = stack.customer()
+    meter = customer(stack)
     dash.set_viewport_size({"width": 1280, "height": 800})
     sign_in(dash, stack.cloud.url, stack.cloud.operator_key)
     dash.get_by_label("Filter by meter number").fill(meter.meter_no)
@@ -125,7 +125,7 @@ def test_the_operator_sees_a_meter_go_offline(stack, dash):
 
 
 def test_the_page_recovers_after_the_cloud_restarts(stack, dash):
-    meter = stack.customer()
+    meter = customer(stack)
     sign_in(dash, stack.cloud.url, meter.registration["api_key"])
     expect(dash.locator("#live")).to_have_attribute("data-state", "live")
     stack.cloud.stop()
