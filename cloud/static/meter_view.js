@@ -166,8 +166,11 @@ export class MeterView {
 
   async refreshStk() {
     if (!this.stk) return;
+    const asked = this.stk.checkout_request_id;
     try {
-      this.showStk(await get(`/api/payments/stk/${enc(this.stk.checkout_request_id)}`));
+      const stk = await get(`/api/payments/stk/${enc(asked)}`);
+      // a newer push started meanwhile: the old answer must not replace its status
+      if (this.stk.checkout_request_id === asked) this.showStk(stk);
     } catch (error) {
       if (!(error instanceof ApiError)) throw error;
     }
