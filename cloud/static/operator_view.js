@@ -1,5 +1,5 @@
 // The operator's desk: the fleet table a page at a time (the store's cursor query, so 10,000
-// meters cost one page each), STK activity as it happens, unmatched paybill payments and
+// meters cost one page each), pending and failed STK requests (live), unmatched paybill payments and
 // routing them, and registering a customer with a meter.
 import { enc, get, post } from "./api.js";
 import { field, h, kes, when } from "./dom.js";
@@ -30,8 +30,9 @@ export class OperatorView {
     this.rows = [];
     this.sortKey = "meter_no";
     this.sortUp = true;
-    this.filter = "";
-    this.stkSeen = new Map();
+    this.prefix = "";
+    this.filterTimer = null;
+    this.stkTimer = null;
     this.refreshTimer = null;
     this.root = h("section", { class: "operator" });
   }
@@ -40,21 +41,27 @@ export class OperatorView {
     const { t } = this.ctx;
     this.tableBox = h("div", { class: "scroll" });
     this.pager = h("div", { class: "pager" });
-    this.stkBox = h("ul", { id: "stk-activity" });
+    this.stkBoxes = { pending: h("ul", { id: "stk-pending" }), failed: h("ul", { id: "stk-failed" }) };
     this.unmatchedBox = h("div", { id: "unmatched" });
-    const filter = h("input", { id: "fleet-filter", type: "search", oninput: (e) => { this.filter = e.target.value.trim().toUpperCase(); this.drawTable(); } });
+    // The store finds the prefix (10,000 meters are never all in the page); typing settles first.
+    const filter = h("input", { id: "fleet-filter", type: "search", oninput: (e) => {
+      clearTimeout(this.filterTimer);
+      this.filterTimer = setTimeout(() => { this.prefix = e.target.value; this.cursors = [null]; this.loadPage(); }, 200);
+    } });
     this.root.replaceChildren(
       h("h2", {}, t("fleet")), field(t("filter"), filter), this.tableBox, this.pager,
-      h("h3", {}, t("pending_stk")), this.stkBox,
+      h("h3", {}, t("stk_pending_list")), this.stkBoxes.pending,
+      h("h3", {}, t("stk_failed_list")), this.stkBoxes.failed,
       h("h3", {}, t("unmatched")), this.unmatchedBox,
       this.registerForm());
     container.replaceChildren(this.root);
-    await Promise.all([this.loadPage(), this.loadUnmatched()]);
+    await Promise.all([this.loadPage(), this.loadUnmatched(), this.loadStk()]);
   }
 
   async loadPage() {
     const cursor = this.cursors[this.cursors.length - 1];
-    const query = `limit=${PAGE}` + (cursor ? `&after=${enc(cursor)}` : "");
+    const query = `limit=${PAGE}` + (cursor ? `&after=${enc(cursor)}` : "") +
+      (this.prefix ? `&prefix=${enc(this.prefix)}` : "");
     const page = await get(`/api/fleet?${query}`);
     this.rows = page.meters.map(row);
     this.next = page.next;
@@ -63,7 +70,7 @@ export class OperatorView {
 
   drawTable() {
     const { t } = this.ctx;
-    const shown = this.rows.filter((r) => !this.filter || r.meter_no.includes(this.filter));
+    const shown = [...this.rows];
     const dir = this.sortUp ? 1 : -1;
     shown.sort((a, b) => {
       const x = a[this.sortKey], y = b[this.sortKey];
@@ -128,19 +135,21 @@ export class OperatorView {
     field(t("meter_no"), meterNo), h("button", { type: "submit" }, t("register")), result);
   }
 
-  async showStk(checkout) {
+  async loadStk() {
     const { t } = this.ctx;
-    const stk = await get(`/api/payments/stk/${enc(checkout)}`).catch(() => null);
-    if (!stk) return;
-    let item = this.stkSeen.get(checkout);
-    if (!item) { item = h("li"); this.stkSeen.set(checkout, item); this.stkBox.prepend(item); }
-    item.dataset.state = stk.status;
-    item.textContent = `${when(stk.created_at)} · ${stk.meter_no} · ${kes(stk.amount_cents)} · ${stk.status}` +
-      (stk.reason ? ` (${stk.reason})` : "");
+    for (const [status, box] of Object.entries(this.stkBoxes)) {
+      const list = await get(`/api/payments/stk?status=${status}&limit=20`).catch(() => []);
+      box.replaceChildren(...(list.length ? list.map((stk) => h("li", { dataset: { checkout: stk.checkout_request_id, state: stk.status } },
+        `${when(stk.created_at)} · ${stk.meter_no} · ${kes(stk.amount_cents)}` + (stk.reason ? ` · ${stk.reason}` : "")))
+        : [h("li", { class: "none" }, t("no_unmatched"))]));
+    }
   }
 
   onEvent(event) {
-    if (event.kind === "stk" && event.checkout_request_id) this.showStk(event.checkout_request_id);
+    if (event.kind === "stk" || event.kind === "resync") {
+      clearTimeout(this.stkTimer);
+      this.stkTimer = setTimeout(() => this.loadStk(), 100);
+    }
     const onPage = event.kind === "resync" || this.rows.some((r) => r.meter_no === event.meter_no);
     if (!onPage) return;
     clearTimeout(this.refreshTimer);
@@ -150,6 +159,6 @@ export class OperatorView {
   onReconnect() {
     this.loadPage();
     this.loadUnmatched();
-    for (const checkout of this.stkSeen.keys()) this.showStk(checkout);
+    this.loadStk();
   }
 }

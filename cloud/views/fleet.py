@@ -24,11 +24,13 @@ async def me(request):
 
 @routes.get("/api/fleet")
 async def fleet(request):
-    """?after=<meter_no>&limit=N: the next page after a cursor; `next` is the following
-    page's cursor, or null on the last page."""
+    """?after=<meter_no>&limit=N&prefix=<start of a meter number>: the next page after a
+    cursor; `next` is the following page's cursor, or null on the last page."""
     require_operator(await principal(request))
     after = request.query.get("after", "")[:_MAX_CURSOR] or None
     limit = query_int(request, "limit", 50, 1, 500)
-    meters = await request.app[METERS].page(after, limit)
+    # typed as the customer would: "dash 00" finds DASH0001 (the canonical form's letters)
+    prefix = "".join(c for c in request.query.get("prefix", "") if c.isascii() and c.isalnum())
+    meters = await request.app[METERS].page(after, limit, prefix.upper()[:_MAX_CURSOR] or None)
     cursor = meters[-1]["meter_no"] if len(meters) == limit else None
     return web.json_response({"meters": meters, "next": cursor})

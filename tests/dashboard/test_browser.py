@@ -112,7 +112,7 @@ def test_a_customer_cannot_open_another_customers_meter(stack, dash):
     expect(dash.locator("#balance")).to_have_count(0)
 
 
-def test_the_operator_sees_a_meter_go_offline(stack, dash):
+def test_the_operator_sees_a_meter_go_offline_and_a_failed_payment(stack, dash):
     meter = customer(stack)
     dash.set_viewport_size({"width": 1280, "height": 800})
     sign_in(dash, stack.cloud.url, stack.cloud.operator_key)
@@ -122,6 +122,11 @@ def test_the_operator_sees_a_meter_go_offline(stack, dash):
     screenshot(dash, "operator")
     meter.stop(kill=True)  # a power cut: the broker's last will tells the cloud
     expect(row.locator("td.state")).to_have_text("Offline", timeout=WAIT_MS)
+    # the desk's failed STK list follows live, with the reason the customer got
+    stack.daraja.outcome("cancelled")
+    stack.cloud.stk_push(meter.meter_no, 30, key=meter.registration["api_key"])
+    failed = dash.locator("#stk-failed li", has_text=meter.meter_no)
+    expect(failed).to_contain_text("cancelled on the phone", timeout=WAIT_MS)
 
 
 def test_the_page_recovers_after_the_cloud_restarts(stack, dash):

@@ -1,6 +1,6 @@
 """The dashboard's server side through the real app (SQLite, the Daraja stand-in): the page
 and its files, stream tickets, the event stream's per-customer filtering, /api/me and the
-fleet pages. The browser itself is in test_browser.py."""
+fleet pages, the STK desk. The browser itself is in test_browser.py."""
 
 import asyncio
 import json
@@ -161,3 +161,26 @@ async def test_the_fleet_comes_in_pages_for_operators_only(harness):
                                            headers=harness.op())).json()
     assert [m["meter_no"] for m in rest["meters"]] == ["MTR0004", "MTR0009"]
     assert rest["next"] is None
+    found = await (await harness.client.get("/api/fleet?prefix=mtr-000",
+                                            headers=harness.op())).json()
+    assert [m["meter_no"] for m in found["meters"]] == ["MTR0000", "MTR0001", "MTR0002",
+                                                       "MTR0003", "MTR0004", "MTR0009"]
+    one = await (await harness.client.get("/api/fleet?prefix=MTR0009", headers=harness.op())).json()
+    assert [m["meter_no"] for m in one["meters"]] == ["MTR0009"]
+
+
+async def test_the_desk_lists_failed_stk_requests_with_their_reason(harness):
+    _, auth, meter_no, _ = await harness.customer_with_meter()
+    await harness.sandbox_settings(default_outcome="wrong_pin", callback_delay_s=0)
+    feed = await stream(harness, harness.op())
+    assert (await harness.stk_push(auth, meter_no)).status == 201
+    while (await read_event(feed))[1]["status"] != "failed":
+        pass
+    feed.close()
+    assert (await harness.client.get("/api/payments/stk?status=failed", headers=auth)).status == 403
+    resp = await harness.client.get("/api/payments/stk?status=failed", headers=harness.op())
+    [failed] = await resp.json()
+    assert failed["meter_no"] == meter_no and failed["reason"] == "wrong M-Pesa PIN"
+    assert await (await harness.client.get("/api/payments/stk", headers=harness.op())).json() == []
+    bad = await harness.client.get("/api/payments/stk?status=lost", headers=harness.op())
+    assert bad.status == 400
