@@ -23,17 +23,26 @@ function valuesTable(t, labelName, rows, cls) {
         h("tr", {}, h("td", {}, label), h("td", { class: "num" }, String(wh)))))));
 }
 
-async function barChart(box, xs, ys, xLabel) {
+async function barChart(box, xs, ys, xAxis) {
   const UPlot = await loadUPlot();
   if (!UPlot) return;
   const width = Math.max(260, Math.min(box.clientWidth || 320, 720));
   const bars = UPlot.paths && UPlot.paths.bars ? UPlot.paths.bars({ size: [0.7, 40] }) : undefined;
   new UPlot({
     width, height: 180, legend: { show: false }, cursor: { show: false },
-    scales: { x: { time: false } },
-    axes: [{ label: xLabel }, {}],
-    series: [{}, { label: "Wh", stroke: "#1f7a4d", fill: "rgba(31,122,77,0.35)", paths: bars }],
+    scales: { x: { time: xAxis.time } },
+    axes: [xAxis, {}],
+    series: [{}, { label: "Wh", stroke: "#1f7a4d", fill: "rgba(31,122,77,0.35)", paths: bars,
+                   points: { show: false } }],
   }, [xs, ys], box);
+}
+
+// The last 30 local days ending today, as YYYY-MM-DD (the meters' days are Nairobi days).
+function lastDays(n) {
+  const fmt = new Intl.DateTimeFormat("en-CA", { timeZone: "Africa/Nairobi" });
+  const today = Date.parse(fmt.format(new Date()) + "T00:00:00Z");
+  return Array.from({ length: n }, (_, i) => new Date(today - (n - 1 - i) * 86400000)
+    .toISOString().slice(0, 10));
 }
 
 export async function hourlyChart(t, day) {
@@ -44,7 +53,7 @@ export async function hourlyChart(t, day) {
     h("figcaption", {}, t("hourly", { date: day.date })), box,
     valuesTable(t, t("hour"), hours.filter((i) => (day.readings || {})[String(i).padStart(2, "0")] != null)
       .map((i) => [String(i).padStart(2, "0") + ":00", wh[i]]), "hourly-values"));
-  barChart(box, hours, wh, t("hour"));
+  barChart(box, hours, wh, { label: t("hour"), time: false });
   return section;
 }
 
@@ -53,6 +62,10 @@ export async function dailyChart(t, days) {
   const section = h("figure", { class: "chart-box daily" },
     h("figcaption", {}, t("daily")), box,
     valuesTable(t, t("date"), days.map((d) => [d.date, d.total_consumption_wh]), "daily-values"));
-  barChart(box, days.map((_, i) => i + 1), days.map((d) => d.total_consumption_wh), t("date"));
+  // every day of the month on the axis, the ones without readings at zero
+  const byDate = new Map(days.map((d) => [d.date, d.total_consumption_wh]));
+  const dates = lastDays(30);
+  barChart(box, dates.map((d) => Date.parse(d + "T00:00:00Z") / 1000),
+    dates.map((d) => byDate.get(d) ?? 0), { label: t("date"), time: true });
   return section;
 }

@@ -21,15 +21,19 @@ def _missing():
 MISSING = _missing()
 
 
-def customer(stack, start=True):
+def customer(stack, start=True, **options):
     """A customer and their meter registered through the API; the meter's process started
-    (online, opening balance 0) unless start=False."""
-    return stack.meter(stack.new_meter_no("DASH"), start=start, speed=METER_SPEED)
+    (online; opening balance 0 and a 1 kW load unless `options` say otherwise) unless
+    start=False."""
+    return stack.meter(stack.new_meter_no("DASH"), start=start, speed=METER_SPEED, **options)
 
 
-def sign_in(page, url, key):
+def sign_in(page, url, key, shot=None):
+    """Sign in through the form; `shot` names a screenshot of the filled-in form."""
     page.goto(url + "/")
     page.get_by_label("API key").fill(key)
+    if shot:
+        screenshot(page, shot)
     page.get_by_role("button", name="Sign in").click()
 
 

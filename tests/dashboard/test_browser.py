@@ -2,13 +2,16 @@
 processes: the cloud, its broker, the Daraja stand-in and simulated meters running the
 firmware. Each test names what a customer or an operator sees, and waits for it on the page
 (Playwright's auto-waiting), never on a timer."""
+import datetime
 import re
 
 from playwright.sync_api import expect
 
 from tests.dashboard.dash_rig import customer, screenshot, sign_in
+from tests.e2e.e2e_rig import mita_procs
 
 WAIT_MS = 30_000
+EAT = datetime.timezone(datetime.timedelta(hours=3))  # the meters' and the history's days
 
 
 def balance_cents(page):
@@ -52,13 +55,12 @@ def test_sign_in_pay_from_the_page_and_watch_it_bill_down(stack, dash):
     credited = balance_cents(dash)
     wait_balance(dash, below=credited)  # billed down, told by telemetry
     assert dash.evaluate("window.__notReloaded") is True
-    screenshot(dash, "customer")
     assert not dash.problems
 
 
 def test_a_cancelled_payment_shows_its_reason(stack, dash):
     meter = customer(stack, start=False)
-    sign_in(dash, stack.cloud.url, meter.registration["api_key"])
+    sign_in(dash, stack.cloud.url, meter.registration["api_key"], shot="sign-in")
     stack.daraja.outcome("cancelled")
     dash.get_by_label("Amount (KES)").fill("50")
     dash.get_by_label("M-Pesa phone number").fill("0712345678")
@@ -68,19 +70,29 @@ def test_a_cancelled_payment_shows_its_reason(stack, dash):
     expect(status).to_contain_text("cancelled on the phone")
     dash.select_option("#lang", "sw")
     expect(dash.locator("#meter-title")).to_contain_text("Mita")
+    expect(dash.get_by_label("Kiasi (KES)")).to_be_visible()
 
 
-def test_the_hourly_chart_shows_the_stored_history(stack, dash):
-    meter = customer(stack, start=False)
-    seed_history(stack, meter.meter_no, "2026-11-30", {7: 120, 8: 340, 19: 910})
+def test_the_charts_show_the_stored_history_and_the_days_left_follow_from_it(stack, dash):
+    # a near-idle meter holding KES 430: a day of the seeded history costs KES 41.10
+    meter = customer(stack, balance_cents=43_000, watts=1)
+    yesterday = (datetime.datetime.now(EAT) - datetime.timedelta(days=1)).date().isoformat()
+    seed_history(stack, meter.meter_no, yesterday, {7: 120, 8: 340, 19: 910})
     sign_in(dash, stack.cloud.url, meter.registration["api_key"])
-    table = dash.locator(".hourly-values")
-    expect(dash.locator(".hourly figcaption")).to_contain_text("2026-11-30")
-    rows = table.locator("tbody tr")
+    expect(dash.locator(".hourly figcaption")).to_contain_text(yesterday)
+    rows = dash.locator(".hourly-values tbody tr")
     expect(rows).to_have_count(3)
     assert [rows.nth(i).locator("td").all_text_contents() for i in range(3)] == [
         ["07:00", "120"], ["08:00", "340"], ["19:00", "910"]]
     expect(dash.locator(".hourly canvas")).to_have_count(1)  # uPlot drew it
+    daily = dash.locator(".daily-values tbody tr", has_text=yesterday)
+    expect(daily.locator("td").nth(1)).to_have_text("1370")
+    expect(dash.locator("#days-left")).to_have_text("about 10 days", timeout=WAIT_MS)
+    # paid from the phone's own menu (paybill, the meter number as the account): live too
+    mita_procs.paybill(stack.daraja.url, meter.meter_no, 50)
+    expect(dash.locator("#payments .receipt")).to_have_count(1, timeout=WAIT_MS)
+    expect(dash.locator("#days-left")).to_have_text("about 11 days", timeout=WAIT_MS)
+    screenshot(dash, "customer")
 
 
 def seed_history(stack, meter_no, date, hours):
@@ -117,6 +129,7 @@ def test_the_operator_sees_a_meter_go_offline_and_a_failed_payment(stack, dash):
     dash.set_viewport_size({"width": 1280, "height": 800})
     sign_in(dash, stack.cloud.url, stack.cloud.operator_key)
     dash.get_by_label("Filter by meter number").fill(meter.meter_no)
+    expect(dash.locator("#fleet tbody tr")).to_have_count(1)  # the store found the prefix
     row = dash.locator("#fleet tr[data-meter='%s']" % meter.meter_no)
     expect(row.locator("td.state")).to_have_text("Online", timeout=WAIT_MS)
     screenshot(dash, "operator")
