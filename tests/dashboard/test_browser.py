@@ -55,6 +55,8 @@ def test_sign_in_pay_from_the_page_and_watch_it_bill_down(stack, dash):
     credited = balance_cents(dash)
     wait_balance(dash, below=credited)  # billed down, told by telemetry
     assert dash.evaluate("window.__notReloaded") is True
+    # a phone's 360 px: nothing sticks out sideways (wide tables scroll in their own box)
+    assert dash.evaluate("document.documentElement.scrollWidth") <= 360
     assert not dash.problems
 
 
@@ -154,3 +156,22 @@ def test_the_page_recovers_after_the_cloud_restarts(stack, dash):
     stack.daraja.outcome("success")
     stack.cloud.stk_push(meter.meter_no, 70, key=meter.registration["api_key"])
     wait_balance(dash, above=6000)
+
+
+def test_the_operator_routes_a_mistyped_paybill_payment_and_registers_a_meter(stack, dash):
+    meter = customer(stack, start=False)
+    mita_procs.paybill(stack.daraja.url, "NOSUCHMETER9", 40)  # an account number typed wrong
+    dash.set_viewport_size({"width": 1280, "height": 800})
+    sign_in(dash, stack.cloud.url, stack.cloud.operator_key)
+    item = dash.locator("#unmatched li", has_text="NOSUCHMETER9")
+    item.get_by_label("Credit to meter").fill(meter.meter_no)
+    item.get_by_role("button", name="Credit").click()
+    expect(item).to_contain_text("Credited (credited)")
+    assert [t["amount_cents"] for t in stack.cloud.transactions(meter.meter_no)] == [4000]
+    dash.get_by_label("Name", exact=True).fill("Achieng Otieno")
+    dash.get_by_label("Meter number", exact=True).fill("new 7001")
+    dash.get_by_role("button", name="Register a customer and meter").click()
+    result = dash.locator("#reg-result")
+    expect(result).to_contain_text("Customer API key (shown once): mk_")
+    key = result.inner_text().split("(shown once): ")[1].split(".")[0]
+    assert stack.cloud.api("GET", "/api/me", key=key)[1]["meters"][0]["meter_no"] == "NEW7001"
