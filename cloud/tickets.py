@@ -35,9 +35,11 @@ class Tickets:
 
     def redeem(self, ticket):
         """The Principal a valid, unexpired, unused ticket names; AuthError otherwise."""
-        body, _, signature = (ticket or "").partition(".")
-        if not body or len(ticket) > 512 or not hmac.compare_digest(
-                self._sign(body.encode("ascii", "replace")), signature):
+        ticket = ticket or ""
+        body, _, signature = ticket.partition(".")
+        # compare_digest raises on non-ASCII text: anything but ASCII is refused first
+        if not body or len(ticket) > 512 or not ticket.isascii() or not hmac.compare_digest(
+                self._sign(body.encode("ascii")), signature):
             raise AuthError("unknown or expired ticket")
         claims = json.loads(base64.urlsafe_b64decode(body.encode("ascii")))
         now = self.clock()
