@@ -176,13 +176,14 @@ export class MeterView {
     }
   }
 
-  // The live feed's hint: coalesce a burst (ack, telemetry, status) into one re-read.
+  // The live feed's hint: a burst (ack, telemetry, status) becomes one re-read, and a steady
+  // stream of events still re-reads (a timer already set is kept, not pushed back).
   onEvent(event) {
     if (event && event.kind !== "resync" && event.meter_no !== this.meterNo) return;
     if (event && event.kind === "payment" && event.checkout_request_id) this.receipts.set(event.checkout_request_id, event.receipt);
     if (event && (event.kind === "stk" || event.kind === "payment")) this.refreshStk();
-    clearTimeout(this.refreshTimer);
-    this.refreshTimer = setTimeout(() => this.load(), 50);
+    if (this.refreshTimer) return;
+    this.refreshTimer = setTimeout(() => { this.refreshTimer = null; this.load(); }, 50);
   }
 
   onReconnect() {

@@ -146,14 +146,14 @@ export class OperatorView {
   }
 
   onEvent(event) {
-    if (event.kind === "stk" || event.kind === "resync") {
-      clearTimeout(this.stkTimer);
-      this.stkTimer = setTimeout(() => this.loadStk(), 100);
+    // At most one re-read per kind in flight: a fleet's telemetry is a steady stream of
+    // events, and the table re-reads its page at most every half second.
+    if ((event.kind === "stk" || event.kind === "resync") && !this.stkTimer) {
+      this.stkTimer = setTimeout(() => { this.stkTimer = null; this.loadStk(); }, 100);
     }
     const onPage = event.kind === "resync" || this.rows.some((r) => r.meter_no === event.meter_no);
-    if (!onPage) return;
-    clearTimeout(this.refreshTimer);
-    this.refreshTimer = setTimeout(() => this.loadPage(), 100);
+    if (!onPage || this.refreshTimer) return;
+    this.refreshTimer = setTimeout(() => { this.refreshTimer = null; this.loadPage(); }, 500);
   }
 
   onReconnect() {
