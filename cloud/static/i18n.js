@@ -97,6 +97,11 @@ const STRINGS = {
   energy_wh: ["Energy (Wh)", "Nishati (Wh)"],
   chart_data: ["Values", "Thamani"],
   meter_title: ["Meter {meter}", "Mita {meter}"],
+  wifi: ["WiFi", "WiFi"],
+  boot: ["Last start", "Kuwashwa mwisho"],
+  tariff_version: ["Tariff version", "Toleo la bei"],
+  recharge_seq: ["Recharges sent", "Malipo yaliyotumwa"],
+  last_update: ["Balance reported", "Salio liliripotiwa"],
 };
 
 export const LANGS = ["en", "sw"];

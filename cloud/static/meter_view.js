@@ -87,6 +87,7 @@ export class MeterView {
       h("h3", {}, t("alerts")),
       alerts.length ? h("ul", { id: "alerts" }, alerts.map((a) => h("li", { class: "alert" }, t("alert_" + a))))
         : h("p", { id: "alerts" }, t("no_alerts")));
+    const details = this.ctx.me.role === "operator" ? this.details(meter) : null;
     const charts = h("section", { class: "charts" });
     if (latest) hourlyChart(t, latest).then((c) => charts.append(c));
     if (days.length) dailyChart(t, days).then((c) => charts.append(c));
@@ -101,9 +102,20 @@ export class MeterView {
     }
     const [summaryBox, alertsBox, chartsBox, paymentsBox] = this.boxes;
     summaryBox.replaceChildren(summary);
-    alertsBox.replaceChildren(alertList);
+    alertsBox.replaceChildren(...[alertList, details].filter(Boolean));
     chartsBox.replaceChildren(charts);
     paymentsBox.replaceChildren(this.paymentsTable(payments));
+  }
+
+  // What an operator needs to diagnose a meter, as its last status message reported it.
+  details(meter) {
+    const { t } = this.ctx;
+    const s = meter.status || {};
+    const rows = [["customer", meter.user_id], ["firmware", s.firmware], ["wifi", s.wifi_status],
+      ["boot", s.boot], ["tariff_version", s.tariff_version], ["recharge_seq", meter.recharge_seq],
+      ["last_update", when(meter.last_update)]];
+    return h("section", { class: "details" }, h("h3", {}, t("telemetry")),
+      h("dl", { id: "meter-details" }, rows.flatMap(([k, v]) => [h("dt", {}, t(k)), h("dd", {}, v ?? "—")])));
   }
 
   paymentsTable(payments) {

@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from cloud.firmware_source import load_firmware_module
 from tests.dashboard.dash_rig import MISSING, customer, screenshot, sign_in
 from tests.e2e.e2e_rig import mita_procs
 
@@ -16,6 +17,7 @@ if MISSING:
 from playwright.sync_api import expect  # noqa: E402
 
 WAIT_MS = 30_000
+FIRMWARE = load_firmware_module("__init__")["VERSION"]
 EAT = datetime.timezone(datetime.timedelta(hours=3))  # the meters' and the history's days
 
 
@@ -142,11 +144,15 @@ def test_the_operator_sees_a_meter_go_offline_and_a_failed_payment(stack, dash):
     screenshot(dash, "operator")
     meter.stop(kill=True)  # a power cut: the broker's last will tells the cloud
     expect(row.locator("td.state")).to_have_text("Offline", timeout=WAIT_MS)
+    expect(row.locator("td").nth(6)).to_have_text(FIRMWARE)  # the version it last reported
     # the desk's failed STK list follows live, with the reason the customer got
     stack.daraja.outcome("cancelled")
     stack.cloud.stk_push(meter.meter_no, 30, key=meter.registration["api_key"])
     failed = dash.locator("#stk-failed li", has_text=meter.meter_no)
     expect(failed).to_contain_text("cancelled on the phone", timeout=WAIT_MS)
+    row.get_by_role("link", name=meter.meter_no).click()  # the meter's own page
+    expect(dash.locator("#connection")).to_have_text("Offline")
+    expect(dash.locator("#meter-details")).to_contain_text("Firmware" + FIRMWARE)
 
 
 def test_the_page_recovers_after_the_cloud_restarts(stack, dash):
