@@ -41,6 +41,8 @@ def wait_balance(page, above=None, below=None):
 
 def test_sign_in_pay_from_the_page_and_watch_it_bill_down(stack, dash):
     meter = customer(stack)  # opening balance 0: the relay is open for no credit
+    with open(stack.cloud.proc.log_path) as log:  # `python -m cloud serve` says where it is
+        assert "dashboard: %s/" % stack.cloud.url in log.read()
     sign_in(dash, stack.cloud.url, meter.registration["api_key"])
     expect(dash.locator("#meter-title")).to_contain_text(meter.meter_no)
     expect(dash.locator("#relay")).to_have_text("Off", timeout=WAIT_MS)
