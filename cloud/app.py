@@ -12,9 +12,9 @@ from cloud.auth import MeterVerifier, UserAuthenticator
 from cloud.daraja import DarajaClient
 from cloud.errors import error_middleware
 from cloud.events import EventHub
-from cloud.keys import (CONFIG, DARAJA, EMBEDDED_SANDBOX, EVENTS, ID_TOKEN_VERIFIER, LINK, METER_AUTH,
-                        METERS, PAYMENTS, SETTLE_ENABLED, STARTED_AT, STORE, TICKETS,
-                        USER_AUTH)
+from cloud.keys import (CONFIG, DARAJA, EMBEDDED_SANDBOX, EVENTS, ID_TOKEN_VERIFIER, LINK,
+                        METER_AUTH, METERS, PAYMENTS, SETTLE_ENABLED, STARTED_AT, STORE,
+                        TICKETS, USER_AUTH)
 from cloud.link.broker import check_port_free
 from cloud.link.service import Link
 from cloud.meters import Meters

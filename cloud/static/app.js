@@ -48,7 +48,8 @@ function routeView() {
   if (state.me.meters.length === 1) return new MeterView(ctx, state.me.meters[0].meter_no);
   return {
     mount: (container) => container.replaceChildren(h("section", {}, h("h2", {}, state.t("my_meters")),
-      h("ul", {}, state.me.meters.map((m) => h("li", {}, h("a", { href: `#/meter/${encodeURIComponent(m.meter_no)}` }, m.meter_no)))))),
+      h("ul", {}, state.me.meters.map((m) => h("li", {},
+        h("a", { href: `#/meter/${encodeURIComponent(m.meter_no)}` }, m.meter_no)))))),
     onEvent() {}, onReconnect() {},
   };
 }

@@ -133,8 +133,10 @@ export class MeterView {
 
   payForm(meter) {
     const { t, me } = this.ctx;
-    const amount = h("input", { id: "pay-amount", name: "amount", type: "number", min: "1", step: "1", required: true, inputmode: "numeric" });
-    const phone = h("input", { id: "pay-phone", name: "phone", type: "tel", required: true, autocomplete: "tel", placeholder: "07XXXXXXXX" });
+    const amount = h("input", { id: "pay-amount", name: "amount", type: "number", min: "1",
+      step: "1", required: true, inputmode: "numeric" });
+    const phone = h("input", { id: "pay-phone", name: "phone", type: "tel", required: true,
+      autocomplete: "tel", placeholder: "07XXXXXXXX" });
     this.stkLine = h("p", { id: "stk-status", role: "status", "aria-live": "polite" });
     if (this.stk) this.showStk(this.stk);
     const form = h("form", { class: "pay", onsubmit: (e) => { e.preventDefault(); this.pay(amount.value, phone.value); } },
@@ -192,7 +194,9 @@ export class MeterView {
   // stream of events still re-reads (a timer already set is kept, not pushed back).
   onEvent(event) {
     if (event && event.kind !== "resync" && event.meter_no !== this.meterNo) return;
-    if (event && event.kind === "payment" && event.checkout_request_id) this.receipts.set(event.checkout_request_id, event.receipt);
+    if (event && event.kind === "payment" && event.checkout_request_id) {
+      this.receipts.set(event.checkout_request_id, event.receipt);
+    }
     if (event && (event.kind === "stk" || event.kind === "payment")) this.refreshStk();
     if (this.refreshTimer) return;
     this.refreshTimer = setTimeout(() => { this.refreshTimer = null; this.load(); }, 50);

@@ -87,8 +87,10 @@ export class OperatorView {
       h("td", {}, r.firmware)));
     this.tableBox.replaceChildren(h("table", { id: "fleet" }, h("thead", {}, head), h("tbody", {}, body)));
     this.pager.replaceChildren(...[
-      this.cursors.length > 1 && h("button", { type: "button", onclick: () => { this.cursors = [null]; this.loadPage(); } }, t("first_page")),
-      this.next && h("button", { type: "button", id: "next-page", onclick: () => { this.cursors.push(this.next); this.loadPage(); } }, t("next_page")),
+      this.cursors.length > 1 && h("button", { type: "button",
+        onclick: () => { this.cursors = [null]; this.loadPage(); } }, t("first_page")),
+      this.next && h("button", { type: "button", id: "next-page",
+        onclick: () => { this.cursors.push(this.next); this.loadPage(); } }, t("next_page")),
     ].filter(Boolean));
   }
 
@@ -139,7 +141,8 @@ export class OperatorView {
     const { t } = this.ctx;
     for (const [status, box] of Object.entries(this.stkBoxes)) {
       const list = await get(`/api/payments/stk?status=${status}&limit=20`).catch(() => []);
-      box.replaceChildren(...(list.length ? list.map((stk) => h("li", { dataset: { checkout: stk.checkout_request_id, state: stk.status } },
+      box.replaceChildren(...(list.length ? list.map((stk) => h("li",
+        { dataset: { checkout: stk.checkout_request_id, state: stk.status } },
         `${when(stk.created_at)} · ${stk.meter_no} · ${kes(stk.amount_cents)}` + (stk.reason ? ` · ${stk.reason}` : "")))
         : [h("li", { class: "none" }, t("no_unmatched"))]));
     }
