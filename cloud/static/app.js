@@ -55,7 +55,13 @@ function routeView() {
 }
 
 async function show() {
+  const previous = state.view;
   state.view = routeView();
+  if (previous && previous.meterNo && previous.meterNo === state.view.meterNo) {
+    // same meter, new words (a language change): the payment under way stays on screen
+    state.view.stk = previous.stk;
+    state.view.receipts = previous.receipts;
+  }
   await state.view.mount(main);
 }
 
@@ -90,6 +96,7 @@ function stop(message) {
   if (state.feed) state.feed.stop();
   state.feed = null;
   state.me = null;
+  state.view = null;
   credentials.clear();
   signOut.hidden = true;
   liveBadge.textContent = "";

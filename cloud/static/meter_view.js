@@ -170,7 +170,10 @@ export class MeterView {
       line.textContent = t("stk_success", { receipt: this.receipts.get(stk.checkout_request_id) || "" });
       line.className = "good";
     } else if (stk.status === "failed") {
-      line.textContent = t("stk_failed", { reason: stk.reason || stk.result_desc || "" });
+      // the API's reason is English; known codes have their words in both languages
+      const key = `stk_code_${stk.result_code}`;
+      const reason = t(key) !== key ? t(key) : stk.reason || stk.result_desc || "";
+      line.textContent = t("stk_failed", { reason });
       line.className = "bad";
     } else {
       line.textContent = t("stk_pending");

@@ -82,6 +82,7 @@ def test_a_cancelled_payment_shows_its_reason(stack, dash):
     dash.select_option("#lang", "sw")
     expect(dash.locator("#meter-title")).to_contain_text("Mita")
     expect(dash.get_by_label("Kiasi (KES)")).to_be_visible()
+    expect(dash.locator("#stk-status")).to_have_text("Haijalipwa: lilighairiwa kwenye simu.")
 
 
 def test_the_charts_show_the_stored_history_and_the_days_left_follow_from_it(stack, dash):
