@@ -24,7 +24,15 @@ async def index(request):
                                      "Content-Type": "text/html; charset=utf-8"})
 
 
+async def _revalidate_static(request, response):
+    # The API's "no-store" would send every module again on each visit over a phone's data
+    # bundle: the files may be kept, and are asked about (304 when unchanged) every time.
+    if request.path.startswith("/static/") and response.status in (200, 304):
+        response.headers["Cache-Control"] = "no-cache"
+
+
 def setup_dashboard(app):
+    app.on_response_prepare.append(_revalidate_static)
     app.router.add_get("/", index)
     # the longer prefix first: /static/ would otherwise answer (404) for the vendor files
     if os.path.isdir(UPLOT_DIST):

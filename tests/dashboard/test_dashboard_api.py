@@ -51,6 +51,12 @@ async def test_the_page_and_its_files_are_served_same_origin(harness):
                  "/static/vendor/uplot/uPlot.esm.js", "/static/vendor/uplot/uPlot.min.css"):
         assert (await harness.client.get(path)).status == 200, path
     assert (await harness.client.get("/static/../app.py")).status in (403, 404)
+    module = await harness.client.get("/static/app.js")
+    assert module.headers["Cache-Control"] == "no-cache"  # kept, but asked about each time
+    again = await harness.client.get("/static/app.js", headers={
+        "If-Modified-Since": module.headers["Last-Modified"]})
+    assert again.status == 304
+    assert (await harness.client.get("/api/me")).headers["Cache-Control"] == "no-store"
     # the API keeps its own stricter policy
     api = await harness.client.get("/health")
     assert api.headers["Content-Security-Policy"].startswith("default-src 'none'")
