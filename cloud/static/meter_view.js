@@ -149,6 +149,9 @@ export class MeterView {
 
   async pay(amount, phone) {
     const { t } = this.ctx;
+    const button = this.form.querySelector("button[type=submit]");
+    if (button.disabled) return; // a double tap must not ask for a second prompt
+    button.disabled = true;
     this.stkLine.textContent = t("stk_pending");
     this.stkLine.className = "pending";
     try {
@@ -157,6 +160,8 @@ export class MeterView {
     } catch (error) {
       this.stkLine.textContent = t("error", { message: error.message });
       this.stkLine.className = "bad";
+    } finally {
+      button.disabled = false;
     }
   }
 
