@@ -73,6 +73,7 @@ def serve(config):
     logging.getLogger("mita").info("serving", extra={
         "port": config.port, "store": config.store,
         "daraja": config.daraja_base_url or "embedded stand-in"})
+    print(f"dashboard: http://127.0.0.1:{config.port}/", flush=True)
     serve_forever(app, config)
 
 

@@ -12,14 +12,17 @@ from cloud.abuse import AbuseGuard
 from cloud.auth import MeterVerifier, UserAuthenticator
 from cloud.daraja import DarajaClient
 from cloud.errors import error_middleware
-from cloud.keys import (ABUSE, CONFIG, DARAJA, EMBEDDED_SANDBOX, ID_TOKEN_VERIFIER, LINK, METER_AUTH,
-                        METERS, PAYMENTS, SETTLE_ENABLED, STARTED_AT, STORE, USER_AUTH)
+from cloud.events import EventHub
+from cloud.keys import (ABUSE, CONFIG, DARAJA, EMBEDDED_SANDBOX, EVENTS, ID_TOKEN_VERIFIER, LINK,
+                        METER_AUTH, METERS, PAYMENTS, SETTLE_ENABLED, STARTED_AT, STORE,
+                        TICKETS, USER_AUTH)
 from cloud.link.broker import check_port_free
 from cloud.link.service import Link
 from cloud.meters import Meters
 from cloud.payments import Payments
 from cloud.settle import running_settler
 from cloud.store import open_store
+from cloud.tickets import Tickets
 from cloud.views import setup_routes
 from cloud.views.middleware import (access_log_middleware, add_security_headers,
                                     cors_middleware)
@@ -96,7 +99,8 @@ def _daraja_ctx(given):
 
 def _link_ctx(bridge_options):
     async def ctx(app):
-        link = Link(app[CONFIG].link, app[STORE], bridge_options)
+        options = dict(bridge_options or {}, on_event=app[EVENTS].publish)
+        link = Link(app[CONFIG].link, app[STORE], options)
         app[LINK] = link
         app[METERS] = Meters(app[STORE], link)
         await link.start()
@@ -110,13 +114,18 @@ def _link_ctx(bridge_options):
 async def _payments_ctx(app):
     config = app[CONFIG]
     # Pull-only delivery: a recorded recharge only tells the link to look (docs/architecture.md).
-    payments = Payments(app[STORE], app[DARAJA], config, on_recharge=app[LINK].kick)
+    payments = Payments(app[STORE], app[DARAJA], config, on_recharge=app[LINK].kick,
+                        on_event=app[EVENTS].publish)
     app[PAYMENTS] = payments
     if not app[SETTLE_ENABLED]:
         yield
         return
     async with running_settler(payments, config.settle_every_s):
         yield
+
+
+async def _close_events(app):
+    app[EVENTS].close()
 
 
 def create_app(config, *, store=None, daraja=None, verify_id_token=None, settle=True,
@@ -133,6 +142,10 @@ def create_app(config, *, store=None, daraja=None, verify_id_token=None, settle=
     app[CONFIG] = config
     app[STARTED_AT] = time.monotonic()
     app[SETTLE_ENABLED] = settle
+    app[EVENTS] = EventHub()
+    app[TICKETS] = Tickets()
+    # Open event streams end first, or shutdown would wait out their keep-alives.
+    app.on_shutdown.append(_close_events)
     if verify_id_token is not None:
         app[ID_TOKEN_VERIFIER] = verify_id_token
     link = config.link

@@ -45,6 +45,15 @@ class Meters:
         broker = self.link.meter_registered(meter["meter_no"], device_key)
         return dict(public_meter(meter), device_key=device_key, **broker)
 
+    async def for_user(self, user_id):
+        return await self.store.list_meters(user_id)
+
+    async def page(self, after, limit, prefix=None):
+        """One page of the fleet, in meter_no order after the cursor `after`; with `prefix`
+        only the meters whose (canonical) number starts with it."""
+        found = await self.store.list_meters_page(after, limit, prefix)
+        return [public_meter(m) for m in found]
+
     # -- what a meter reports itself (signed requests, checked by the view) ----------------
     async def report_balance(self, meter_no, balance_cents, now_ms):
         await self.store.update_meter_balance(meter_no, balance_cents, now_ms)

@@ -82,13 +82,16 @@ def _now_ms(clock):
 class Payments:
     """Holds the store and Daraja client; every credit goes through store.record_payment."""
 
-    def __init__(self, store, daraja, config, on_recharge=None, clock=time.time):
+    def __init__(self, store, daraja, config, on_recharge=None, clock=time.time,
+                 on_event=None):
         self.store = store
         self.daraja = daraja
         self.config = config
         # Told the meter number after a recharge is recorded (the link's kick): the recharge
         # itself stays in the store, where the link's one sender reads it.
         self.on_recharge = on_recharge
+        # Told what changed for a meter, after the store has it (the dashboard's live feed).
+        self.on_event = on_event or (lambda meter_no, kind, **fields: None)
         self.clock = clock
         self.counters = dict.fromkeys((
             "credited", "duplicates", "failed", "unknown_callbacks", "orphans_claimed",
@@ -167,6 +170,7 @@ class Payments:
                 "checkout_request_id": checkout, "meter_no": meter_no,
                 "amount_cents": request["amount_cents"]})
             raise
+        self.on_event(meter_no, "stk", checkout_request_id=checkout, status="pending")
         orphan = self._orphans.pop(checkout, None)
         if orphan is not None:
             self.counters["orphans_claimed"] += 1
@@ -278,6 +282,8 @@ class Payments:
                 return "duplicate"
             await self.store.fail_stk_request(request["checkout_request_id"], result.result_code,
                                               result.result_desc, now)
+            self.on_event(request["meter_no"], "stk",
+                          checkout_request_id=request["checkout_request_id"], status="failed")
             self.counters["failed"] += 1
             return "failed"
         if (request["status"] == "failed"
@@ -340,6 +346,8 @@ class Payments:
             self.counters["duplicates"] += 1
             return "duplicate"
         self.counters["credited"] += 1
+        self.on_event(request["meter_no"], "payment", receipt=receipt,
+                      checkout_request_id=request.get("checkout_request_id"))
         log.info("payment credited", extra={
             "receipt": receipt, "meter_no": request["meter_no"], "amount_cents": amount_cents,
             "source": source})

@@ -55,6 +55,7 @@ async def _settle_one(payments, request, now):
     desc = reply.get("ResultDesc")
     await payments.store.fail_stk_request(checkout, code, desc if isinstance(desc, str) else "",
                                           now)
+    payments.on_event(current["meter_no"], "stk", checkout_request_id=checkout, status="failed")
     payments.counters["failed"] += 1
     return "failed"
 
@@ -66,6 +67,8 @@ async def _maybe_give_up(payments, request, now):
     desc = f"timeout: no result from M-Pesa after {int(give_up_s)} s"
     if await payments.store.fail_stk_request(request["checkout_request_id"], GAVE_UP_CODE,
                                              desc, now):
+        payments.on_event(request["meter_no"], "stk",
+                          checkout_request_id=request["checkout_request_id"], status="failed")
         payments.counters["gave_up"] += 1
     return "gave_up"
 

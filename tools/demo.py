@@ -56,6 +56,14 @@ def install_cleanup(folder):
     return cleanup
 
 
+def dashboard_text(url, customer_key, operator_key):
+    """Where to watch the walk live in a browser, and the keys to sign in with."""
+    return "\n".join([
+        "dashboard: %s/  (open it now: the balance, the relay and the payment move live)" % url,
+        "  sign in as the customer with API key  %s" % customer_key,
+        "  sign in as the operator with key      %s" % operator_key])
+
+
 def try_more_text(api_url, registration, broker_port, daraja_url, operator_key):
     py = os.path.relpath(sys.executable) if sys.executable.startswith(os.getcwd()) \
         else sys.executable
@@ -143,6 +151,7 @@ def demo(args):
         say("registered customer %s and meter %r as %s through the API (POST /api/users, "
             "POST /api/meters); its device key was shown once" % (
                 registration["user_id"][:8], DEMO_METER, registration["meter_no"]))
+        say(dashboard_text(cloud.url, registration["api_key"], cloud.operator_key))
         more = try_more_text(cloud.url, registration, cloud.broker_port, cloud.daraja_url,
                              cloud.operator_key)
         if panel:

@@ -31,13 +31,16 @@ class Bridge:
     """
 
     def __init__(self, store, broker, *, resend_every_s=30.0, void_after_s=900.0,
-                 backoff_s=(0.2, 30.0), clock=time.time, monotonic=time.monotonic):
+                 backoff_s=(0.2, 30.0), clock=time.time, monotonic=time.monotonic,
+                 on_event=None):
         self.store = store
         self.broker = broker
         self.resend_every_s = resend_every_s
         self.backoff_s = backoff_s
         self.clock = clock
         self.monotonic = monotonic
+        # Told what changed for a meter once the store has it (the dashboard's live feed).
+        self.on_event = on_event or (lambda meter_no, kind, **fields: None)
         self.counters = dict.fromkeys((
             "connects", "connect_failures", "received", "malformed", "oversized",
             "unknown_meter", "unknown_ack", "published", "publish_failures", "recharges_sent",
@@ -193,6 +196,7 @@ class Bridge:
         online = fields["state"] == "online"
         await self.store.update_meter_status(meter, fields, self._now_ms())
         await self._set_alerts(meter, {"connection_lost": not online})
+        self.on_event(meter, "status", state=fields["state"])
         channel = self.channel(meter)
         channel.online = online
         if online:
@@ -252,6 +256,7 @@ class Bridge:
                                                           "reason": reason})
         if balance is not None:
             await self.store.update_meter_balance(meter, balance, self._now_ms())
+        self.on_event(meter, "recharge", seq=seq, status=status)
         if channel.held:
             self.kick(meter)  # held-back recharges may now be inside the meter's window
 
@@ -274,6 +279,7 @@ class Bridge:
             return
         await self.store.update_meter_alerts(meter, alerts)
         channel.alerts = dict(known or {}, **alerts)
+        self.on_event(meter, "alerts")
 
     async def _offer_tariff(self, meter, meter_version):
         tariff, fetched = self._tariff
@@ -317,9 +323,11 @@ class Bridge:
                     self.counters["unknown_meter"] += 1
                     continue
                 self.counters["telemetry_written"] += 1
+                self.on_event(meter, "telemetry", balance_cents=readings[meter][0])
                 if alerts:
                     channel = self.channel(meter)
                     channel.alerts = dict(channel.alerts or {}, **alerts)
+                    self.on_event(meter, "alerts")
 
     # -- recharge delivery --------------------------------------------------------------
     async def _command_key(self, meter):

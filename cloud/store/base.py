@@ -99,6 +99,12 @@ def check_hour(hour):
     return hour
 
 
+def prefix_bounds(prefix):
+    """(low, high) with low <= s < high exactly for the strings s that start with prefix: a
+    range both stores answer from their index."""
+    return prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
 def transaction_id_for(receipt, ts):
     """The reference's TXN_<ms>_<receipt>, the time zero-padded so ids sort by time."""
     return "TXN_%013d_%s" % (ts, safe_key(receipt))
@@ -200,6 +206,12 @@ class Store:
     async def list_meters(self, user_id=None):
         raise NotImplementedError
 
+    async def list_meters_page(self, after=None, limit=100, prefix=None):
+        """At most `limit` meters in meter_no order, those after `after` (exclusive) and, with
+        `prefix`, only those whose number starts with it: the fleet table's pages. A cursor,
+        not an offset: a meter added meanwhile moves no row."""
+        raise NotImplementedError
+
     async def get_device_key(self, meter_no):
         """The meter's shared secret (HMAC key, broker password), or None."""
         raise NotImplementedError
@@ -250,6 +262,11 @@ class Store:
 
     async def list_pending_stk_requests(self, created_before):
         """Pending requests created before the given ms timestamp, oldest first."""
+        raise NotImplementedError
+
+    async def list_stk_requests(self, status, limit=50):
+        """The newest `limit` STK requests in `status` (pending, failed, success), newest
+        first: the operator's desk."""
         raise NotImplementedError
 
     async def fail_stk_request(self, checkout_request_id, result_code, result_desc, ts):

@@ -216,6 +216,18 @@ class FirebaseStore(Store):
         meters = [_meter(m) for m in _children(found).values()]
         return sorted(meters, key=lambda m: m["meter_no"])
 
+    async def list_meters_page(self, after=None, limit=100, prefix=None):
+        query = self._ref("meters").order_by_key()
+        start = max(safe_key(after) if after else "", safe_key(prefix) if prefix else "")
+        if start:
+            # startAt is inclusive: one more, for the cursor's own meter dropped below
+            query = query.start_at(start)
+        if prefix:
+            query = query.end_at(safe_key(prefix) + "\uf8ff")  # RTDB's prefix idiom
+        found = _children(await self._call(query.limit_to_first(limit + 1).get))
+        meters = sorted((_meter(m) for m in found.values()), key=lambda m: m["meter_no"])
+        return [m for m in meters if m["meter_no"] != after][:limit]
+
     async def get_device_key(self, meter_no):
         return await self._call(self._ref("device_keys", safe_key(meter_no)).get)
 
@@ -345,6 +357,15 @@ class FirebaseStore(Store):
         pending = [_full(r, STK_FIELDS) for r in found
                    if isinstance(r.get("created_at"), int) and r["created_at"] < created_before]
         return sorted(pending, key=lambda r: (r["created_at"], r["checkout_request_id"]))
+
+    async def list_stk_requests(self, status, limit=50):
+        # Within one status RTDB orders by key: Daraja's CheckoutRequestIDs carry their
+        # timestamp (ws_CO_<yyyymmddhhmmss>...), so the last keys are the newest requests.
+        query = self._ref("stk_requests").order_by_child("status").equal_to(status)
+        found = _children(await self._call(query.limit_to_last(limit).get)).values()
+        requests = [_full(r, STK_FIELDS) for r in found]
+        return sorted(requests, key=lambda r: (r["created_at"] or 0, r["checkout_request_id"]),
+                      reverse=True)
 
     async def fail_stk_request(self, checkout_request_id, result_code, result_desc, ts):
         def fail(current):

@@ -17,7 +17,7 @@ import uuid
 from .base import (METER_FIELDS, RECHARGE_FIELDS, STK_FIELDS, TX_FIELDS, UNMATCHED_FIELDS,
                    USER_FIELDS, Conflict, InvalidRecord, NotFound, Store, StoreError, cents,
                    check_date, check_field_names, check_hour, check_limits,
-                   next_recharge_status,
+                   next_recharge_status, prefix_bounds,
                    transaction_id_for, unmatched_record)
 from .sqlite_queries import (consumption_days, credit_payment, fetch_one, read_meter,
                              read_recharge, read_stk, read_tx_by_receipt, read_unmatched,
@@ -201,6 +201,16 @@ class SqliteStore(Store):
             return [meter_record(r) for r in rows]
         return await self._read(find)
 
+    async def list_meters_page(self, after=None, limit=100, prefix=None):
+        low, high = prefix_bounds(prefix) if prefix else ("", "\U0010ffff")
+
+        def find(db):
+            rows = db.execute(select(METER_FIELDS, "meters") + "WHERE meter_no > ? AND "
+                              "meter_no >= ? AND meter_no < ? ORDER BY meter_no LIMIT ?",
+                              (after or "", low, high, limit))
+            return [meter_record(r) for r in rows]
+        return await self._read(find)
+
     async def get_device_key(self, meter_no):
         def find(db):
             row = db.execute("SELECT device_key FROM meters WHERE meter_no = ?",
@@ -317,6 +327,14 @@ class SqliteStore(Store):
             rows = db.execute(select(STK_FIELDS, "stk_requests") + "WHERE status = 'pending'"
                               " AND created_at < ? ORDER BY created_at, checkout_request_id",
                               (created_before,))
+            return [dict(r) for r in rows]
+        return await self._read(find)
+
+    async def list_stk_requests(self, status, limit=50):
+        def find(db):
+            rows = db.execute(select(STK_FIELDS, "stk_requests") + "WHERE status = ? ORDER BY "
+                              "created_at DESC, checkout_request_id DESC LIMIT ?",
+                              (status, limit))
             return [dict(r) for r in rows]
         return await self._read(find)
 

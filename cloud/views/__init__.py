@@ -5,7 +5,8 @@ import time
 
 from aiohttp import web
 
-from cloud.views import admin, daraja, meters, payments, transactions
+from cloud.views import admin, daraja, events, fleet, meters, payments, transactions
+from cloud.views.dashboard import setup_dashboard
 from cloud.keys import STARTED_AT
 
 health_routes = web.RouteTableDef()
@@ -24,5 +25,6 @@ async def health(request):
 
 def setup_routes(app):
     for table in (health_routes, transactions.routes, payments.routes, meters.routes,
-                  admin.routes, daraja.routes):
+                  admin.routes, daraja.routes, events.routes, fleet.routes):
         app.router.add_routes(table)
+    setup_dashboard(app)

@@ -6,6 +6,7 @@ from cloud.auth import require_meter_access, require_operator
 from cloud.errors import field, read_json_object
 from cloud.payments import failure_reason
 from cloud.phone import normalise_msisdn
+from cloud.stk_desk import list_stk_requests
 from cloud.unmatched import credit_unmatched, list_unmatched
 from cloud.views.common import principal, query_int
 from cloud.keys import ABUSE, PAYMENTS
@@ -42,6 +43,16 @@ async def stk_push(request):
     require_meter_access(who, meter)
     stored = await payments.guarded_stk_push(who, meter, normalise_msisdn(phone), amount)
     return web.json_response(_stk_view(stored), status=201)
+
+
+@routes.get("/api/payments/stk")
+async def stk_list(request):
+    """Operators: ?status=pending|failed|success&limit=N, newest first."""
+    require_operator(await principal(request))
+    limit = query_int(request, "limit", 50, 1, 500)
+    found = await list_stk_requests(request.app[PAYMENTS], request.query.get("status", "pending"),
+                                    limit)
+    return web.json_response([_stk_view(r) for r in found])
 
 
 @routes.get("/api/payments/stk/{checkoutRequestId}")

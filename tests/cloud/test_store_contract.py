@@ -119,6 +119,27 @@ async def test_list_meters_all_and_per_user(store):
     assert await store.list_meters("nobody") == []
 
 
+async def test_meters_come_in_pages_after_a_cursor(store):
+    await given_meters(store, "M4", "M2", "M1")
+    await given_meters(store, "M3", user_id="u2")
+    first = await store.list_meters_page(limit=3)
+    assert [m["meter_no"] for m in first] == ["M1", "M2", "M3"]
+    assert first[2]["user_id"] == "u2"
+    assert [m["meter_no"] for m in await store.list_meters_page("M3", 3)] == ["M4"]
+    assert [m["meter_no"] for m in await store.list_meters_page("M1", 2)] == ["M2", "M3"]
+    assert await store.list_meters_page("M4", 3) == []
+
+
+async def test_a_page_of_meters_can_be_only_those_starting_with_a_prefix(store):
+    await given_meters(store, "A19", "AB1", "AB2", "AB3", "AC1", "B1")
+    assert [m["meter_no"] for m in await store.list_meters_page(prefix="AB")] == [
+        "AB1", "AB2", "AB3"]
+    assert [m["meter_no"] for m in await store.list_meters_page("AB1", 1, "AB")] == ["AB2"]
+    assert [m["meter_no"] for m in await store.list_meters_page(prefix="A", limit=2)] == [
+        "A19", "AB1"]
+    assert await store.list_meters_page(prefix="Z") == []
+
+
 async def test_balance_is_integer_cents(store):
     await given_meters(store, "M1")
     meter = await store.update_meter_balance("M1", 45_075, T0)
@@ -221,6 +242,18 @@ async def test_pending_requests_by_age_oldest_first(store):
     pending = await store.list_pending_stk_requests(T0 + 5000)
     assert [r["checkout_request_id"] for r in pending] == ["c1", "c3"]
     assert await store.list_pending_stk_requests(T0 + 1000) == []  # strictly before
+
+
+async def test_stk_requests_by_status_newest_first(store):
+    for cid, at in (("c1", T0 + 1000), ("c2", T0 + 2000), ("c3", T0 + 3000), ("c4", T0 + 4000)):
+        await store.create_stk_request(stk(cid, at))
+    for cid in ("c1", "c3", "c4"):
+        await store.fail_stk_request(cid, 1032, "cancelled", T0 + 5000)
+    failed = await store.list_stk_requests("failed", limit=2)
+    assert [r["checkout_request_id"] for r in failed] == ["c4", "c3"]
+    assert failed[0]["result_code"] == 1032 and failed[0]["meter_no"] == "M1"
+    assert [r["checkout_request_id"] for r in await store.list_stk_requests("pending")] == ["c2"]
+    assert await store.list_stk_requests("success") == []
 
 
 async def test_fail_once_then_false(store):

@@ -66,6 +66,8 @@ def test_demo_without_a_terminal_shows_the_relay_reopening_after_the_payment():
         order = [at(text) for text in story]
         assert order == sorted(order), out
     assert "curl" in out and "paybill" in out and "join" in out  # how to try more
+    assert re.search(r"dashboard: http://127\.0\.0\.1:\d+/ ", out), out  # where to watch it
+    assert "sign in as the customer with API key  mk_" in out, out
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
