@@ -13,10 +13,10 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
-    # The dashboard's same-origin ES modules, CSS, EventSource and canvas are all 'self';
-    # nothing inline, nothing from elsewhere, and nobody may frame any of it.
-    "Content-Security-Policy": "default-src 'self'; object-src 'none'; base-uri 'none'; "
-                               "frame-ancestors 'none'",
+    # JSON and errors load nothing and may be framed by nobody; the dashboard's page sets its
+    # own policy (cloud/views/dashboard.py: same-origin modules, CSS, EventSource, nothing
+    # inline), which this default does not overwrite.
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
     "Cache-Control": "no-store",
     # Honoured only over HTTPS (production sits behind TLS); ignored on plain HTTP.
     "Strict-Transport-Security": "max-age=15552000; includeSubDomains",

@@ -24,7 +24,7 @@ async def test_every_answer_carries_security_headers_even_errors(harness):
         assert resp.headers["X-Content-Type-Options"] == "nosniff"
         assert resp.headers["X-Frame-Options"] == "DENY"
         assert resp.headers["Referrer-Policy"] == "no-referrer"
-        assert resp.headers["Content-Security-Policy"].startswith("default-src 'self'")
+        assert resp.headers["Content-Security-Policy"].startswith("default-src 'none'")
         assert "frame-ancestors 'none'" in resp.headers["Content-Security-Policy"]
 
 

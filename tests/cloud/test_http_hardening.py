@@ -58,7 +58,7 @@ async def test_every_app_response_carries_the_security_headers(served):
                 b"DELETE /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"):
         status, headers, _ = await _exchange(served, raw)
         assert headers["Server"] == "mita", raw
-        assert headers["Content-Security-Policy"].startswith("default-src 'self'"), raw
+        assert headers["Content-Security-Policy"].startswith("default-src 'none'"), raw
         assert all(name in headers for name in HEADERS), raw
 
 
