@@ -52,8 +52,8 @@ def firmware_lib(tmp_path_factory):
 
 
 @pytest.mark.parametrize("module", MODULES, ids=[os.path.basename(m) for m in MODULES])
-def test_module_passes_under_micropython(module, firmware_lib):
-    env = dict(os.environ)
+def test_module_passes_under_micropython(module, firmware_lib, tmp_path):
+    env = dict(os.environ, MITA_FWTEST_TMP=str(tmp_path))
     env["MICROPYPATH"] = ":".join(simulator.micropython_path(
         firmware_lib, os.path.join(ROOT, "tests", "firmware"), fakes=False))
     proc = subprocess.run(
@@ -87,8 +87,8 @@ def frozen_build():
 
 
 @pytest.mark.parametrize("module", MODULES, ids=[os.path.basename(m) for m in MODULES])
-def test_module_passes_on_the_32_bit_frozen_build(module, frozen_build):
-    env = dict(os.environ)
+def test_module_passes_on_the_32_bit_frozen_build(module, frozen_build, tmp_path):
+    env = dict(os.environ, MITA_FWTEST_TMP=str(tmp_path))
     # only the tests' own helpers on the path: `meter` comes from the frozen image
     env["MICROPYPATH"] = ":".join([os.path.join(ROOT, "tests", "firmware"), ".frozen"])
     proc = subprocess.run(

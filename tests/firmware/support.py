@@ -12,9 +12,14 @@ def raises(exc_type, fn, *args, **kwargs):
 
 
 def tmpdir(name):
-    """A fresh empty folder for one test, under /tmp, on both interpreters."""
+    """A fresh empty folder for one test, on both interpreters: under $MITA_FWTEST_TMP (the
+    pytest runner of the MicroPython runs gives each run its own), else under /tmp per process
+    (MicroPython's os has no getpid: two runs at once would share, and break, each other's)."""
     import os
-    base = "/tmp/mita-fwtest-%d" % os.getpid() if hasattr(os, "getpid") else "/tmp/mita-fwtest"
+    base = os.getenv("MITA_FWTEST_TMP") if hasattr(os, "getenv") else None
+    if not base:
+        base = "/tmp/mita-fwtest-%d" % os.getpid() if hasattr(os, "getpid") else (
+            "/tmp/mita-fwtest-" + "".join("%02x" % b for b in os.urandom(4)))
     for part in (base, base + "/" + name):
         try:
             os.mkdir(part)
