@@ -7,7 +7,7 @@ STAMP := $(VENV)/.mita-installed
 STUBS := typings/.mita-stubs
 NODE_STAMP := node_modules/.mita-installed
 
-.PHONY: setup demo test test-firmware firmware check-firmware micropython bench cloud sim fleet soak bench-month bench-fleet bench-link hil flash deploy provision clean
+.PHONY: setup demo test test-firmware firmware check-firmware micropython bench cloud sim fleet soak bench-month bench-fleet bench-link hil flash deploy esp32-image romfs-image provision clean
 
 setup: $(STAMP) $(STUBS) $(NODE_STAMP)
 
@@ -84,6 +84,16 @@ hil: setup
 # esptool: erase and write a MicroPython image at the right offset for the detected chip.
 flash: setup
 	$(PY) tools/flash.py --port "$(PORT)" --firmware "$(FIRMWARE)"
+
+# The ESP32_GENERIC image with firmware/manifest.py frozen in, built in Espressif's ESP-IDF
+# container from a MicroPython v1.28.0 checkout (SRC=): needs docker and the network.
+esp32-image: setup
+	$(PY) tools/esp32_image.py image --src "$(SRC)"
+
+# The firmware's .mpy as a ROMFS image (build/esp32/mita.romfs) for a stock v1.25+ image with a
+# romfs partition: write it with `mpremote connect PORT romfs deploy build/esp32/romfs-src`.
+romfs-image: setup
+	$(PY) tools/esp32_image.py romfs
 
 # mpy-cross build, copy lib/meter, main.py and the meter's config.json, verify by hash.
 deploy: setup
