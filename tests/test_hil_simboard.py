@@ -64,6 +64,16 @@ def test_mpremote_exec(sim):
     assert mpremote(sim.port, "exec", "print(6 * 7)").strip() == "42"
 
 
+def test_the_simulated_board_holds_the_firmware_frozen_when_the_32_bit_build_exists(sim):
+    from hil.simboard.harness import FROZEN_BUILD
+    if not os.path.exists(FROZEN_BUILD) or os.environ.get("MITA_SIMBOARD_MICROPYTHON"):
+        pytest.skip("no frozen 32-bit build here (make micropython), or another one chosen")
+    out = mpremote(sim.port, "exec", "import sys, meter.app\n"
+                                     "print(sys.maxsize, meter.app.__file__)").split()
+    # a 32-bit word, and the package from the image (named by its manifest path), not a file
+    assert out == ["2147483647", "meter/app.py"]
+
+
 def test_mpremote_exec_reports_the_error_of_the_board(sim):
     proc = subprocess.run(MPREMOTE + ["connect", sim.port, "exec", "1 / 0"],
                           capture_output=True, text=True, timeout=60)

