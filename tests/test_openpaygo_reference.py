@@ -29,3 +29,12 @@ def test_the_case_file_is_the_references_output():
 def test_fresh_reference_scenarios_decode_the_same(seed):
     scenario = openpaygo_cases.scenario(seed, entries=24)
     assert test_openpaygo.replay(scenario) == []
+
+
+def test_the_app_tests_tokens_are_the_reference_encoders():
+    import test_openpaygo_app
+    adds, set_token = openpaygo_cases.app_tokens()
+    assert (test_openpaygo_app.KEY, test_openpaygo_app.CODE) == (openpaygo_cases.APP_KEY,
+                                                                 openpaygo_cases.APP_CODE)
+    assert test_openpaygo_app.ADD == adds
+    assert test_openpaygo_app.SET == set_token

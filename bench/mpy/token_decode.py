@@ -5,7 +5,8 @@ import json
 import sys
 import time
 
-from meter.openpaygo import Decoder, TokenCounts
+from meter.openpaygo import Decoder
+from meter.token_counts import TokenCounts
 
 
 def main(path):

@@ -7,6 +7,7 @@ from meter.ledger import Ledger
 from meter.policy import RelayPolicy
 from meter.recharge import Recharger
 from meter.tariff import Biller, Tariff, TariffError
+from meter.keypad_tokens import KeypadTokens
 from meter.drivers.reading import SensorError
 
 _STATE_VERSION = 1
@@ -53,6 +54,7 @@ class MeterApp:
         Recharger(ledger, max_cents=cfg["max_recharge_cents"], state=state.get("recharge"))
         tariff = self._tariff_from(state.get("tariff") or cfg["tariff"])
         Biller(tariff, state.get("biller"))
+        KeypadTokens.check_state(state.get("tokens"))
         return True
 
     def _restore(self, state):
@@ -82,6 +84,7 @@ class MeterApp:
         self.policy = RelayPolicy.from_config(cfg["policy"], state=state.get("policy"), log=self.log)
         self.persisted_relay = state.get("relay", False)
         self.last_time = state.get("time", 0)
+        self.tokens = KeypadTokens(self, cfg["token"], state.get("tokens"))
 
     def _tariff_from(self, d):
         from meter.config import DEFAULT_TARIFF
@@ -102,6 +105,7 @@ class MeterApp:
             "policy": self.policy.state(),
             "relay": self._relay_state(),
             "time": self.clock.now(),
+            "tokens": self.tokens.state(),
         }
 
     def _relay_state(self):
@@ -258,10 +262,18 @@ class MeterApp:
         The credit and the relay it closes go to flash in one write; the relay moves only
         after that write. The caller acknowledges only after this returns: an "applied"
         credit is on flash."""
-        before_ledger = self.ledger.to_dict()
-        before_recharge = self.recharger.state()
         now = self.clock.now()
-        status, reason = self.recharger.apply(msg, now, source)
+        status, reason = self.credit(lambda: self.recharger.apply(msg, now, source), now)
+        if status == "applied":
+            self._event("recharge %s: %d cents" % (msg.get("id"), msg.get("amount_cents")))
+        return status, reason
+
+    def credit(self, apply, now):
+        """The one credit path: apply() changes the ledger and the recharge windows in RAM
+        and says (status, reason); an "applied" change is persisted with the relay it decides
+        in one write, or undone whole."""
+        before = (self.ledger.to_dict(), self.recharger.state(), self.tokens.state())
+        status, reason = apply()
         if status != "applied":
             return status, reason
         self._relay_next = self._relay_change(now) if self.board is not None else None
@@ -275,17 +287,29 @@ class MeterApp:
             if want is not None:
                 self.policy.cancel_switch()
             thresholds = self.config["thresholds"]
-            self.ledger = Ledger.from_dict(before_ledger, low_cents=thresholds["low_cents"],
+            self.ledger = Ledger.from_dict(before[0], low_cents=thresholds["low_cents"],
                                            critical_cents=thresholds["critical_cents"])
             self.recharger = Recharger(self.ledger, max_cents=self.config["max_recharge_cents"],
-                                       state=before_recharge)
+                                       state=before[1])
+            self.tokens.restore(before[2])
             return "rejected", "storage_error"
-        self._event("recharge %s: %d cents" % (msg.get("id"), msg.get("amount_cents")))
         if want is not None:
             self._switch_relay(want)
         if self.board is not None:
             self._update_snapshot(now)
         return status, reason
+
+    def enter_token(self, digits):
+        """A token typed on the keypad: see KeypadTokens.enter."""
+        return self.tokens.enter(digits)
+
+    def note(self, text):
+        """An event for the display and the link, from the app's own parts."""
+        self._event(text)
+
+    def uptime_s(self):
+        """Seconds this boot has run, from the tick's ticks sum: the token lock-out's clock."""
+        return self._uptime_ms // 1000
 
     def set_tariff(self, d):
         """A tariff pushed from the cloud; only a newer version replaces the current one."""

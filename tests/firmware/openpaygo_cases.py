@@ -107,6 +107,26 @@ def scenario(seed, entries=18):
     return {"seed": seed, "key": key, "code": code, "entries": out}
 
 
+APP_KEY = "0123456789abcdef0123456789abcdef"
+APP_CODE = 271828182
+
+
+def app_tokens():
+    """The tokens tests/firmware/test_openpaygo_app.py types (as constants there, since
+    MicroPython cannot make them): ADD KES 10, 20, ... 120 at counts 2..24, then SET KES 250."""
+    out = []
+    count = 1
+    for i in range(1, 13):
+        count, token = OpenPAYGOTokenEncoder.generate_token(
+            secret_key=APP_KEY, count=count, value=10 * i, token_type=TokenType.ADD_TIME,
+            starting_code=APP_CODE)
+        out.append((count, 10 * i, token))
+    count, token = OpenPAYGOTokenEncoder.generate_token(
+        secret_key=APP_KEY, count=count, value=250, token_type=TokenType.SET_TIME,
+        starting_code=APP_CODE)
+    return out, (count, 250, token)
+
+
 def render(seeds=SEEDS):
     return "".join(json.dumps(scenario(s), separators=(",", ":")) + "\n" for s in seeds)
 

@@ -3,14 +3,15 @@
 # see openpaygo_cases.py), under CPython and under MicroPython alike.
 import json
 
-from meter import openpaygo
-from meter.openpaygo import Decoder, TokenCounts, TokenError
+from meter import openpaygo, token_counts as tc
+from meter.openpaygo import Decoder
+from meter.token_counts import TokenCounts, TokenError
 from meter.siphash import siphash24
 from support import raises
 
-_VERDICTS = {openpaygo.ADD: "ADD", openpaygo.SET: "SET", openpaygo.DISABLE_PAYG: "DISABLE_PAYG",
-             openpaygo.COUNTER_SYNC: "COUNTER_SYNC", openpaygo.INVALID: "INVALID",
-             openpaygo.USED: "USED"}
+_VERDICTS = {tc.ADD: "ADD", tc.SET: "SET", tc.DISABLE_PAYG: "DISABLE_PAYG",
+             tc.COUNTER_SYNC: "COUNTER_SYNC", tc.INVALID: "INVALID",
+             tc.USED: "USED"}
 
 
 def _cases_path():
@@ -34,7 +35,7 @@ def replay(scenario):
     for i, entry in enumerate(scenario["entries"]):
         verdict, value, count = decoder.decode(entry[0], counts)
         ours = [_VERDICTS[verdict], value, count]
-        if verdict not in (openpaygo.USED, openpaygo.INVALID):
+        if verdict not in (tc.USED, tc.INVALID):
             counts.record(count, value, verdict)
         else:
             ours[2] = None  # a refused token's count is the meter's own detail
@@ -93,7 +94,7 @@ def test_a_token_is_used_once_and_the_window_remembers_out_of_order_counts():
     verdict, value, count = decoder.decode(token, counts)
     counts.record(count, value, verdict)
     assert counts.is_used(count)
-    assert decoder.decode(token, counts)[0] == openpaygo.USED
+    assert decoder.decode(token, counts)[0] == tc.USED
 
 
 def test_bad_keys_codes_states_and_digits():
@@ -106,4 +107,4 @@ def test_bad_keys_codes_states_and_digits():
     assert TokenCounts.from_state([5, 7, 3]).state() == [5, 7, 3]
     decoder = Decoder("00" * 16, 123456789)
     for bad in ("", "12a456789", "1234567890123", None, " 23456789"):
-        assert decoder.decode(bad, TokenCounts()) == (openpaygo.INVALID, None, None)
+        assert decoder.decode(bad, TokenCounts()) == (tc.INVALID, None, None)
