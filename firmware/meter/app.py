@@ -36,6 +36,7 @@ class MeterApp:
         self.reset_cause = 0
         self.running = False
         self.online = False  # the cloud link's set_online(); shown in the snapshot
+        self.panel = None  # the keypad's token panel (meter.token_entry), set by boot
         self._relay_next = None  # the relay as a recharge is about to set it (one write)
         self._uptime_ms = 0
         self._saved_uptime_ms = 0
@@ -159,7 +160,8 @@ class MeterApp:
         self._read_and_bill(now_ms, t)
         self._run_policy(t)
         self._update_snapshot(t)
-        display = self.board.display  # type: ignore
+        # the token panel, when there is one, shows the display's pages while it is idle
+        display = self.panel or self.board.display  # type: ignore
         if display is not None:
             display.show(self.snapshot, now_ms)
         interval_ms = self.config["persist_interval_s"] * 1000
@@ -302,6 +304,10 @@ class MeterApp:
     def enter_token(self, digits):
         """A token typed on the keypad: see KeypadTokens.enter."""
         return self.tokens.enter(digits)
+
+    def attach_panel(self, panel):
+        """The keypad's token panel (meter.token_entry.TokenEntry), which boot builds."""
+        self.panel = panel
 
     def note(self, text):
         """An event for the display and the link, from the app's own parts."""
