@@ -1,4 +1,4 @@
-# micropython-heap: 160k (imports every firmware module: bytecode lives in the unix port's heap)
+# micropython-heap: 208k (every firmware module's bytecode in the unix port's heap, the panel and display too: 176k passes)
 # The token front panel: digits echoed in threes, * clears, # enters; each verdict on the LCD
 # with its own tone for a few seconds, then the meter's own pages again; the short codes.
 from meter.drivers.buzzer import Buzzer
