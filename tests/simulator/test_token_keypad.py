@@ -48,3 +48,29 @@ def test_a_token_typed_on_the_keypad_credits_once_and_shows_on_the_lcd(clock, tm
     assert [l.strip() for l in seen["accepted"]] == ["TOKEN ACCEPTED", "+KES 50.00"]
     assert seen["again"][0].strip() == "TOKEN USED"
     assert "TOKEN" not in seen["after"][0]
+
+
+def test_the_panel_keys_type_a_token_in_the_shipped_keypad_scenario(clock, tmp_path):
+    from simulator.panel import Controls
+    from simulator.scenario import Scenario
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    scenario = Scenario.from_file(os.path.join(root, "scenarios", "keypad-tokens.yaml"))
+    meter = scenario.make_meter(clock, str(tmp_path / "m"))
+    controls = Controls(meter)
+    seen = {}
+
+    async def go():
+        meter.start(asyncio.get_running_loop())
+        await asyncio.sleep(2)
+        start = meter.app.ledger.total_credited
+        for ch in ADD[2][2] + "#":  # KES 30, as the scenario's comment lists it
+            assert controls.key(ch)
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(0.5)
+        seen["credited"] = meter.app.ledger.total_credited - start
+        seen["lcd"] = meter.board.lcd.lines()
+        meter.stop()
+
+    clock.run(go())
+    assert seen["credited"] == 3000
+    assert seen["lcd"][1].strip() == "+KES 30.00"
