@@ -63,3 +63,4 @@ def test_a_power_cut_at_any_byte_of_a_token_credit_neither_loses_nor_doubles_it(
 
 def test_a_power_cut_at_any_byte_of_a_cloud_credit_neither_loses_nor_doubles_it():
     assert _cut_every_byte("tok_cut_cloud", _deliver, _type_token) > 400
+
