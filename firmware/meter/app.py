@@ -7,7 +7,6 @@ from meter.ledger import Ledger
 from meter.policy import RelayPolicy
 from meter.recharge import Recharger
 from meter.tariff import Biller, Tariff, TariffError
-from meter.keypad_tokens import KeypadTokens
 from meter.drivers.reading import SensorError
 
 _STATE_VERSION = 1
@@ -55,7 +54,9 @@ class MeterApp:
         Recharger(ledger, max_cents=cfg["max_recharge_cents"], state=state.get("recharge"))
         tariff = self._tariff_from(state.get("tariff") or cfg["tariff"])
         Biller(tariff, state.get("biller"))
-        KeypadTokens.check_state(state.get("tokens"))
+        if state.get("tokens") is not None:
+            from meter.keypad_tokens import KeypadTokens
+            KeypadTokens.check_state(state["tokens"])
         return True
 
     def _restore(self, state):
@@ -85,7 +86,11 @@ class MeterApp:
         self.policy = RelayPolicy.from_config(cfg["policy"], state=state.get("policy"), log=self.log)
         self.persisted_relay = state.get("relay", False)
         self.last_time = state.get("time", 0)
-        self.tokens = KeypadTokens(self, cfg["token"], state.get("tokens"))
+        self.tokens = None  # keypad tokens (meter.keypad_tokens), on a meter with a token key
+        if cfg["token"]["key"]:
+            # imported only then: most of the RAM it takes is what a token meter needs
+            from meter.keypad_tokens import KeypadTokens
+            self.tokens = KeypadTokens(self, cfg["token"], state.get("tokens"))
 
     def _tariff_from(self, d):
         from meter.config import DEFAULT_TARIFF
@@ -96,7 +101,7 @@ class MeterApp:
             return Tariff.from_dict(DEFAULT_TARIFF)
 
     def state(self):
-        return {
+        state = {
             "v": _STATE_VERSION,
             "ledger": self.ledger.to_dict(),
             "recharge": self.recharger.state(),
@@ -106,8 +111,11 @@ class MeterApp:
             "policy": self.policy.state(),
             "relay": self._relay_state(),
             "time": self.clock.now(),
-            "tokens": self.tokens.state(),
         }
+        tokens = self.tokens.state() if self.tokens is not None else None
+        if tokens is not None:
+            state["tokens"] = tokens
+        return state
 
     def _relay_state(self):
         if self._relay_next is not None:
@@ -274,7 +282,9 @@ class MeterApp:
         """The one credit path: apply() changes the ledger and the recharge windows in RAM
         and says (status, reason); an "applied" change is persisted with the relay it decides
         in one write, or undone whole."""
-        before = (self.ledger.to_dict(), self.recharger.state(), self.tokens.state())
+        tokens = self.tokens
+        before = (self.ledger.to_dict(), self.recharger.state(),
+                  tokens.state() if tokens is not None else None)
         status, reason = apply()
         if status != "applied":
             return status, reason
@@ -293,7 +303,8 @@ class MeterApp:
                                            critical_cents=thresholds["critical_cents"])
             self.recharger = Recharger(self.ledger, max_cents=self.config["max_recharge_cents"],
                                        state=before[1])
-            self.tokens.restore(before[2])
+            if tokens is not None:
+                tokens.restore(before[2])
             return "rejected", "storage_error"
         if want is not None:
             self._switch_relay(want)
@@ -303,6 +314,8 @@ class MeterApp:
 
     def enter_token(self, digits):
         """A token typed on the keypad: see KeypadTokens.enter."""
+        if self.tokens is None:
+            return "NO_TOKENS", 0
         return self.tokens.enter(digits)
 
     def attach_panel(self, panel):

@@ -41,7 +41,12 @@ class KeypadTokens:
                 raise ValueError("bad tokens recent entry")
 
     def state(self):
-        return {"lock": self.lock.state(self.app.uptime_s()), "recent": list(self.recent)}
+        """None while there is nothing to keep (no failures, no token yet): the state image
+        is written whole on every save, and most meters never see a token."""
+        lock = self.lock.state(self.app.uptime_s())
+        if lock == [0, 0] and not self.recent:
+            return None
+        return {"lock": lock, "recent": list(self.recent)}
 
     def restore(self, state):
         """Back to a state() (the app's undo of a credit that did not reach flash)."""

@@ -105,8 +105,9 @@ class TokenEntry:
 
     def _enter(self, digits, now_ms):
         verdict, n = self.app.enter_token(digits)
-        if verdict == "ACCEPT":
-            recent = self.app.tokens.recent
+        tokens = self.app.tokens
+        if verdict == "ACCEPT" and tokens is not None:
+            recent = tokens.recent
             kind = recent[-1][1] if recent else ADD
             if kind == SET:
                 second = "BALANCE " + money(n)
@@ -144,7 +145,8 @@ class TokenEntry:
         self._screen(lines[0], lines[1], now_ms, "info")
 
     def _recent_token(self, n):
-        recent = self.app.tokens.recent
+        tokens = self.app.tokens
+        recent = tokens.recent if tokens is not None else []
         if n > len(recent):
             return "TOKEN %d OF %d" % (n, len(recent)), "NONE"
         count, kind, value = recent[-n]
