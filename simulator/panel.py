@@ -1,6 +1,7 @@
 # The live terminal panel of one simulated meter (rich): the LCD's two lines, relay, balance,
 # power, kWh, alerts and the last events, with keys read in cbreak mode from the event loop:
-# + / - load, p power cut/restore, w WiFi drop/restore, r recharge, q quit.
+# + / - load, p power cut/restore, w WiFi drop/restore, r recharge, q quit; digits, # and *
+# press the meter's keypad (a scenario wiring it, e.g. scenarios/keypad-tokens.yaml).
 import os
 import sys
 
@@ -11,7 +12,8 @@ from rich.text import Text
 
 LOAD_STEP_W = 250
 RECHARGE_CENTS = 10000  # KES 100 per press of r
-HELP = "+/- load {step} W   p power cut/restore   w WiFi drop/restore   r recharge KES {kes}   q quit"
+HELP = ("+/- load {step} W   p power cut/restore   w WiFi drop/restore   r recharge KES {kes}"
+        "   0-9 # * keypad   q quit")
 
 
 class PanelError(Exception):
@@ -121,6 +123,8 @@ class Controls:
                 ap.restore(now)
         elif ch in "rR":
             meter.send_recharge(RECHARGE_CENTS)
+        elif ch in "0123456789#*":
+            meter.press_key(ch)  # the firmware's token panel reads it from the key matrix
         elif ch in "qQ":
             self.quit = True
         else:

@@ -1,4 +1,4 @@
-"""Write a meter's /config.json (meter id, WiFi, broker, key), from arguments or from the
+"""Write a meter's /config.json (meter id, WiFi, broker, key, token key), from arguments or from the
 cloud's registration reply (POST /api/meters with an operator key returns the device key once).
 
     python tools/provision.py --meter MITA-0001 --ssid home --password pw \\
@@ -49,6 +49,16 @@ def broker_password(meter_id, device_key):
     return meter_broker_password(meter_id, device_key)
 
 
+def token_config(meter_id, device_key):
+    """The meter's OpenPAYGo token key, derived from its device key as the cloud derives it
+    (cloud/tokens.py), where the cloud package is here; None otherwise."""
+    try:
+        from cloud.tokens import token_config as derive
+    except ImportError:
+        return None
+    return derive(meter_id, device_key)
+
+
 def register(cloud_url, operator_key, meter_id, user_id, timeout=15):
     """POST /api/meters; returns the reply (it carries device_key, shown only this once)."""
     body = json.dumps({"meter_no": meter_id, "user_id": user_id}).encode()
@@ -83,6 +93,9 @@ def build_config(meter_id, ssid="", password="", broker="", tls=False, key="",
                  "password": mqtt_password or "", "tls": bool(tls)},
         "key": key,
     }
+    token = token_config(meter_id, key) if key else None
+    if token is not None:
+        config["token"] = token  # the keypad's tokens: secret like the key, never printed
     for name, value in (extra or {}).items():
         config[name] = value
     return config

@@ -35,6 +35,7 @@ class MeterApp:
         self.reset_cause = 0
         self.running = False
         self.online = False  # the cloud link's set_online(); shown in the snapshot
+        self.panel = None  # the keypad's token panel (meter.token_entry), set by boot
         self._relay_next = None  # the relay as a recharge is about to set it (one write)
         self._uptime_ms = 0
         self._saved_uptime_ms = 0
@@ -53,6 +54,9 @@ class MeterApp:
         Recharger(ledger, max_cents=cfg["max_recharge_cents"], state=state.get("recharge"))
         tariff = self._tariff_from(state.get("tariff") or cfg["tariff"])
         Biller(tariff, state.get("biller"))
+        if state.get("tokens") is not None:
+            from meter.keypad_tokens import KeypadTokens
+            KeypadTokens.check_state(state["tokens"])
         return True
 
     def _restore(self, state):
@@ -82,6 +86,11 @@ class MeterApp:
         self.policy = RelayPolicy.from_config(cfg["policy"], state=state.get("policy"), log=self.log)
         self.persisted_relay = state.get("relay", False)
         self.last_time = state.get("time", 0)
+        self.tokens = None  # keypad tokens (meter.keypad_tokens), on a meter with a token key
+        if cfg["token"]["key"]:
+            # imported only then: most of the RAM it takes is what a token meter needs
+            from meter.keypad_tokens import KeypadTokens
+            self.tokens = KeypadTokens(self, cfg["token"], state.get("tokens"))
 
     def _tariff_from(self, d):
         from meter.config import DEFAULT_TARIFF
@@ -92,7 +101,7 @@ class MeterApp:
             return Tariff.from_dict(DEFAULT_TARIFF)
 
     def state(self):
-        return {
+        state = {
             "v": _STATE_VERSION,
             "ledger": self.ledger.to_dict(),
             "recharge": self.recharger.state(),
@@ -103,6 +112,10 @@ class MeterApp:
             "relay": self._relay_state(),
             "time": self.clock.now(),
         }
+        tokens = self.tokens.state() if self.tokens is not None else None
+        if tokens is not None:
+            state["tokens"] = tokens
+        return state
 
     def _relay_state(self):
         if self._relay_next is not None:
@@ -155,7 +168,8 @@ class MeterApp:
         self._read_and_bill(now_ms, t)
         self._run_policy(t)
         self._update_snapshot(t)
-        display = self.board.display  # type: ignore
+        # the token panel, when there is one, shows the display's pages while it is idle
+        display = self.panel or self.board.display  # type: ignore
         if display is not None:
             display.show(self.snapshot, now_ms)
         interval_ms = self.config["persist_interval_s"] * 1000
@@ -258,10 +272,20 @@ class MeterApp:
         The credit and the relay it closes go to flash in one write; the relay moves only
         after that write. The caller acknowledges only after this returns: an "applied"
         credit is on flash."""
-        before_ledger = self.ledger.to_dict()
-        before_recharge = self.recharger.state()
         now = self.clock.now()
-        status, reason = self.recharger.apply(msg, now, source)
+        status, reason = self.credit(lambda: self.recharger.apply(msg, now, source), now)
+        if status == "applied":
+            self._event("recharge %s: %d cents" % (msg.get("id"), msg.get("amount_cents")))
+        return status, reason
+
+    def credit(self, apply, now):
+        """The one credit path: apply() changes the ledger and the recharge windows in RAM
+        and says (status, reason); an "applied" change is persisted with the relay it decides
+        in one write, or undone whole."""
+        tokens = self.tokens
+        before = (self.ledger.to_dict(), self.recharger.state(),
+                  tokens.state() if tokens is not None else None)
+        status, reason = apply()
         if status != "applied":
             return status, reason
         self._relay_next = self._relay_change(now) if self.board is not None else None
@@ -275,17 +299,36 @@ class MeterApp:
             if want is not None:
                 self.policy.cancel_switch()
             thresholds = self.config["thresholds"]
-            self.ledger = Ledger.from_dict(before_ledger, low_cents=thresholds["low_cents"],
+            self.ledger = Ledger.from_dict(before[0], low_cents=thresholds["low_cents"],
                                            critical_cents=thresholds["critical_cents"])
             self.recharger = Recharger(self.ledger, max_cents=self.config["max_recharge_cents"],
-                                       state=before_recharge)
+                                       state=before[1])
+            if tokens is not None:
+                tokens.restore(before[2])
             return "rejected", "storage_error"
-        self._event("recharge %s: %d cents" % (msg.get("id"), msg.get("amount_cents")))
         if want is not None:
             self._switch_relay(want)
         if self.board is not None:
             self._update_snapshot(now)
         return status, reason
+
+    def enter_token(self, digits):
+        """A token typed on the keypad: see KeypadTokens.enter."""
+        if self.tokens is None:
+            return "NO_TOKENS", 0
+        return self.tokens.enter(digits)
+
+    def attach_panel(self, panel):
+        """The keypad's token panel (meter.token_entry.TokenEntry), which boot builds."""
+        self.panel = panel
+
+    def note(self, text):
+        """An event for the display and the link, from the app's own parts."""
+        self._event(text)
+
+    def uptime_s(self):
+        """Seconds this boot has run, from the tick's ticks sum: the token lock-out's clock."""
+        return self._uptime_ms // 1000
 
     def set_tariff(self, d):
         """A tariff pushed from the cloud; only a newer version replaces the current one."""

@@ -40,6 +40,7 @@ class Board:
         self.relay = self._make_relay(config["relay"], pins, relay_closed)
         self.sensor = self._make_sensor(config, pins)
         self.buzzer = None
+        self.lcd = None  # the LCD driver itself, for the token panel (meter.token_entry)
         if pins["buzzer"] >= 0:
             from meter.drivers.buzzer import Buzzer
             self.buzzer = Buzzer(machine.Pin(pins["buzzer"], machine.Pin.OUT, value=0))
@@ -108,6 +109,7 @@ class Board:
             if self.log:
                 self.log.warn("LCD init failed: %s", exc)
             return None
+        self.lcd = lcd
         return Display(lcd, self.buzzer)
 
     def cover_open(self):

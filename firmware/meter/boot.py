@@ -29,6 +29,12 @@ def start(root="", log=None):
         log.error("both state slots are corrupt: starting with zero credit, relay open")
     board = board_module.Board(cfg, relay_closed=app.relay_at_boot(), clock=clock, log=log)
     app.attach(board)
+    if board.keypad is not None:
+        # the token panel is shown in the display's place: it owns the LCD while in use
+        from meter import VERSION
+        from meter.token_entry import TokenEntry
+        panel = TokenEntry(app, board.display, board.lcd, board.buzzer, VERSION, clock)
+        app.attach_panel(panel)
     app.reset_cause = board.reset_cause()
     log.info("meter %s up: balance %d cents, relay %s, state %s", cfg["meter_id"],
              app.ledger.balance, "closed" if board.relay.is_closed() else "open",
@@ -62,6 +68,9 @@ async def run(app):
         log = app.log.child("link") if app.log else None
         start_link(app, board.wlan(), board.ntp(), history_root=app.state_root, log=log,
                    ssl_context=tls_context_for(cfg["mqtt"], log))
+    if app.panel is not None:
+        import asyncio
+        asyncio.create_task(app.panel.run(board.keypad, app.clock))
     await app.run(board.watchdog(cfg["watchdog_ms"]))
 
 

@@ -35,6 +35,9 @@ DEFAULTS = {
     # connection is encrypted but the broker is not verified (MicroPython's default).
     "mqtt": {"host": "", "port": 1883, "user": "", "password": "", "tls": False, "ca": ""},
     "key": "",
+    # OpenPAYGo Token: the meter's own 32-hex-digit token key and starting code (0: derived
+    # from the key, as the standard does), written by provisioning; no key, no keypad tokens
+    "token": {"key": "", "starting_code": 0},
 }
 
 
@@ -79,6 +82,7 @@ _RANGES = (
     ("pins.cover", -1, _PIN_MAX),
     ("pins.i2c_scl", -1, _PIN_MAX),
     ("pins.i2c_sda", -1, _PIN_MAX),
+    ("token.starting_code", 0, 999999999),
 )
 _PIN_LISTS = ("keypad_rows", "keypad_cols")
 

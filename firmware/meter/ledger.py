@@ -43,6 +43,18 @@ class Ledger:
         self._remember(ref, amount_cents, t)
         return self.balance
 
+    def set_balance(self, cents, ref, t):
+        """An operator's SET token: the balance becomes `cents`. The totals count money paid
+        in and energy billed out, so neither takes the adjustment; recent shows it."""
+        if not _is_int(cents) or cents < 0:
+            raise LedgerError("a set balance must be a non-negative int of cents")
+        if not isinstance(ref, str) or not _is_int(t):
+            raise LedgerError("set needs a str ref and an int time")
+        delta = cents - self.balance
+        self.balance = cents
+        self._remember(ref, delta, t)
+        return self.balance
+
     def debit(self, cents):
         if not _is_int(cents) or cents < 0:
             raise LedgerError("debit must be a non-negative int of cents")

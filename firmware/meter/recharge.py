@@ -17,9 +17,16 @@ applied seqs in (floor, floor + window]; floor advances over contiguous applied 
 A rejected message changes nothing, so the issuer must never give a seq to a credit the meter
 would reject (zero, negative, too large): the gap would pin the floor. The caller persists
 state() together with the ledger in one atomic write before acknowledging anything.
+
+Source "token" is numbered by the OpenPAYGo token count instead (meter.openpaygo): its `seq`
+is the count and its memory is the standard's count window (TokenCounts), so a keypad token
+and the cloud's recharge for the same payment share one key. A cloud recharge may carry
+"token_count", the count of the token made for that payment: whichever arrives first
+credits, the other finds the count used and changes nothing but its own seq's mark.
 """
 from micropython import const
 
+from meter.token_counts import ADD, SET, TokenCounts, TokenError, UNIT_CENTS
 from meter.protocol import RECHARGE_WINDOW
 
 SOURCES = ("cloud", "token")
@@ -69,6 +76,10 @@ def validate(msg, max_cents, only_source=None):
         raise RechargeError("negative")
     if amount > max_cents:
         raise RechargeError("too_large", "over %d" % max_cents)
+    count = msg.get("token_count")
+    if count is not None and (source != "cloud" or not _is_int(count) or count < 1
+                              or count > _MAX_SEQ):
+        raise RechargeError("bad_token_count", str(count)[:16])
 
 
 class Recharger:
@@ -81,9 +92,8 @@ class Recharger:
         self.max_cents = max_cents
         self.window = window
         # source -> [floor, bits]; bit i set means seq floor + 1 + i has been applied
-        self._seen = {}
-        for source in SOURCES:
-            self._seen[source] = [0, 0]
+        self._seen = {"cloud": [0, 0]}
+        self.tokens = TokenCounts()  # the "token" source's memory
         if state is not None:
             self._restore(state)
         self.applied_count = 0
@@ -97,21 +107,31 @@ class Recharger:
             entry = state[source]
             if source not in SOURCES:
                 raise RechargeError("bad_state", "unknown source")
+            if source == "token":
+                self._restore_tokens(entry)
+                continue
             if (not isinstance(entry, list) or len(entry) != 2 or not _is_int(entry[0])
                     or not _is_int(entry[1]) or entry[0] < 0 or entry[1] < 0):
                 raise RechargeError("bad_state", source)
             self._seen[source] = [entry[0], 0]
             self._mark_bits(self._seen[source], entry[1])
 
+    def _restore_tokens(self, entry):
+        if entry == [0, 0]:
+            return  # a state from before tokens: no token was ever numbered
+        try:
+            self.tokens = TokenCounts.from_state(entry)
+        except TokenError:
+            raise RechargeError("bad_state", "token")
+
     def state(self):
         """A JSON-ready copy, to be saved in the same write as the ledger."""
-        out = {}
-        for source in SOURCES:
-            floor, bits = self._seen[source]
-            out[source] = [floor, bits]
-        return out
+        floor, bits = self._seen["cloud"]
+        return {"cloud": [floor, bits], "token": self.tokens.state()}
 
     def floor(self, source):
+        if source == "token":
+            return self.tokens.count
         return self._seen[source][0]
 
     def advance_floor(self, source, floor):
@@ -121,7 +141,8 @@ class Recharger:
         last acknowledged seq, else the windows restart at 0 and every newer seq is ahead of
         the window forever. Raising a floor only turns more seqs into duplicates, so it can
         never let a credit apply twice."""
-        if source not in SOURCES:
+        if source not in self._seen:
+            # a token count is resynced by the standard's own counter sync token
             raise RechargeError("bad_source")
         if not _is_int(floor) or floor < 0 or floor > _MAX_SEQ:
             raise RechargeError("bad_seq", str(floor))
@@ -135,7 +156,10 @@ class Recharger:
         return True
 
     def seen(self, source, seq):
-        """True if (source, seq) has been applied; pure query, for the app and tests."""
+        """True if (source, seq) has been applied; pure query, for the app and tests. A token
+        count below the window counts as seen: it can no longer be told apart from a used one."""
+        if source == "token":
+            return not self.tokens.valid(seq, 0, ADD)
         floor, bits = self._seen[source]
         return seq <= floor or bool((bits >> (seq - floor - 1)) & 1)
 
@@ -150,6 +174,15 @@ class Recharger:
             return "rejected", exc.reason
         source = msg["source"]
         seq = msg["seq"]
+        value = msg["amount_cents"] // UNIT_CENTS  # what the token says, in its own unit
+        if source == "token":
+            if not self.tokens.valid(seq, value, ADD):
+                self.duplicate_count += 1
+                return "duplicate", "already_applied"
+            self.ledger.credit(msg["amount_cents"], msg["id"], t)
+            self.tokens.record(seq, value, ADD)
+            self.applied_count += 1
+            return "applied", "ok"
         if self.seen(source, seq):
             self.duplicate_count += 1
             return "duplicate", "already_applied"
@@ -157,8 +190,33 @@ class Recharger:
         if seq > entry[0] + self.window:
             self.rejected_count += 1
             return "rejected", "ahead_of_window"
+        count = msg.get("token_count")
+        if count is not None and not self.tokens.valid(count, value, ADD):
+            # the customer typed this payment's token first: the seq is spent, the money
+            # was credited then
+            self._mark(entry, seq)
+            self.duplicate_count += 1
+            return "duplicate", "token_used"
         self.ledger.credit(msg["amount_cents"], msg["id"], t)
         self._mark(entry, seq)
+        if count is not None:
+            self.tokens.record(count, value, ADD)
+        self.applied_count += 1
+        return "applied", "ok"
+
+    def apply_token(self, count, value, kind, t):
+        """A token decoded from the keypad (meter.openpaygo): an ADD credit goes through
+        apply() as source "token"; SET makes the balance `value` shillings; an ADD of 0,
+        DISABLE_PAYG and COUNTER_SYNC only spend their count. Returns like apply()."""
+        if not self.tokens.valid(count, value, kind):
+            self.duplicate_count += 1
+            return "duplicate", "already_applied"
+        if kind == ADD and value:
+            return self.apply({"id": "T%d" % count, "seq": count, "source": "token",
+                               "amount_cents": value * UNIT_CENTS}, t)
+        if kind == SET:
+            self.ledger.set_balance(value * UNIT_CENTS, "T%d" % count, t)
+        self.tokens.record(count, value, kind)
         self.applied_count += 1
         return "applied", "ok"
 

@@ -225,7 +225,7 @@ def test_advance_floor_resyncs_after_lost_state_and_never_lowers():
     assert rc.advance_floor("cloud", 100) is False  # lowering would re-open old seqs
     assert rc.floor("cloud") == 201
     assert rc.apply(msg(150), 4)[0] == "duplicate"
-    assert rc.floor("token") == 0  # one source's resync leaves the other alone
+    assert rc.floor("token") == 1  # the token count (a fresh meter's 1) is left alone
     assert led.balance == 1000
 
 
@@ -247,4 +247,6 @@ def test_advance_floor_rejects_bad_arguments():
     assert raises(RechargeError, rc.advance_floor, "mpesa", 3).reason == "bad_source"
     for bad in (-1, True, "3", 1 << 32):
         assert raises(RechargeError, rc.advance_floor, "cloud", bad).reason == "bad_seq"
-    assert rc.state() == {"cloud": [0, 0], "token": [0, 0]}
+    # token counts are resynced by a counter sync token, never by the cloud's floor
+    assert raises(RechargeError, rc.advance_floor, "token", 3).reason == "bad_source"
+    assert rc.state() == {"cloud": [0, 0], "token": [1, 1, 1]}

@@ -1,0 +1,50 @@
+"""OpenPAYGo Token on the cloud side: a meter's token key, and tokens made with EnAccess's
+reference encoder (PyPI `openpaygo`), never a hand-written one.
+
+The token key is derived from the meter's device key (HMAC-SHA256 with a context of its own
+and the meter number), as its broker password is: made at registration with the device key,
+recomputed whenever a token is made, rotated with it, and never stored or logged apart from
+it. The starting code is the standard's own derivation from the key (config starting_code 0),
+so any compliant server holding the key issues tokens the meter takes.
+
+Value unit (firmware/meter/token_counts.py): 1 token unit = KES 1 = 100 cents. A 9-digit
+token carries up to KES 995; larger amounts get a 12-digit extended token.
+"""
+import hashlib
+import hmac
+
+from openpaygo import OpenPAYGOTokenEncoder, TokenType
+
+UNIT_CENTS = 100
+MAX_STANDARD_UNITS = 995
+MAX_EXTENDED_UNITS = 999999
+_KEY_CONTEXT = b"mita openpaygo token key v1\n"
+
+
+class TokenIssueError(ValueError):
+    """An amount no token can carry (not whole shillings, zero, or too large)."""
+
+
+def token_key(meter_no, device_key):
+    """The meter's 16-byte token key, as the 32 hex digits config["token"]["key"] holds."""
+    mac = hmac.new(device_key.encode("utf-8"), _KEY_CONTEXT + meter_no.encode("utf-8"),
+                   hashlib.sha256)
+    return mac.hexdigest()[:32]
+
+
+def token_config(meter_no, device_key):
+    """What provisioning writes into the meter's config.json under "token"."""
+    return {"key": token_key(meter_no, device_key), "starting_code": 0}
+
+
+def issue(key_hex, last_count, amount_cents):
+    """(count, token digits) of the ADD token crediting amount_cents after the meter's token
+    count `last_count` (the count of the previous token issued, 1 for a new meter)."""
+    if type(amount_cents) is not int or amount_cents <= 0 or amount_cents % UNIT_CENTS:
+        raise TokenIssueError("a token carries whole shillings: %r cents" % (amount_cents,))
+    units = amount_cents // UNIT_CENTS
+    if units > MAX_EXTENDED_UNITS:
+        raise TokenIssueError("KES %d is more than a token carries" % units)
+    return OpenPAYGOTokenEncoder.generate_token(
+        secret_key=key_hex, count=last_count, value=units, token_type=TokenType.ADD_TIME,
+        extended_token=units > MAX_STANDARD_UNITS)

@@ -1,0 +1,40 @@
+"""CPython only: the OpenPAYGo cases the firmware tests replay (tests/firmware/openpaygo_cases.jsonl)
+are what the PyPI `openpaygo` reference makes today, and fresh random scenarios straight from
+the reference give the meter's decoder the same verdicts (tests/firmware/test_openpaygo.py
+replays the file on MicroPython too, which cannot import the reference)."""
+import os
+import sys
+
+from hypothesis import given, settings, strategies as st
+
+import simulator
+
+simulator.install()
+HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "firmware")
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+
+import openpaygo_cases  # noqa: E402
+import test_openpaygo  # noqa: E402
+
+
+def test_the_case_file_is_the_references_output():
+    with open(openpaygo_cases.PATH, encoding="utf-8") as f:
+        assert f.read() == openpaygo_cases.render(), \
+            "stale: run python tests/firmware/openpaygo_cases.py"
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(min_value=1000, max_value=2**32))
+def test_fresh_reference_scenarios_decode_the_same(seed):
+    scenario = openpaygo_cases.scenario(seed, entries=24)
+    assert test_openpaygo.replay(scenario) == []
+
+
+def test_the_app_tests_tokens_are_the_reference_encoders():
+    import test_openpaygo_app
+    adds, set_token = openpaygo_cases.app_tokens()
+    assert (test_openpaygo_app.KEY, test_openpaygo_app.CODE) == (openpaygo_cases.APP_KEY,
+                                                                 openpaygo_cases.APP_CODE)
+    assert test_openpaygo_app.ADD == adds
+    assert test_openpaygo_app.SET == set_token
