@@ -7,8 +7,10 @@ source on the fly would spend the capped heap on the compiler, which the device 
 """
 import glob
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -43,6 +45,16 @@ def micropython_binary():
     return exe
 
 
+@pytest.fixture
+def short_tmp():
+    """A folder of the run's own for the module's files. Short, as /tmp/mita-fwtest was: the
+    paths' length is allocated on a capped heap (pytest's tmp_path is three times longer, and
+    at a cap within 2 KB of the module's need that decides where it fragments)."""
+    path = tempfile.mkdtemp(prefix="mfw")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture(scope="module")
 def firmware_lib(tmp_path_factory):
     out = str(tmp_path_factory.mktemp("fw"))
@@ -52,8 +64,8 @@ def firmware_lib(tmp_path_factory):
 
 
 @pytest.mark.parametrize("module", MODULES, ids=[os.path.basename(m) for m in MODULES])
-def test_module_passes_under_micropython(module, firmware_lib, tmp_path):
-    env = dict(os.environ, MITA_FWTEST_TMP=str(tmp_path))
+def test_module_passes_under_micropython(module, firmware_lib, short_tmp):
+    env = dict(os.environ, MITA_FWTEST_TMP=short_tmp)
     env["MICROPYPATH"] = ":".join(simulator.micropython_path(
         firmware_lib, os.path.join(ROOT, "tests", "firmware"), fakes=False))
     proc = subprocess.run(
@@ -87,8 +99,8 @@ def frozen_build():
 
 
 @pytest.mark.parametrize("module", MODULES, ids=[os.path.basename(m) for m in MODULES])
-def test_module_passes_on_the_32_bit_frozen_build(module, frozen_build, tmp_path):
-    env = dict(os.environ, MITA_FWTEST_TMP=str(tmp_path))
+def test_module_passes_on_the_32_bit_frozen_build(module, frozen_build, short_tmp):
+    env = dict(os.environ, MITA_FWTEST_TMP=short_tmp)
     # only the tests' own helpers on the path: `meter` comes from the frozen image
     env["MICROPYPATH"] = ":".join([os.path.join(ROOT, "tests", "firmware"), ".frozen"])
     proc = subprocess.run(

@@ -6,6 +6,7 @@ slot that does NOT hold the newest good state, so a write cut at any byte leaves
 good state intact; load() takes the valid slot with the newest sequence.
 """
 import binascii
+import io
 import json
 import os
 import struct
@@ -17,10 +18,11 @@ VERSION = const(1)
 _HEADER = "<4sHII"
 _HEADER_LEN = const(14)
 _CRC_LEN = const(4)
-# A state is a few hundred bytes. The cap keeps a garbage file from exhausting the heap on
-# boot; save() briefly holds two copies of the payload (the JSON str and its bytes).
+# A state is about a kilobyte. The cap keeps a garbage file from exhausting the heap on boot;
+# save() never holds the image whole: see _SlotWriter.
 MAX_IMAGE = const(4096)
 _SEQ_MASK = const(0xFFFFFFFF)
+_CHUNK = const(128)  # bytes save() hands the flash at a time
 _HALF = const(0x80000000)
 
 
@@ -29,19 +31,67 @@ class StorageError(OSError):
     already guard flash access with `except OSError` catch it too."""
 
 
-def encode_parts(state, seq):
-    """The slot image for `state` with sequence number `seq`, as (header, payload, crc): save()
-    writes them one after the other, so no joined copy of the image needs a block of its own
-    (on a long-running 32-bit heap that one contiguous kilobyte is what runs out first)."""
-    payload = json.dumps(state).encode()
-    header = struct.pack(_HEADER, MAGIC, VERSION, seq & _SEQ_MASK, len(payload))
-    crc = binascii.crc32(payload, binascii.crc32(header)) & _SEQ_MASK
-    return header, payload, struct.pack("<I", crc)
+def _header(seq, length):
+    return struct.pack(_HEADER, MAGIC, VERSION, seq & _SEQ_MASK, length)
 
 
 def encode(state, seq):
-    """The complete slot image for `state` with sequence number `seq`."""
-    return b"".join(encode_parts(state, seq))
+    """The complete slot image for `state` with sequence number `seq` (what save() writes)."""
+    payload = json.dumps(state).encode()
+    header = _header(seq, len(payload))
+    crc = binascii.crc32(payload, binascii.crc32(header)) & _SEQ_MASK
+    return b"".join((header, payload, struct.pack("<I", crc)))
+
+
+class _PayloadSize(io.IOBase):
+    """json.dump's target for save()'s first pass: counts the payload's bytes, keeps none."""
+
+    def __init__(self):
+        self.size = 0
+
+    def write(self, data):
+        if isinstance(data, str):  # CPython's json writes str chunks; MicroPython's bytes
+            data = data.encode()
+        self.size += len(data)
+        return len(data)
+
+
+class _SlotWriter(io.IOBase):
+    """json.dump's target for the second pass: the payload goes to the slot file through one
+    fixed buffer, CRC'd on the way. No copy of the image (a kilobyte, every minute) is ever
+    whole in RAM: on a 32-bit heap that ran for days, a free block that size is what runs out
+    first (docs/benchmarks.md)."""
+
+    def __init__(self, f, crc):
+        self.f = f
+        self.crc = crc
+        self.size = 0
+        self.written = 0
+        self._buf = bytearray(_CHUNK)
+        self._used = 0
+
+    def write(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        view = memoryview(data)
+        n = len(view)
+        i = 0
+        while i < n:
+            k = min(n - i, _CHUNK - self._used)
+            self._buf[self._used:self._used + k] = view[i:i + k]
+            self._used += k
+            i += k
+            if self._used == _CHUNK:
+                self.drain()
+        self.size += n
+        return n
+
+    def drain(self):
+        if self._used:
+            chunk = memoryview(self._buf)[:self._used]
+            self.crc = binascii.crc32(chunk, self.crc)
+            self.written += self.f.write(chunk) or 0
+            self._used = 0
 
 
 def decode(image):
@@ -171,22 +221,30 @@ class StateStore:
             self.load()
             self.status, self.fallback = status, fallback
         seq = 1 if self.seq is None else (self.seq + 1) & _SEQ_MASK
-        parts = encode_parts(state, seq)
-        size = len(parts[0]) + len(parts[1]) + len(parts[2])
+        # Two passes over the state: its length first (the header precedes the payload), then
+        # header, payload and CRC straight into the slot file: byte for byte what encode()
+        # makes, without ever holding it.
+        measure = _PayloadSize()
+        json.dump(state, measure)
+        size = _HEADER_LEN + measure.size + _CRC_LEN
         if size > self.max_bytes:
             raise StorageError("state of %d bytes is over %d" % (size, self.max_bytes))
+        header = _header(seq, measure.size)
         target = 1 if self._newest == 0 else 0
         path = self.slot_paths()[target]
-        written = 0
         try:
             with open(path, "wb") as f:
-                for part in parts:
-                    n = f.write(part)
-                    written += n if n is not None else 0
+                written = f.write(header) or 0
+                out = _SlotWriter(f, binascii.crc32(header))
+                json.dump(state, out)
+                out.drain()
+                written += out.written + (f.write(struct.pack("<I", out.crc & _SEQ_MASK)) or 0)
                 f.flush()
         except OSError as exc:
             # the newest good slot was not touched; it is still what load() will find
             raise StorageError("writing %s failed: %s" % (path, exc))
+        if out.size != measure.size:  # the state changed between the passes: never valid
+            raise StorageError("state changed while %s was written" % path)
         if written != size:
             raise StorageError("short write to %s: %s of %d bytes" % (path, written, size))
         self.writes += 1
