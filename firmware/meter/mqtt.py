@@ -240,13 +240,16 @@ class MQTTClient:
                 return self._next_pid
 
     # --- bytes on the wire ---------------------------------------------------------------
-    async def _send(self, packet):
+    async def _send(self, packet, more=None):
+        """One packet, or one in two parts (a PUBLISH's head and payload) written in turn."""
         writer = self._writer
         if writer is None:
             raise OSError("not connected")
         # One writer at a time: MicroPython's streams allow a single waiter per direction.
         async with self._lock:
             writer.write(packet)
+            if more is not None:
+                writer.write(more)
             await writer.drain()
         self._tx_seen = True
 
@@ -367,9 +370,9 @@ class MQTTClient:
                 if qos:
                     pid = self._pid()
                     self._inflight.append([pid, topic, payload, retain])
-                    await self._send(pk.publish(topic, payload, 1, retain, False, pid))
+                    await self._send(*pk.publish_parts(topic, payload, 1, retain, False, pid))
                 else:
-                    await self._send(pk.publish(topic, payload, 0, retain))
+                    await self._send(*pk.publish_parts(topic, payload, 0, retain))
                 self.sent += 1
         except asyncio.CancelledError:
             raise

@@ -64,6 +64,17 @@ def test_publish_long_payload_uses_a_two_byte_length():
     assert len(pkt) == 3 + 203
 
 
+def test_publish_parts_are_the_packet_in_two_pieces_with_the_payload_uncopied():
+    payload = b"{\"v\": 1, \"balance_cents\": 1500}" * 9  # past one length byte
+    for qos, pid in ((0, 0), (1, 513)):
+        head, body = p.publish_parts("meters/M1/telemetry", payload, qos, True, False, pid)
+        assert body is payload  # the client writes the caller's bytes as they are
+        assert head + body == p.publish("meters/M1/telemetry", payload, qos, True, False, pid)
+        assert p.decode_length(head)[0] == len(head) + len(body) - p.decode_length(head)[1]
+    head, body = p.publish_parts("t", "\u00e9", 0)  # a str payload is sent as UTF-8
+    assert head + body == b"\x30\x05\x00\x01t\xc3\xa9"
+
+
 def test_puback_subscribe_ping_disconnect_bytes():
     assert p.puback(0x1234) == b"\x40\x02\x12\x34"
     assert p.subscribe(7, [("a/#", 1), ("b", 0)]) == (
