@@ -60,7 +60,7 @@ class Torture:
         self._set_load()
 
     def _set_load(self):
-        self.line.power_w = self.rng.choice((0, 60, 250, 900, 2200, 4000))
+        self.line.power_w = self.rng.choice((60, 250, 900, 2200))  # a meter with load saves every minute
 
     def _deliver(self):
         for recharge in list(self.unacked):
@@ -74,7 +74,7 @@ class Torture:
         if t % RECHARGE_EVERY_S == 0:
             n = len(self.sent) + 1
             recharge = {"id": "QPC%06d" % n, "seq": n, "source": "cloud",
-                        "amount_cents": self.rng.randrange(500, 5000)}
+                        "amount_cents": self.rng.randrange(5000, 30000)}
             self.sent.append(recharge)
             self.unacked.append(recharge)
         if self.unacked or t % 3600 == 0:
@@ -100,11 +100,13 @@ class Torture:
 
     def run(self, days, cuts):
         total = days * DAY_S
-        gap = max(2, total // max(1, cuts))  # a draw in 1..gap: about `cuts` of them with the waits
-        # Cuts come one after another, `cuts` of them over the run on average. Every other one
-        # arms the flash to fail after 0-1,100 more bytes, so the next state write (about 1 KB)
-        # is torn wherever that lands; the others cut the power at a second, between writes.
-        next_at = self.rng.randrange(1, gap)
+        def gap(t):  # the next cut within twice the even spacing of the cuts still to come
+            left = max(1, cuts - self.figures["mid_write"] - self.figures["between_writes"])
+            return max(2, 2 * (total - t) // left)
+
+        # Cuts come one after another, about `cuts` of them over the run. Every other one
+        # arms the flash to fail inside the next state write, at a random byte of it; the others cut the power at a second, between writes.
+        next_at = self.rng.randrange(1, gap(0))
         torn_next = True
         armed = False
         for t in range(1, total + 1):
@@ -113,8 +115,11 @@ class Torture:
                 if torn_next:
                     mode = self.rng.choice(MODES)
                     self.figures["mode_" + mode] += 1
-                    self.flash.arm_power_cut(self.rng.randrange(0, 1100), mode=mode)
-                    armed = True
+                    # within the next image: its size is the last one's, give or take a digit
+                    size = max(os.path.getsize(p) for p in self.app.store.slot_paths()
+                               if os.path.exists(p))
+                    self.flash.arm_power_cut(self.rng.randrange(0, size), mode=mode)
+                    armed = t
                 else:
                     between = True
                 torn_next = not torn_next
@@ -124,16 +129,25 @@ class Torture:
                 self.figures["mid_write"] += 1
                 armed = False
                 self._reboot()
-                next_at = t + self.rng.randrange(1, gap)
+                next_at = t + self.rng.randrange(1, gap(t))
                 continue
+            if armed and t - armed >= 300:
+                between = True  # no write came (an idle meter saves only new Wh): cut anyway
+                armed = False
             if between:
                 self.figures["between_writes"] += 1
                 self._reboot()
-                next_at = t + self.rng.randrange(1, gap)
+                next_at = t + self.rng.randrange(1, gap(t))
         self.figures["cuts"] = self.figures["mid_write"] + self.figures["between_writes"]
         self.flash.disarm()
         while self.unacked:  # the last recharges, with the power on
             self._deliver()
+        # A cut in the last seconds leaves Wh the meter has not read yet: it bills them at its
+        # next reading, so the books close after one (the line only counts what is asked for).
+        self.line.power_w = 0
+        for _ in range(2):
+            self.clock.advance(1000)
+            self.app.tick()
         return self.books()
 
     def books(self):

@@ -13,6 +13,7 @@ power-safe state image, saved with the credit it guards (meter.recharge).
 """
 from micropython import const
 
+from meter.digits import ascii_digits
 from meter.siphash import hash_words, key_state, siphash24
 from meter.token_counts import (ADD, COUNTER_SYNC, COUNTER_SYNC_VALUE, DISABLE_PAYG, INVALID,
                                 MAX_TOKEN_JUMP, MAX_TOKEN_JUMP_COUNTER_SYNC, PAYG_DISABLE_VALUE,
@@ -85,7 +86,7 @@ class Decoder:
         None unless accepted, count None for INVALID (for USED it is the used count, which
         tells a used token from one too old to tell: counts.below_window). Apply an accepted
         token with counts.record()."""
-        if not isinstance(token, str) or not token or not token.isdigit():
+        if not isinstance(token, str) or not ascii_digits(token):
             return INVALID, None, None
         if len(token) <= 9:
             return self._search(int(token), counts, 1000, self._next, False)

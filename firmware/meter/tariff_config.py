@@ -2,6 +2,8 @@
 # refusal, and the way back to the same dict. The cost arithmetic lives in meter.tariff.
 from micropython import const
 
+from meter.digits import ascii_digits
+
 _WH_PER_KWH = const(1000)
 _BP = const(10000)
 _MINUTES_PER_DAY = const(1440)
@@ -60,7 +62,7 @@ def _item(value, where, allowed):
 def _minutes(text, where):
     """'HH:MM' as minutes since midnight."""
     if (type(text) is not str or len(text) != 5 or text[2] != ":"
-            or not (text[:2] + text[3:]).isdigit()):
+            or not ascii_digits(text[:2] + text[3:])):
         raise TariffError("%s: time %r is not HH:MM" % (where, text))
     hh = int(text[:2])
     mm = int(text[3:])

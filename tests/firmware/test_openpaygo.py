@@ -97,6 +97,13 @@ def test_a_token_is_used_once_and_the_window_remembers_out_of_order_counts():
     assert decoder.decode(token, counts)[0] == tc.USED
 
 
+def test_digits_that_are_not_ascii_are_invalid_not_an_error():
+    # "\u00b2".isdigit() is True on CPython and int() then fails: found by fuzzing
+    decoder = Decoder(bytes(range(16)), 123456789)
+    for text in ("\u00b2", "12345678\u0663", "\uff11" * 9, " 123456789", ""):
+        assert decoder.decode(text, TokenCounts())[0] == tc.INVALID, text
+
+
 def test_bad_keys_codes_states_and_digits():
     raises(TokenError, Decoder, "abc")
     raises(TokenError, Decoder, "zz" * 16)

@@ -50,6 +50,7 @@ _BAD = [
     (("tou", 0, "to"), "06:60", "no such time"),
     (("tou", 0, "from"), "6:00", "not HH:MM"),
     (("tou", 0, "from"), "ab:cd", "not HH:MM"),
+    (("tou", 0, "from"), "\u00b2\u00b2:00", "not HH:MM"),  # Unicode digits (found by fuzzing)
     (("tou", 0, "from"), 2200, "not HH:MM"),
     (("tou", 0, "factor_bp"), _DROP, "missing factor_bp"),
     (("tou", 0, "factor_bp"), 100001, "out of range"),
