@@ -2,7 +2,7 @@
 # and a manual clock. Both interpreters run these.
 from meter import config as meter_config
 from meter.drivers.reading import Reading
-from meter.drivers.pzem004t import SensorTimeout
+from meter.drivers.reading import TIMEOUT, SensorError
 from meter.drivers.relay import Relay
 from support import FakePin
 
@@ -70,7 +70,7 @@ class FakeSensor:
     def read(self):
         power = self._integrate()
         if self.silent:
-            raise SensorTimeout("no reply")
+            raise SensorError(TIMEOUT, "no reply")
         r = Reading()
         r.energy = self.counter
         r.power_dw = power * 10

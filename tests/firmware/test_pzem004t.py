@@ -1,8 +1,8 @@
 import struct
 
 from meter.drivers.modbus import with_crc
-from meter.drivers.pzem004t import (Pzem004t, SensorError, SensorTimeout, SensorCrcError,
-                                    SensorFrameError, SensorReplyError)
+from meter.drivers.pzem004t import Pzem004t, SensorError
+from meter.drivers.reading import CRC, FRAME, REPLY, TIMEOUT
 from meter.log import Logger, DEBUG
 from support import FakeUART, raises
 
@@ -64,7 +64,8 @@ def test_reply_from_another_address_is_not_ours():
 def test_exception_reply_raises_at_once_without_retrying():
     uart = FakeUART([with_crc(b"\x01\x84\x02"), reply()])
     sensor = Pzem004t(uart, address=1, retries=5)
-    exc = raises(SensorReplyError, sensor.read)
+    exc = raises(SensorError, sensor.read)
+    assert exc.reason == REPLY
     assert exc.code == 2
     assert exc.function == 0x04
     assert isinstance(exc, SensorError)
@@ -87,7 +88,7 @@ def test_silent_module_raises_timeout_after_one_plus_retries_writes():
     for retries in (0, 1, 2, 4):
         uart = FakeUART([None] * 10)
         sensor = Pzem004t(uart, address=1, retries=retries)
-        raises(SensorTimeout, sensor.read)
+        assert raises(SensorError, sensor.read).reason == TIMEOUT
         assert len(uart.written) == 1 + retries
         assert sensor.timeouts == 1 + retries
         assert sensor.reads_ok == 0
@@ -95,13 +96,12 @@ def test_silent_module_raises_timeout_after_one_plus_retries_writes():
 
 def test_empty_bytes_count_as_silence():
     sensor = Pzem004t(FakeUART([b""] * 3), address=1)
-    raises(SensorTimeout, sensor.read)
-
-
+    assert raises(SensorError, sensor.read).reason == TIMEOUT
 def test_short_frame_is_retried_and_then_reported():
     uart = FakeUART([reply()[:20]] * 3)
     sensor = Pzem004t(uart, address=1)
-    exc = raises(SensorFrameError, sensor.read)
+    exc = raises(SensorError, sensor.read)
+    assert exc.reason == FRAME
     assert "short" in str(exc)
     assert sensor.short_frames == 3
     assert len(uart.written) == 3
@@ -118,9 +118,7 @@ def test_last_error_is_the_one_raised():
     bad = bytearray(reply())
     bad[-1] ^= 0x55
     uart = FakeUART([None, None, bytes(bad)])
-    raises(SensorCrcError, Pzem004t(uart, address=1).read)
-
-
+    assert raises(SensorError, Pzem004t(uart, address=1).read).reason == CRC
 def test_garbage_before_a_frame_is_skipped():
     uart = FakeUART([b"\x00\xff\x13" + reply()])
     sensor = Pzem004t(uart, address=1)
@@ -145,9 +143,7 @@ def test_pure_garbage_is_an_error_not_a_reading():
 def test_wrong_byte_count_with_a_good_crc_is_rejected():
     frame = with_crc(b"\x01\x04\x12" + bytes(20))
     sensor = Pzem004t(FakeUART([frame] * 3), address=1)
-    raises(SensorFrameError, sensor.read)
-
-
+    assert raises(SensorError, sensor.read).reason == FRAME
 def test_stale_bytes_are_flushed_before_asking():
     uart = FakeUART([reply(voltage=2400)])
     uart._rx = reply(voltage=1111)  # a late answer to an earlier request
@@ -184,16 +180,15 @@ def test_reset_energy_sends_0x42_and_checks_the_echo():
 
 def test_reset_energy_refused():
     uart = FakeUART([with_crc(b"\x01\xc2\x04")])
-    exc = raises(SensorReplyError, Pzem004t(uart, address=1).reset_energy)
+    exc = raises(SensorError, Pzem004t(uart, address=1).reset_energy)
+    assert exc.reason == REPLY
     assert exc.code == 4
     assert len(uart.written) == 1
 
 
 def test_reset_energy_without_echo_fails():
     uart = FakeUART([None, None, None])
-    raises(SensorTimeout, Pzem004t(uart, address=1).reset_energy)
-
-
+    assert raises(SensorError, Pzem004t(uart, address=1).reset_energy).reason == TIMEOUT
 def test_alarm_threshold_read_through_holding_register():
     uart = FakeUART([with_crc(b"\x01\x03\x02\x08\xfc")])
     assert Pzem004t(uart, address=1).read_alarm_threshold() == 2300
@@ -227,16 +222,18 @@ def test_failures_are_logged():
     lines = []
     sensor = Pzem004t(FakeUART([None] * 2), address=1, retries=1,
                       log=Logger("m", DEBUG, lines.append))
-    raises(SensorTimeout, sensor.read)
+    assert raises(SensorError, sensor.read).reason == TIMEOUT
     assert len(lines) == 3
     assert lines[-1].startswith("WARN m: no reading after 2 attempts")
 
 
-def test_errors_are_the_same_classes_as_in_reading():
+def test_errors_are_the_one_class_of_reading_with_a_reason():
     from meter.drivers import reading
     assert SensorError is reading.SensorError
-    assert SensorTimeout is reading.SensorTimeout
-    assert issubclass(SensorFrameError, reading.SensorError)
+    exc = SensorError(TIMEOUT, "no reply")
+    assert (exc.reason, str(exc)) == (TIMEOUT, "timeout: no reply")
+    refused = SensorError(REPLY, function=4, code=2)
+    assert str(refused) == "reply: function 0x04 refused, exception code 2"
 
 
 def test_exception_reply_with_a_bad_crc_is_a_glitch_and_retried():
@@ -292,14 +289,14 @@ def test_a_module_that_stays_silent_is_asked_once_a_read_until_it_answers():
     lines = []
     uart = FakeUART([None] * 3 + [None] * 5 + [reply(voltage=2300)] + [None] * 3)
     sensor = Pzem004t(uart, address=1, retries=2, log=Logger("m", sink=lines.append))
-    raises(SensorTimeout, sensor.read)
+    assert raises(SensorError, sensor.read).reason == TIMEOUT
     assert len(uart.written) == 3 and sensor.silent
     for n in range(5):
-        raises(SensorTimeout, sensor.read)
+        assert raises(SensorError, sensor.read).reason == TIMEOUT
         assert len(uart.written) == 4 + n
     assert len(lines) == 1  # the outage is logged once
     assert sensor.read().voltage_dv == 2300 and not sensor.silent
-    raises(SensorTimeout, sensor.read)  # the next silence gets the full retries again
+    assert raises(SensorError, sensor.read).reason == TIMEOUT  # the full retries again
     assert len(uart.written) == 9 + 3
 
 
@@ -312,8 +309,8 @@ def bad_crc():
 def test_crc_errors_are_always_retried_in_full():
     uart = FakeUART([None] * 3 + [bad_crc()] * 3 + [bad_crc()] * 3)
     sensor = Pzem004t(uart, address=1, retries=2)
-    raises(SensorTimeout, sensor.read)
-    raises(SensorCrcError, sensor.read)  # answered, if garbled: not an outage
+    assert raises(SensorError, sensor.read).reason == TIMEOUT
+    assert raises(SensorError, sensor.read).reason == CRC  # answered, if garbled: no outage
     assert len(uart.written) == 1 + 3 and not sensor.silent
-    raises(SensorCrcError, sensor.read)
+    assert raises(SensorError, sensor.read).reason == CRC
     assert len(uart.written) == 4 + 3

@@ -4,8 +4,7 @@ from micropython import const
 from meter.drivers.modbus import crc16, with_crc
 # The error classes live with Reading so the app can catch them without loading this driver
 # on an S0 meter; they are importable from here too.
-from meter.drivers.reading import (Reading, SensorError, SensorTimeout, SensorCrcError,
-                                   SensorFrameError, SensorReplyError)
+from meter.drivers.reading import CRC, FRAME, REPLY, TIMEOUT, Reading, SensorError
 
 _READ_INPUT = const(0x04)
 _READ_HOLDING = const(0x03)
@@ -93,7 +92,7 @@ class Pzem004t:
                                   value >> 8, value & 0xFF)))
         frame = self._transact(request, _WRITE_SINGLE, len(request), -1)
         if frame[2:6] != request[2:6]:
-            raise SensorFrameError("write of register 0x%04x not echoed" % register)
+            raise SensorError(FRAME, "write of register 0x%04x not echoed" % register)
 
     def _transact(self, request, function, length, byte_count):
         """Send request and return the reply frame, retrying what a retry can fix.
@@ -111,21 +110,20 @@ class Pzem004t:
                 frame = self._receive(function, length, byte_count)
                 self.silent = False
                 return frame
-            except SensorReplyError as exc:
-                self.silent = False
-                self.reply_errors += 1
-                self._warn("%s", exc)
-                raise
-            except SensorTimeout as exc:
-                self.timeouts += 1
-                error = exc
-            except SensorCrcError as exc:
-                self.crc_errors += 1
-                silent = False
-                error = exc
-            except SensorFrameError as exc:
-                self.short_frames += 1
-                silent = False
+            except SensorError as exc:
+                if exc.reason == REPLY:
+                    self.silent = False
+                    self.reply_errors += 1
+                    self._warn("%s", exc)
+                    raise
+                if exc.reason == TIMEOUT:
+                    self.timeouts += 1
+                else:
+                    silent = False
+                    if exc.reason == CRC:
+                        self.crc_errors += 1
+                    else:
+                        self.short_frames += 1
                 error = exc
             self._debug("attempt %d: %s", attempt + 1, error)
         if not (silent and self.silent):  # an outage is told once, not every second
@@ -150,12 +148,12 @@ class Pzem004t:
     def _receive(self, function, length, byte_count):
         buf = self._uart.read(length)
         if not buf:
-            raise SensorTimeout("no reply from the sensor at 0x%02x" % self.address)
+            raise SensorError(TIMEOUT, "no reply from the sensor at 0x%02x" % self.address)
         start = self._frame_start(buf, function, 0)
         if start < 0:
             if len(buf) < _ERROR_LEN:
-                raise SensorFrameError("%d stray bytes, no frame" % len(buf))
-            raise SensorCrcError("%d bytes with no frame header" % len(buf))
+                raise SensorError(FRAME, "%d stray bytes, no frame" % len(buf))
+            raise SensorError(CRC, "%d bytes with no frame header" % len(buf))
         first_error = None
         while start >= 0:
             # Noise before the frame pushed its tail past the `length` bytes read so far; the
@@ -167,7 +165,9 @@ class Pzem004t:
                     buf = buf + more
             try:
                 return self._frame_at(buf, start, function, length, byte_count)
-            except (SensorCrcError, SensorFrameError) as exc:
+            except SensorError as exc:
+                if exc.reason not in (CRC, FRAME):
+                    raise
                 # Noise can look like a header too; the real frame may start further on.
                 if first_error is None:
                     first_error = exc
@@ -178,14 +178,14 @@ class Pzem004t:
         if buf[start + 1] == function | _ERROR_FLAG:
             length = _ERROR_LEN
         if len(buf) - start < length:
-            raise SensorFrameError("short reply: %d of %d bytes" % (len(buf) - start, length))
+            raise SensorError(FRAME, "short reply: %d of %d bytes" % (len(buf) - start, length))
         frame = buf[start:start + length]
         if crc16(frame) != 0:
-            raise SensorCrcError("bad CRC")
+            raise SensorError(CRC, "bad CRC")
         if length == _ERROR_LEN and frame[1] & _ERROR_FLAG:
-            raise SensorReplyError(function, frame[2])
+            raise SensorError(REPLY, function=function, code=frame[2])
         if byte_count >= 0 and frame[2] != byte_count:
-            raise SensorFrameError("byte count %d, expected %d" % (frame[2], byte_count))
+            raise SensorError(FRAME, "byte count %d, expected %d" % (frame[2], byte_count))
         return frame
 
     def _frame_start(self, buf, function, offset):

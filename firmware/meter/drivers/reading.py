@@ -2,27 +2,23 @@
 # the errors a sensor driver raises instead of a reading.
 
 
+# Why a reading failed: SensorError.reason is one of these. One class with a reason rather than a
+# class per reason: each exception class costs about 240 B of heap on a 32-bit MicroPython.
+TIMEOUT = "timeout"  # no answer at all: on a PZEM this means no mains on its measuring side
+CRC = "crc"  # an answer arrived, but corrupted
+FRAME = "frame"  # an answer arrived, too short or not shaped like the reply asked for
+REPLY = "reply"  # the sensor answered with a Modbus exception (code 1-4)
+
+
 class SensorError(Exception):
-    """The sensor gave no usable reading."""
+    """The sensor gave no usable reading; `reason` says why (TIMEOUT, CRC, FRAME, REPLY), and a
+    REPLY carries the Modbus `function` and exception `code`."""
 
-
-class SensorTimeout(SensorError):
-    """No answer at all: on a PZEM this means no mains on its measuring side."""
-
-
-class SensorCrcError(SensorError):
-    """An answer arrived, but corrupted."""
-
-
-class SensorFrameError(SensorError):
-    """An answer arrived, but too short or not shaped like the reply asked for."""
-
-
-class SensorReplyError(SensorError):
-    """The sensor answered with a Modbus exception (code 1-4)."""
-
-    def __init__(self, function, code):
-        super().__init__("function 0x%02x refused, exception code %d" % (function, code))
+    def __init__(self, reason, detail="", function=None, code=None):
+        if reason == REPLY:
+            detail = "function 0x%02x refused, exception code %d" % (function, code)
+        super().__init__("%s: %s" % (reason, detail) if detail else reason)
+        self.reason = reason
         self.function = function
         self.code = code
 
