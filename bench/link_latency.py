@@ -297,7 +297,12 @@ class Rig:
             except aiohttp.ClientError:
                 pass
             await asyncio.sleep(0.05)
-        raise RuntimeError("the cloud did not come up; see %s/cloud.log" % self.folder)
+        try:
+            with open(os.path.join(self.folder, "cloud.log"), errors="replace") as f:
+                tail = "".join(f.readlines()[-15:])
+        except OSError:
+            tail = "(no log)"
+        raise RuntimeError("the cloud did not come up; its log ends:\n" + tail)
 
     async def _accepts(self, meter_no, password, device_key):
         meter = MiniMeter(self.mqtt_port, meter_no + "-probe", password, device_key)

@@ -1,7 +1,8 @@
 """The firmware's own pure modules run in the cloud, so the two sides cannot drift: the tariff
-validator, the protocol's constants. Each module runs in a private namespace; its only import
-is `micropython.const`, supplied by a private __import__, so nothing goes into sys.modules (the
-simulator installs its own fake micropython there)."""
+validator, the protocol's constants. Each module runs in a private namespace; its imports are
+`micropython.const` and `from meter.<module> import ...` of other pure firmware modules, both
+supplied by a private __import__, so nothing goes into sys.modules (the simulator installs its
+own fake micropython and the firmware's own `meter` package there)."""
 
 import builtins
 import pathlib
@@ -22,7 +23,14 @@ def load_firmware_module(name, folder=FIRMWARE_METER):
     real_import = builtins.__import__
 
     def private_import(name, *args, **kwargs):
-        return stub if name == "micropython" else real_import(name, *args, **kwargs)
+        if name == "micropython":
+            return stub
+        if name.startswith("meter.") and args[2:3] and args[2]:  # from meter.x import names
+            loaded = load_firmware_module(name[len("meter."):], folder)
+            if loaded is None:
+                raise ImportError("firmware module %s is not shipped" % name)
+            return types.SimpleNamespace(**loaded)
+        return real_import(name, *args, **kwargs)
     namespace = {"__builtins__": dict(vars(builtins), __import__=private_import),
                  "__name__": "mita_firmware_" + name}
     exec(compile(source, str(path), "exec"), namespace)  # our own repository's source

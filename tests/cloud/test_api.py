@@ -204,3 +204,13 @@ def test_create_app_returns_an_application_without_touching_anything(tmp_path):
     app = create_app(make_config(tmp_path))
     assert isinstance(app, web.Application)
     assert not (tmp_path / "mita.sqlite3").exists()
+
+
+def test_the_cloud_refuses_a_tariff_time_of_unicode_digits_as_the_meter_would():
+    # the firmware's validator runs here with its own pure imports (meter.digits); a time in
+    # Unicode digits once escaped it as a bare ValueError (found by fuzzing)
+    from cloud.tariff import InvalidTariff, validate_tariff
+    tariff = {"version": 2, "bands": [{"rate": 2500}], "vat_bp": 0,
+              "tou": [{"from": "\u00b2\u00b2:00", "to": "06:00", "factor_bp": 7000}]}
+    with pytest.raises(InvalidTariff, match="not HH:MM"):
+        validate_tariff(tariff)
