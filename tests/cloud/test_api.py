@@ -3,6 +3,8 @@ tariff and consumption; security headers and CORS on every answer."""
 
 import datetime
 
+import pytest
+
 from aiohttp import web
 
 from cloud.app import create_app
