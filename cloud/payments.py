@@ -4,10 +4,13 @@ Views, the settle task and the unmatched routing only call in here."""
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
+import uuid
 from collections import OrderedDict
 
+from cloud import tokens
 from cloud.callbacks import normalise_meter_no, InvalidMeterNumber
 from cloud.daraja import (DarajaAuthError, DarajaError, DarajaRejected, DarajaTimeout,
                           query_code)
@@ -67,6 +70,21 @@ class GatewayError(PaymentError):
     def __init__(self, message, timeout=False):
         super().__init__(message)
         self.timeout = timeout
+
+
+class InvalidReason(PaymentError):
+    pass
+
+
+class TokenUnavailable(PaymentError):
+    """No token could be made for this credit."""
+
+
+_REASON_MAX = 200
+
+
+def _mint(amount_cents, meter_no, device_key, last_count):
+    return tokens.mint(meter_no, device_key, last_count, amount_cents)
 
 
 def failure_reason(code):
@@ -322,15 +340,27 @@ class Payments:
         return query_code(reply) == 0
 
     async def credit(self, request, receipt, amount_cents, source, phone, date, now):
-        """The one way credit is made: the payment and its recharge recorded together, once
-        per receipt ("credited" or "duplicate"). request: meter_no, user_id and the
-        checkout_request_id (or None) the payment answers."""
-        created, transaction, recharge = await self.store.record_payment({
+        """The one way credit is made: the payment, its recharge and its token recorded
+        together, once per receipt ("credited" or "duplicate"). request: meter_no, user_id
+        and the checkout_request_id (or None) the payment answers."""
+        outcome, _ = await self._credit(request, receipt, amount_cents, source, phone, date,
+                                        now)
+        return outcome
+
+    async def _credit(self, request, receipt, amount_cents, source, phone, date, now,
+                      audit=None):
+        """credit(), answering (outcome, the transaction recorded for the receipt)."""
+        payment = {
             "receipt": receipt, "meter_no": request["meter_no"], "user_id": request["user_id"],
             "amount_cents": amount_cents, "phone_number": phone or request.get("phone_number"),
             "transaction_date": date, "source": source,
             "checkout_request_id": request.get("checkout_request_id"), "ts": now,
-        })
+        }
+        if audit is not None:
+            payment["audit"] = audit
+        # minted inside the store's write, only for a new credit: a duplicate mints nothing
+        mint = functools.partial(_mint, amount_cents)
+        created, transaction, recharge = await self.store.record_payment(payment, mint=mint)
         checkout = request.get("checkout_request_id")
         if not created and checkout and transaction.get("checkout_request_id") != checkout:
             # The receipt already paid another request: this one is not paid by it (a forged
@@ -340,11 +370,11 @@ class Payments:
             log.error("receipt already credited to another request", extra={
                 "receipt": receipt, "checkout_request_id": checkout,
                 "credited_request": transaction.get("checkout_request_id")})
-            return "receipt_reused"
+            return "receipt_reused", transaction
         self._remember_credited(checkout)
         if not created:
             self.counters["duplicates"] += 1
-            return "duplicate"
+            return "duplicate", transaction
         self.counters["credited"] += 1
         self.on_event(request["meter_no"], "payment", receipt=receipt,
                       checkout_request_id=request.get("checkout_request_id"))
@@ -353,7 +383,32 @@ class Payments:
             "source": source})
         if recharge is not None and self.on_recharge is not None:
             self.on_recharge(recharge["meter_no"])
-        return "credited"
+        return "credited", transaction
+
+    # -- operator tokens --------------------------------------------------------------------
+    async def issue_operator_token(self, operator_id, meter, amount_kes, reason):
+        """Credit a meter by hand (goodwill, refund): a transaction of source "operator_token"
+        with its audit record and its token, through the one credit path (so it also goes to
+        the meter over MQTT, and whichever of the two arrives first credits). Returns the
+        transaction; TokenUnavailable if no token can carry the amount."""
+        amount_kes = self.check_amount_kes(amount_kes)
+        if not isinstance(reason, str) or not reason.strip() or len(reason) > _REASON_MAX:
+            raise InvalidReason(f"a reason of 1 to {_REASON_MAX} characters is required")
+        if not tokens.carries(amount_kes * 100):
+            raise TokenUnavailable(f"no token can carry KES {amount_kes}")
+        if not await self.store.get_device_key(meter["meter_no"]):
+            raise TokenUnavailable("the meter has no key to make tokens with")
+        receipt = "OPT" + uuid.uuid4().hex[:16].upper()
+        request = {"meter_no": meter["meter_no"], "user_id": meter.get("user_id"),
+                   "checkout_request_id": None}
+        audit = {"actor": operator_id, "action": "operator_token", "reason": reason.strip()}
+        _, transaction = await self._credit(request, receipt, amount_kes * 100,
+                                            "operator_token", None, None, _now_ms(self.clock),
+                                            audit=audit)
+        log.info("operator token issued", extra={
+            "receipt": receipt, "meter_no": meter["meter_no"], "operator": operator_id,
+            "amount_cents": amount_kes * 100})
+        return transaction
 
     # -- C2B ----------------------------------------------------------------------------
     async def validate_c2b(self, payment):
