@@ -392,8 +392,10 @@ class Payments:
         the meter over MQTT, and whichever of the two arrives first credits). Returns the
         transaction; TokenUnavailable if no token can carry the amount."""
         amount_kes = self.check_amount_kes(amount_kes)
-        if not isinstance(reason, str) or not reason.strip() or len(reason) > _REASON_MAX:
-            raise InvalidReason(f"a reason of 1 to {_REASON_MAX} characters is required")
+        if (not isinstance(reason, str) or not reason.strip() or len(reason) > _REASON_MAX
+                or not reason.isprintable()):
+            raise InvalidReason(f"a reason of 1 to {_REASON_MAX} printable characters is "
+                                "required")
         if not tokens.carries(amount_kes * 100):
             raise TokenUnavailable(f"no token can carry KES {amount_kes}")
         if not await self.store.get_device_key(meter["meter_no"]):
