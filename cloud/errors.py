@@ -10,8 +10,9 @@ from cloud.abuse import TooManyAttempts
 from cloud.auth import AuthError, Forbidden
 from cloud.keys import ABUSE, CONFIG
 from cloud.callbacks import InvalidMeterNumber, ParseError
-from cloud.payments import (ConfirmationUnavailable, GatewayError, InvalidAmount, InvalidReason,
-                            NotConfirmed, TokenUnavailable, UnknownMeter)
+from cloud.operator_tokens import InvalidReason, TokenUnavailable
+from cloud.payments import (ConfirmationUnavailable, GatewayError, InvalidAmount, NotConfirmed,
+                            UnknownMeter)
 from cloud.phone import InvalidPhone
 from cloud.push_guard import PromptAlreadyWaiting, TooManyPushes
 from cloud.store.base import Conflict, InvalidRecord, NotFound, StoreError

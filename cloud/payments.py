@@ -7,7 +7,6 @@ import contextlib
 import functools
 import logging
 import time
-import uuid
 from collections import OrderedDict
 
 from cloud import tokens
@@ -70,17 +69,6 @@ class GatewayError(PaymentError):
     def __init__(self, message, timeout=False):
         super().__init__(message)
         self.timeout = timeout
-
-
-class InvalidReason(PaymentError):
-    pass
-
-
-class TokenUnavailable(PaymentError):
-    """No token could be made for this credit."""
-
-
-_REASON_MAX = 200
 
 
 def _mint(amount_cents, meter_no, device_key, last_count):
@@ -343,13 +331,14 @@ class Payments:
         """The one way credit is made: the payment, its recharge and its token recorded
         together, once per receipt ("credited" or "duplicate"). request: meter_no, user_id
         and the checkout_request_id (or None) the payment answers."""
-        outcome, _ = await self._credit(request, receipt, amount_cents, source, phone, date,
-                                        now)
+        outcome, _ = await self.credit_recorded(request, receipt, amount_cents, source, phone,
+                                                date, now)
         return outcome
 
-    async def _credit(self, request, receipt, amount_cents, source, phone, date, now,
-                      audit=None):
-        """credit(), answering (outcome, the transaction recorded for the receipt)."""
+    async def credit_recorded(self, request, receipt, amount_cents, source, phone, date, now,
+                              audit=None):
+        """credit(), answering (outcome, the transaction recorded for the receipt); audit:
+        {actor, action, reason} of a credit made by hand, kept in the same write."""
         payment = {
             "receipt": receipt, "meter_no": request["meter_no"], "user_id": request["user_id"],
             "amount_cents": amount_cents, "phone_number": phone or request.get("phone_number"),
@@ -384,33 +373,6 @@ class Payments:
         if recharge is not None and self.on_recharge is not None:
             self.on_recharge(recharge["meter_no"])
         return "credited", transaction
-
-    # -- operator tokens --------------------------------------------------------------------
-    async def issue_operator_token(self, operator_id, meter, amount_kes, reason):
-        """Credit a meter by hand (goodwill, refund): a transaction of source "operator_token"
-        with its audit record and its token, through the one credit path (so it also goes to
-        the meter over MQTT, and whichever of the two arrives first credits). Returns the
-        transaction; TokenUnavailable if no token can carry the amount."""
-        amount_kes = self.check_amount_kes(amount_kes)
-        if (not isinstance(reason, str) or not reason.strip() or len(reason) > _REASON_MAX
-                or not reason.isprintable()):
-            raise InvalidReason(f"a reason of 1 to {_REASON_MAX} printable characters is "
-                                "required")
-        if not tokens.carries(amount_kes * 100):
-            raise TokenUnavailable(f"no token can carry KES {amount_kes}")
-        if not await self.store.get_device_key(meter["meter_no"]):
-            raise TokenUnavailable("the meter has no key to make tokens with")
-        receipt = "OPT" + uuid.uuid4().hex[:16].upper()
-        request = {"meter_no": meter["meter_no"], "user_id": meter.get("user_id"),
-                   "checkout_request_id": None}
-        audit = {"actor": operator_id, "action": "operator_token", "reason": reason.strip()}
-        _, transaction = await self._credit(request, receipt, amount_kes * 100,
-                                            "operator_token", None, None, _now_ms(self.clock),
-                                            audit=audit)
-        log.info("operator token issued", extra={
-            "receipt": receipt, "meter_no": meter["meter_no"], "operator": operator_id,
-            "amount_cents": amount_kes * 100})
-        return transaction
 
     # -- C2B ----------------------------------------------------------------------------
     async def validate_c2b(self, payment):

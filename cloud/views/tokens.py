@@ -6,6 +6,7 @@ from aiohttp import web
 from cloud.auth import require_operator
 from cloud.errors import field, read_json_object
 from cloud.keys import PAYMENTS
+from cloud.operator_tokens import issue_operator_token
 from cloud.tokens import display
 from cloud.views.common import meter_from_path, principal
 
@@ -24,6 +25,6 @@ async def issue_token(request):
     require_operator(who)
     meter = await meter_from_path(request)
     body = await read_json_object(request)
-    transaction = await request.app[PAYMENTS].issue_operator_token(
-        who.user_id, meter, field(body, "amount_kes", int), field(body, "reason", str))
+    transaction = await issue_operator_token(
+        request.app[PAYMENTS], who.user_id, meter, field(body, "amount_kes", int), field(body, "reason", str))
     return web.json_response(token_view(transaction), status=201)

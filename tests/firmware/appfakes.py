@@ -119,9 +119,10 @@ LINK_DEVICE_KEY = "dk_link_tests"
 
 
 def linked_meter(root, meter_id, host, port, password, balance_cents, tariff=None,
-                 backoff_ms=(10, 50), device_key=LINK_DEVICE_KEY):
+                 backoff_ms=(10, 50), device_key=LINK_DEVICE_KEY, token=None):
     """A booted MeterApp on a FakeBoard with its cloud link and MQTT client, state under
-    root, for the link tests: returns (app, link, client)."""
+    root, for the link tests: returns (app, link, client). token: the config's "token"
+    entry (keypad tokens), as provisioning writes it."""
     # Imported here: firmware tests that only need the fakes above run under a capped heap.
     from meter.app import MeterApp
     from meter.link import make_link
@@ -131,7 +132,8 @@ def linked_meter(root, meter_id, host, port, password, balance_cents, tariff=Non
         "tariff": tariff or {"version": 1, "bands": [{"rate": 2500}], "vat_bp": 0},
         "mqtt": {"host": host, "port": port, "user": meter_id, "password": password},
         "key": device_key,
-        "policy": {"min_switch_s": 0}, "persist_interval_s": 3600})
+        "policy": {"min_switch_s": 0}, "persist_interval_s": 3600,
+        **({"token": token} if token else {})})
     clock = ManualClock(1767225600)
     app = MeterApp(cfg, StateStore(root), clock)
     app.attach(FakeBoard(clock, app.relay_at_boot()))
