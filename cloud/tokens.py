@@ -28,7 +28,6 @@ _KEY_CONTEXT = b"mita openpaygo token key v1\n"
 # token for KES 998 or 999 could be credited again by its recharge. Such payments still
 # credit over MQTT; they get no token.
 _SPECIAL_UNITS = (998, 999)
-FIRST_COUNT = 1  # a new meter's last count (the starting count the meter holds as used)
 
 
 class TokenIssueError(ValueError):

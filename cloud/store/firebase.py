@@ -63,7 +63,7 @@ def _meter(record):
     meter = dict(record)
     meter.setdefault("current_balance_cents", 0)
     meter.setdefault("recharge_seq", 0)
-    meter.setdefault("token_count", 1)  # tokens.FIRST_COUNT: nothing issued yet
+    meter.setdefault("token_count", 1)  # no token issued yet: the meter's starting count
     meter.setdefault("last_update", None)
     meter["status"] = _children(meter.get("status"))
     meter["alerts"] = _children(meter.get("alerts"))
