@@ -127,13 +127,15 @@ def linked_meter(root, meter_id, host, port, password, balance_cents, tariff=Non
     from meter.app import MeterApp
     from meter.link import make_link
     from meter.storage import StateStore
-    cfg, _ = meter_config.from_dict({
+    given = {
         "meter_id": meter_id, "initial_balance_cents": balance_cents,
         "tariff": tariff or {"version": 1, "bands": [{"rate": 2500}], "vat_bp": 0},
         "mqtt": {"host": host, "port": port, "user": meter_id, "password": password},
         "key": device_key,
-        "policy": {"min_switch_s": 0}, "persist_interval_s": 3600,
-        **({"token": token} if token else {})})
+        "policy": {"min_switch_s": 0}, "persist_interval_s": 3600}
+    if token:  # no ** in a dict display: this file also runs under MicroPython
+        given["token"] = token
+    cfg, _ = meter_config.from_dict(given)
     clock = ManualClock(1767225600)
     app = MeterApp(cfg, StateStore(root), clock)
     app.attach(FakeBoard(clock, app.relay_at_boot()))
