@@ -25,6 +25,8 @@ async def issue_token(request):
     require_operator(who)
     meter = await meter_from_path(request)
     body = await read_json_object(request)
-    transaction = await issue_operator_token(
-        request.app[PAYMENTS], who.user_id, meter, field(body, "amount_kes", int), field(body, "reason", str))
-    return web.json_response(token_view(transaction), status=201)
+    created, transaction = await issue_operator_token(
+        request.app[PAYMENTS], who.user_id, meter, field(body, "amount_kes", int),
+        field(body, "reason", str), field(body, "request_id", str, required=False))
+    # a retried request_id answers the token it already made, and credits nothing more
+    return web.json_response(token_view(transaction), status=201 if created else 200)

@@ -121,6 +121,29 @@ async def test_an_operator_issues_a_token_once_with_an_audit_record(harness):
     assert len(await h.store.list_audit(meter_no)) == 1
 
 
+async def test_a_retried_operator_request_is_one_credit(harness):
+    h = harness
+    _, _, meter_no, _ = await h.customer_with_meter()
+    _, _, other_meter, _ = await h.customer_with_meter("MTR-0002")
+    ask = {"amount_kes": 200, "reason": "refund of QK123", "request_id": "refund-QK123"}
+    path = f"/api/meters/{meter_no}/tokens"
+    first = await h.client.post(path, json=ask, headers=h.op())
+    again = await h.client.post(path, json=ask, headers=h.op())
+    assert (first.status, again.status) == (201, 200)
+    assert (await first.json())["token"] == (await again.json())["token"]
+    assert len(await transactions(h, meter_no)) == 1
+    assert len(await h.store.list_audit(meter_no)) == 1
+    # the same request_id for something else is refused, not credited
+    for other in (dict(ask, amount_kes=300), dict(ask)):
+        target = other_meter if other == ask else meter_no
+        resp = await h.client.post(f"/api/meters/{target}/tokens", json=other, headers=h.op())
+        assert resp.status == 409, await resp.text()
+    resp = await h.client.post(path, json=dict(ask, request_id="no spaces"), headers=h.op())
+    assert resp.status == 400
+    assert len(await transactions(h, meter_no)) == 1
+    assert await transactions(h, other_meter) == []
+
+
 async def test_no_token_reaches_a_log_line(harness, caplog):
     h = harness
     caplog.set_level(logging.DEBUG)
