@@ -10,6 +10,7 @@ from cloud.abuse import TooManyAttempts
 from cloud.auth import AuthError, Forbidden
 from cloud.keys import ABUSE, CONFIG
 from cloud.callbacks import InvalidMeterNumber, ParseError
+from cloud.operator_tokens import InvalidReason, TokenUnavailable
 from cloud.payments import (ConfirmationUnavailable, GatewayError, InvalidAmount, NotConfirmed,
                             UnknownMeter)
 from cloud.phone import InvalidPhone
@@ -34,6 +35,7 @@ _MAPPING = (
     (ParseError, 400, "bad_request"),
     (InvalidPhone, 400, "invalid_phone"),
     (InvalidAmount, 400, "invalid_amount"),
+    (InvalidReason, 400, "invalid_reason"),
     (InvalidMeterNumber, 400, "invalid_meter_no"),
     (InvalidRecord, 400, "bad_request"),
     (InvalidTariff, 400, "invalid_tariff"),
@@ -44,6 +46,7 @@ _MAPPING = (
     (NotFound, 404, "not_found"),
     (Conflict, 409, "conflict"),
     (NotConfirmed, 409, "not_confirmed"),
+    (TokenUnavailable, 409, "token_unavailable"),
     (PromptAlreadyWaiting, 409, "prompt_already_waiting"),
     (TooManyPushes, 429, "too_many_requests"),
     (TooManyAttempts, 429, "too_many_requests"),

@@ -4,10 +4,12 @@ Views, the settle task and the unmatched routing only call in here."""
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections import OrderedDict
 
+from cloud import tokens
 from cloud.callbacks import normalise_meter_no, InvalidMeterNumber
 from cloud.daraja import (DarajaAuthError, DarajaError, DarajaRejected, DarajaTimeout,
                           query_code)
@@ -67,6 +69,10 @@ class GatewayError(PaymentError):
     def __init__(self, message, timeout=False):
         super().__init__(message)
         self.timeout = timeout
+
+
+def _mint(amount_cents, meter_no, device_key, last_count):
+    return tokens.mint(meter_no, device_key, last_count, amount_cents)
 
 
 def failure_reason(code):
@@ -322,15 +328,28 @@ class Payments:
         return query_code(reply) == 0
 
     async def credit(self, request, receipt, amount_cents, source, phone, date, now):
-        """The one way credit is made: the payment and its recharge recorded together, once
-        per receipt ("credited" or "duplicate"). request: meter_no, user_id and the
-        checkout_request_id (or None) the payment answers."""
-        created, transaction, recharge = await self.store.record_payment({
+        """The one way credit is made: the payment, its recharge and its token recorded
+        together, once per receipt ("credited" or "duplicate"). request: meter_no, user_id
+        and the checkout_request_id (or None) the payment answers."""
+        outcome, _ = await self.credit_recorded(request, receipt, amount_cents, source, phone,
+                                                date, now)
+        return outcome
+
+    async def credit_recorded(self, request, receipt, amount_cents, source, phone, date, now,
+                              audit=None):
+        """credit(), answering (outcome, the transaction recorded for the receipt); audit:
+        {actor, action, reason} of a credit made by hand, kept in the same write."""
+        payment = {
             "receipt": receipt, "meter_no": request["meter_no"], "user_id": request["user_id"],
             "amount_cents": amount_cents, "phone_number": phone or request.get("phone_number"),
             "transaction_date": date, "source": source,
             "checkout_request_id": request.get("checkout_request_id"), "ts": now,
-        })
+        }
+        if audit is not None:
+            payment["audit"] = audit
+        # minted inside the store's write, only for a new credit: a duplicate mints nothing
+        mint = functools.partial(_mint, amount_cents)
+        created, transaction, recharge = await self.store.record_payment(payment, mint=mint)
         checkout = request.get("checkout_request_id")
         if not created and checkout and transaction.get("checkout_request_id") != checkout:
             # The receipt already paid another request: this one is not paid by it (a forged
@@ -340,11 +359,11 @@ class Payments:
             log.error("receipt already credited to another request", extra={
                 "receipt": receipt, "checkout_request_id": checkout,
                 "credited_request": transaction.get("checkout_request_id")})
-            return "receipt_reused"
+            return "receipt_reused", transaction
         self._remember_credited(checkout)
         if not created:
             self.counters["duplicates"] += 1
-            return "duplicate"
+            return "duplicate", transaction
         self.counters["credited"] += 1
         self.on_event(request["meter_no"], "payment", receipt=receipt,
                       checkout_request_id=request.get("checkout_request_id"))
@@ -353,7 +372,7 @@ class Payments:
             "source": source})
         if recharge is not None and self.on_recharge is not None:
             self.on_recharge(recharge["meter_no"])
-        return "credited"
+        return "credited", transaction
 
     # -- C2B ----------------------------------------------------------------------------
     async def validate_c2b(self, payment):

@@ -9,6 +9,10 @@ so any compliant server holding the key issues tokens the meter takes.
 
 Value unit (firmware/meter/token_counts.py): 1 token unit = KES 1 = 100 cents. A 9-digit
 token carries up to KES 995; larger amounts get a 12-digit extended token.
+
+Every payment the cloud credits gets the meter's next count and its token (`mint`, called by
+the store inside the credit's own write, so a duplicate callback never mints a second one);
+the MQTT recharge carries the count, and the meter credits whichever arrives first.
 """
 import hashlib
 import hmac
@@ -19,6 +23,11 @@ UNIT_CENTS = 100
 MAX_STANDARD_UNITS = 995
 MAX_EXTENDED_UNITS = 999999
 _KEY_CONTEXT = b"mita openpaygo token key v1\n"
+# The standard's PAYG-disable and counter-sync values: the meter's count window treats a
+# value of 998 or 999 by those rules even in an ADD (firmware/meter/token_counts.py), so a
+# token for KES 998 or 999 could be credited again by its recharge. Such payments still
+# credit over MQTT; they get no token.
+_SPECIAL_UNITS = (998, 999)
 
 
 class TokenIssueError(ValueError):
@@ -48,3 +57,25 @@ def issue(key_hex, last_count, amount_cents):
     return OpenPAYGOTokenEncoder.generate_token(
         secret_key=key_hex, count=last_count, value=units, token_type=TokenType.ADD_TIME,
         extended_token=units > MAX_STANDARD_UNITS)
+
+
+def carries(amount_cents):
+    """True if a token can credit exactly this amount."""
+    return (type(amount_cents) is int and amount_cents > 0 and amount_cents % UNIT_CENTS == 0
+            and amount_cents // UNIT_CENTS <= MAX_EXTENDED_UNITS
+            and amount_cents // UNIT_CENTS not in _SPECIAL_UNITS)
+
+
+def mint(meter_no, device_key, last_count, amount_cents):
+    """(count, digits) of the token for a payment of amount_cents to a meter whose last issued
+    count is last_count, or None when no token can carry it (or the meter has no key)."""
+    if not device_key or not carries(amount_cents):
+        return None
+    return issue(token_key(meter_no, device_key), last_count, amount_cents)
+
+
+def display(digits):
+    """The token as the customer types it: groups of three digits ("123 456 789")."""
+    if digits is None:
+        return None
+    return " ".join(digits[i:i + 3] for i in range(0, len(digits), 3))

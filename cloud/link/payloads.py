@@ -172,9 +172,13 @@ def _signed(key, meter, cmd, body):
 
 
 def recharge_message(recharge, meter, key):
-    return _signed(key, meter, "recharge", {
-        "id": recharge["id"], "seq": recharge["seq"], "amount_cents": recharge["amount_cents"],
-        "source": "cloud"})
+    body = {"id": recharge["id"], "seq": recharge["seq"],
+            "amount_cents": recharge["amount_cents"], "source": "cloud"}
+    if recharge.get("token_count") is not None:
+        # the count of this payment's token: the meter credits the recharge or the typed
+        # token, whichever comes first, never both (docs/recharge-and-persistence.md)
+        body["token_count"] = recharge["token_count"]
+    return _signed(key, meter, "recharge", body)
 
 
 def sync_message(floor, meter, key):

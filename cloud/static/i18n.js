@@ -49,6 +49,7 @@ const STRINGS = {
   payments: ["Payments", "Malipo"],
   no_payments: ["No payments yet", "Bado hakuna malipo"],
   receipt: ["Receipt", "Risiti"],
+  token: ["Token", "Tokeni"],
   amount: ["Amount", "Kiasi"],
   date: ["Date", "Tarehe"],
   status: ["Status", "Hali"],

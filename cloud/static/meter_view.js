@@ -123,11 +123,13 @@ export class MeterView {
     if (!payments.length) return h("section", { class: "payments" }, h("h3", {}, t("payments")), h("p", {}, t("no_payments")));
     return h("section", { class: "payments" }, h("h3", {}, t("payments")),
       h("div", { class: "scroll" }, h("table", { id: "payments" },
-        h("thead", {}, h("tr", {}, [t("date"), t("amount"), t("receipt"), t("status"), t("source")]
+        h("thead", {}, h("tr", {}, [t("date"), t("amount"), t("receipt"), t("token"), t("status"), t("source")]
           .map((c) => h("th", { scope: "col" }, c)))),
+        // the token is the payment's too: typed on the keypad when the meter is offline
         h("tbody", {}, payments.map((p) => h("tr", {},
           h("td", {}, when(p.timestamp)), h("td", { class: "num" }, kes(p.amount_cents)),
-          h("td", { class: "receipt" }, p.mpesa_receipt || "—"), h("td", {}, p.status || "—"),
+          h("td", { class: "receipt" }, p.mpesa_receipt || "—"),
+          h("td", { class: "token" }, p.token || "—"), h("td", {}, p.status || "—"),
           h("td", {}, p.source || "—")))))));
   }
 

@@ -13,16 +13,21 @@ Records (dicts):
   meter:       {meter_no, user_id, current_balance_cents, last_update, created_at,
                 status: {load_connected, wifi_status, mqtt_status, last_seen},
                 alerts: {low_balance, critical_balance, connection_lost, ...},
-                recharge_seq (last per-meter recharge sequence number issued)}
+                recharge_seq (last per-meter recharge sequence number issued),
+                token_count (last OpenPAYGo token count issued; 1 for a new meter)}
   stk_request: {checkout_request_id, merchant_request_id, meter_no, user_id, phone_number,
                 amount_cents, status ("pending"|"success"|"failed"), result_code, result_desc,
                 created_at, settled_at, transaction_id}
   transaction: {transaction_id, user_id, meter_no, amount_cents, mpesa_receipt, phone_number,
                 transaction_date, status ("SUCCESS"), source ("stk"|"c2b"|"stk_query"),
-                checkout_request_id, timestamp, recharge_seq}
+                checkout_request_id, timestamp, recharge_seq, token_count, token (the
+                OpenPAYGo token's digits, or None when no token can carry the amount)}
+                source "operator_token": credit an operator issued by hand (goodwill, refund)
   recharge:    {meter_no, seq, id (the receipt), amount_cents, source ("cloud"),
                 transaction_id, status ("pending"|"delivered"|"duplicate"|"rejected"),
-                reason, created_at, sent_at, acked_at}
+                reason, created_at, sent_at, acked_at, token_count}
+  audit:       {transaction_id, meter_no, actor (user id), action ("operator_token"),
+                reason, amount_cents, ts}: who credited a meter by hand, when and why
   history day: {date "YYYY-MM-DD", total_consumption_wh, cost_cents,
                 readings: {"HH": wh}, costs: {"HH": cents}}
   unmatched:   {receipt, source ("c2b"|"stk"), amount_cents, phone_number, bill_ref,
@@ -115,15 +120,16 @@ USER_FIELDS = ("user_id", "name", "email", "phone_number", "meter_no", "role", "
                "latest_transaction_id", "last_payment_amount_cents",
                "last_payment_timestamp")
 METER_FIELDS = ("meter_no", "user_id", "current_balance_cents", "last_update", "created_at",
-                "status", "alerts", "recharge_seq")
+                "status", "alerts", "recharge_seq", "token_count")
 STK_FIELDS = ("checkout_request_id", "merchant_request_id", "meter_no", "user_id",
               "phone_number", "amount_cents", "status", "result_code", "result_desc",
               "created_at", "settled_at", "transaction_id")
 TX_FIELDS = ("transaction_id", "user_id", "meter_no", "amount_cents", "mpesa_receipt",
              "phone_number", "transaction_date", "status", "source", "checkout_request_id",
-             "timestamp", "recharge_seq")
+             "timestamp", "recharge_seq", "token_count", "token")
 RECHARGE_FIELDS = ("meter_no", "seq", "id", "amount_cents", "source", "transaction_id",
-                   "status", "reason", "created_at", "sent_at", "acked_at")
+                   "status", "reason", "created_at", "sent_at", "acked_at", "token_count")
+AUDIT_FIELDS = ("transaction_id", "meter_no", "actor", "action", "reason", "amount_cents", "ts")
 UNMATCHED_FIELDS = ("receipt", "source", "amount_cents", "phone_number", "bill_ref",
                     "checkout_request_id", "transaction_date", "reason", "ts")
 
@@ -136,6 +142,20 @@ def unmatched_record(record):
     if type(out["ts"]) is not int:
         raise InvalidRecord("ts must be integer milliseconds")
     return out
+
+
+def audit_record(payment, tx_id):
+    """The audit record a payment asks for (None if it asks for none), checked: an actor and
+    a reason, as an operator's hand-made credit must have."""
+    audit = payment.get("audit")
+    if audit is None:
+        return None
+    for name in ("actor", "action", "reason"):
+        if not isinstance(audit.get(name), str) or not audit[name]:
+            raise InvalidRecord("an audit record needs %s" % name)
+    return {"transaction_id": tx_id, "meter_no": payment["meter_no"], "actor": audit["actor"],
+            "action": audit["action"], "reason": audit["reason"],
+            "amount_cents": payment["amount_cents"], "ts": payment["ts"]}
 
 
 def cents(value, name="amount_cents"):
@@ -274,11 +294,15 @@ class Store:
         raise NotImplementedError
 
     # the credit path --------------------------------------------------------------------
-    async def record_payment(self, payment):
+    async def record_payment(self, payment, mint=None):
         """Record a successful payment exactly once and create its recharge.
 
         payment: {receipt, meter_no, user_id, amount_cents, phone_number, transaction_date,
-                  source, checkout_request_id (optional), ts}
+                  source, checkout_request_id (optional), ts, audit (optional: {actor,
+                  action, reason}, kept as the payment's audit record in the same write)}
+        mint(meter_no, device_key, last_token_count) -> (count, token digits) or None: called
+        only for a new credit, inside its write; the count becomes the meter's token_count
+        and the transaction's and recharge's token_count, the digits the transaction's token.
         Returns (created: bool, transaction, recharge). A payment whose receipt, or whose
         checkout_request_id, already has a transaction is a duplicate, decided atomically
         (concurrent calls and several processes included): created is False and the existing
@@ -289,6 +313,10 @@ class Store:
         raise NotImplementedError
 
     async def get_transaction_by_receipt(self, receipt):
+        raise NotImplementedError
+
+    async def list_audit(self, meter_no, limit=50):
+        """A meter's audit records (credit issued by hand), newest first."""
         raise NotImplementedError
 
     async def list_transactions_for_user(self, user_id, limit=50):

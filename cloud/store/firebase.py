@@ -21,8 +21,9 @@ import uuid
 import firebase_admin
 from firebase_admin import credentials, db, exceptions
 
-from .base import (RECHARGE_FIELDS, STK_FIELDS, TX_FIELDS, UNMATCHED_FIELDS, USER_FIELDS,
-                   Conflict, InvalidRecord, NotFound, Store, StoreError, cents, check_date,
+from .base import (AUDIT_FIELDS, RECHARGE_FIELDS, STK_FIELDS, TX_FIELDS, UNMATCHED_FIELDS,
+                   USER_FIELDS, Conflict, InvalidRecord, NotFound, Store, StoreError,
+                   audit_record, cents, check_date,
                    check_field_names, check_hour, check_limits, next_recharge_status, safe_key,
                    transaction_id_for, unmatched_record)
 from .firebase_credit import Abort, record_payment_once, run_transaction
@@ -62,6 +63,7 @@ def _meter(record):
     meter = dict(record)
     meter.setdefault("current_balance_cents", 0)
     meter.setdefault("recharge_seq", 0)
+    meter.setdefault("token_count", 1)  # no token issued yet: the meter's starting count
     meter.setdefault("last_update", None)
     meter["status"] = _children(meter.get("status"))
     meter["alerts"] = _children(meter.get("alerts"))
@@ -379,14 +381,17 @@ class FirebaseStore(Store):
         return await self._call(lambda: run_transaction(ref, fail) is not False)
 
     # the credit path --------------------------------------------------------------------
-    async def record_payment(self, payment):
+    async def record_payment(self, payment, mint=None):
         cents(payment.get("amount_cents"))
         claim = {k: payment[k] for k in _PAYMENT_FIELDS if payment.get(k) is not None}
         claim["transaction_id"] = transaction_id_for(payment.get("receipt"), payment["ts"])
+        audit = audit_record(payment, claim["transaction_id"])
+        if audit is not None:
+            claim["audit"] = audit  # written with the payment, from the claim alone
         if await self.get_meter(payment["meter_no"]) is None:
             raise NotFound("meter %s" % payment["meter_no"])
         created, tx_id, meter_no, seq = await self._call(
-            record_payment_once, self._ref, claim, self.claim_wait_s)
+            record_payment_once, self._ref, claim, self.claim_wait_s, mint)
         tx = await self._call(self._ref("transactions", tx_id).get)
         recharge = await self._call(self._ref("recharges", safe_key(meter_no), str(seq)).get)
         return created, _full(tx, TX_FIELDS), _full(recharge, RECHARGE_FIELDS)
@@ -403,6 +408,14 @@ class FirebaseStore(Store):
 
     async def list_transactions_for_meter(self, meter_no, limit=50):
         return await self._list_transactions("meter_no", meter_no, limit)
+
+    async def list_audit(self, meter_no, limit=50):
+        if int(limit) <= 0:
+            return []
+        found = _children(await self._call(self._ref("audit", safe_key(meter_no)).get))
+        records = sorted((_full(a, AUDIT_FIELDS) for a in found.values()),
+                         key=lambda a: (a["ts"], a["transaction_id"]), reverse=True)
+        return records[:int(limit)]
 
     async def _list_transactions(self, child, value, limit):
         if int(limit) <= 0:

@@ -14,11 +14,11 @@ import sqlite3
 import time
 import uuid
 
-from .base import (METER_FIELDS, RECHARGE_FIELDS, STK_FIELDS, TX_FIELDS, UNMATCHED_FIELDS,
-                   USER_FIELDS, Conflict, InvalidRecord, NotFound, Store, StoreError, cents,
-                   check_date, check_field_names, check_hour, check_limits,
-                   next_recharge_status, prefix_bounds,
-                   transaction_id_for, unmatched_record)
+from .base import (AUDIT_FIELDS, METER_FIELDS, RECHARGE_FIELDS, STK_FIELDS, TX_FIELDS,
+                   UNMATCHED_FIELDS, USER_FIELDS, Conflict, InvalidRecord, NotFound, Store,
+                   StoreError, audit_record, cents, check_date, check_field_names, check_hour,
+                   check_limits, next_recharge_status, prefix_bounds, transaction_id_for,
+                   unmatched_record)
 from .sqlite_queries import (consumption_days, credit_payment, fetch_one, read_meter,
                              read_recharge, read_stk, read_tx_by_receipt, read_unmatched,
                              read_user, take_rate_slot)
@@ -352,14 +352,22 @@ class SqliteStore(Store):
         return await self._write(fail)
 
     # the credit path --------------------------------------------------------------------
-    async def record_payment(self, payment):
+    async def record_payment(self, payment, mint=None):
         cents(payment.get("amount_cents"))
         receipt = payment.get("receipt")
         tx_id = transaction_id_for(receipt, payment["ts"])
-        return await self._write(credit_payment, payment, tx_id)
+        audit_record(payment, tx_id)  # refused before the write, not inside it
+        return await self._write(credit_payment, payment, tx_id, mint)
 
     async def get_transaction_by_receipt(self, receipt):
         return await self._read(read_tx_by_receipt, receipt)
+
+    async def list_audit(self, meter_no, limit=50):
+        def find(db):
+            rows = db.execute(select(AUDIT_FIELDS, "audit") + "WHERE meter_no = ? ORDER BY "
+                              "ts DESC, transaction_id DESC LIMIT ?", (meter_no, int(limit)))
+            return [dict(r) for r in rows]
+        return await self._read(find)
 
     async def list_transactions_for_user(self, user_id, limit=50):
         return await self._list_transactions("user_id", user_id, limit)

@@ -1,8 +1,8 @@
 """What the SQLite store runs on its worker thread, shared by several of its methods:
 one-record reads, the whole credit of a payment, consumption by day."""
 
-from .base import (MAX_WINDOW_MS, METER_FIELDS, RECHARGE_FIELDS, STK_FIELDS, TX_FIELDS, UNMATCHED_FIELDS,
-                   USER_FIELDS, NotFound)
+from .base import (AUDIT_FIELDS, MAX_WINDOW_MS, METER_FIELDS, RECHARGE_FIELDS, STK_FIELDS,
+                   TX_FIELDS, UNMATCHED_FIELDS, USER_FIELDS, NotFound, audit_record)
 from .sqlite_schema import insert_row, meter_record, select
 
 
@@ -46,8 +46,9 @@ def read_unmatched(db, receipt):
     return fetch_one(db, UNMATCHED_FIELDS, "unmatched_payments", "WHERE receipt = ?", (receipt,))
 
 
-def credit_payment(db, payment, tx_id):
-    """The whole credit in the caller's transaction: transaction, recharge, seq, STK, user."""
+def credit_payment(db, payment, tx_id, mint=None):
+    """The whole credit in the caller's transaction: transaction, recharge, seq, token, STK,
+    user, audit."""
     receipt, checkout = payment["receipt"], payment.get("checkout_request_id")
     existing = read_tx_by_receipt(db, receipt)
     if existing is None and checkout:
@@ -57,19 +58,22 @@ def credit_payment(db, payment, tx_id):
         return False, existing, read_recharge(db, existing["meter_no"],
                                               existing["recharge_seq"])
     meter_no, ts = payment["meter_no"], payment["ts"]
-    row = db.execute("SELECT recharge_seq FROM meters WHERE meter_no = ?",
-                     (meter_no,)).fetchone()
+    row = db.execute("SELECT recharge_seq, token_count, device_key FROM meters "
+                     "WHERE meter_no = ?", (meter_no,)).fetchone()
     if row is None:
         raise NotFound("meter %s" % meter_no)
     seq = row[0] + 1
-    db.execute("UPDATE meters SET recharge_seq = ? WHERE meter_no = ?", (seq, meter_no))
+    token = mint(meter_no, row[2], row[1]) if mint is not None else None
+    count = token[0] if token else None
+    db.execute("UPDATE meters SET recharge_seq = ?, token_count = ? WHERE meter_no = ?",
+               (seq, count or row[1], meter_no))
     tx = {"transaction_id": tx_id, "user_id": payment.get("user_id"), "meter_no": meter_no,
           "amount_cents": payment["amount_cents"], "mpesa_receipt": receipt,
           "phone_number": payment.get("phone_number"),
           "transaction_date": payment.get("transaction_date"), "status": "SUCCESS",
           "source": payment.get("source"),
           "checkout_request_id": checkout, "timestamp": ts,
-          "recharge_seq": seq}
+          "recharge_seq": seq, "token_count": count, "token": token[1] if token else None}
     insert_row(db, "transactions", tx, TX_FIELDS)
     if checkout:
         db.execute("INSERT INTO checkouts (checkout_request_id, transaction_id) VALUES (?, ?)",
@@ -77,8 +81,11 @@ def credit_payment(db, payment, tx_id):
     recharge = {"meter_no": meter_no, "seq": seq, "id": receipt,
                 "amount_cents": payment["amount_cents"], "source": "cloud",
                 "transaction_id": tx_id, "status": "pending", "reason": None,
-                "created_at": ts, "sent_at": None, "acked_at": None}
+                "created_at": ts, "sent_at": None, "acked_at": None, "token_count": count}
     insert_row(db, "recharges", recharge, RECHARGE_FIELDS)
+    audit = audit_record(payment, tx_id)
+    if audit is not None:
+        insert_row(db, "audit", audit, AUDIT_FIELDS)
     if checkout:
         # money has moved: a success settles the request even after an earlier failure
         db.execute("UPDATE stk_requests SET status = 'success', result_code = 0, "

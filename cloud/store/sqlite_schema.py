@@ -9,7 +9,12 @@ from .base import StoreError
 log = logging.getLogger(__name__)
 
 # 2: `checkouts` holds the one transaction that credited each STK request (issue #4)
-SCHEMA_VERSION = 2
+# 3: token counts and tokens on meters, transactions and recharges (issue #11)
+SCHEMA_VERSION = 3
+# Columns version 3 adds to a version 2 file (a new file gets them from _SCHEMA).
+_TOKEN_COLUMNS = (("meters", "token_count INTEGER NOT NULL DEFAULT 1"),
+                  ("transactions", "token_count INTEGER"), ("transactions", "token TEXT"),
+                  ("recharges", "token_count INTEGER"))
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -23,7 +28,7 @@ CREATE TABLE IF NOT EXISTS meters (
     meter_no TEXT PRIMARY KEY, user_id TEXT NOT NULL REFERENCES users (user_id),
     device_key TEXT, current_balance_cents INTEGER NOT NULL DEFAULT 0, last_update INTEGER,
     created_at INTEGER, status TEXT NOT NULL DEFAULT '{}', alerts TEXT NOT NULL DEFAULT '{}',
-    recharge_seq INTEGER NOT NULL DEFAULT 0);
+    recharge_seq INTEGER NOT NULL DEFAULT 0, token_count INTEGER NOT NULL DEFAULT 1);
 CREATE INDEX IF NOT EXISTS meters_by_user ON meters (user_id);
 CREATE TABLE IF NOT EXISTS stk_requests (
     checkout_request_id TEXT PRIMARY KEY, merchant_request_id TEXT, meter_no TEXT,
@@ -35,7 +40,8 @@ CREATE TABLE IF NOT EXISTS transactions (
     transaction_id TEXT PRIMARY KEY, user_id TEXT, meter_no TEXT NOT NULL,
     amount_cents INTEGER NOT NULL, mpesa_receipt TEXT NOT NULL, phone_number TEXT,
     transaction_date TEXT, status TEXT NOT NULL, source TEXT, checkout_request_id TEXT,
-    timestamp INTEGER NOT NULL, recharge_seq INTEGER NOT NULL);
+    timestamp INTEGER NOT NULL, recharge_seq INTEGER NOT NULL, token_count INTEGER,
+    token TEXT);
 CREATE UNIQUE INDEX IF NOT EXISTS transactions_by_receipt ON transactions (mpesa_receipt);
 CREATE INDEX IF NOT EXISTS transactions_by_user ON transactions (user_id, timestamp);
 CREATE INDEX IF NOT EXISTS transactions_by_meter ON transactions (meter_no, timestamp);
@@ -43,7 +49,7 @@ CREATE TABLE IF NOT EXISTS recharges (
     meter_no TEXT NOT NULL, seq INTEGER NOT NULL, id TEXT NOT NULL,
     amount_cents INTEGER NOT NULL, source TEXT NOT NULL, transaction_id TEXT,
     status TEXT NOT NULL, reason TEXT, created_at INTEGER, sent_at INTEGER, acked_at INTEGER,
-    PRIMARY KEY (meter_no, seq));
+    token_count INTEGER, PRIMARY KEY (meter_no, seq));
 -- One STK request credits once, whatever receipt it arrives under: the query-settled
 -- CheckoutRequestID or the callback's MpesaReceiptNumber. A table rather than a unique index
 -- on transactions, so a file that already holds such a double credit still opens.
@@ -72,6 +78,12 @@ CREATE TABLE IF NOT EXISTS leases (
 CREATE TABLE IF NOT EXISTS rate_events (key TEXT NOT NULL, ts INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS rate_events_by_key ON rate_events (key, ts);
 CREATE INDEX IF NOT EXISTS rate_events_by_ts ON rate_events (ts);
+-- Who credited a meter by hand, when and why (operator tokens); a new table, no bump needed.
+CREATE TABLE IF NOT EXISTS audit (
+    transaction_id TEXT PRIMARY KEY REFERENCES transactions (transaction_id),
+    meter_no TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, reason TEXT NOT NULL,
+    amount_cents INTEGER NOT NULL, ts INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS audit_by_meter ON audit (meter_no, ts);
 """
 
 
@@ -104,7 +116,9 @@ def _settle_version(db):
             raise StoreError("database schema %d is newer than this code (%d)"
                              % (row[0], SCHEMA_VERSION))
         elif row[0] < SCHEMA_VERSION:
-            _migrate_to_2(db)
+            if row[0] < 2:
+                _migrate_to_2(db)
+            _migrate_to_3(db)
             db.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
     except BaseException:
         db.execute("ROLLBACK")
@@ -125,6 +139,15 @@ def _migrate_to_2(db):
         # history is kept as it is; the extra credits need a person (reverse or accept)
         log.warning("STK requests credited more than once before schema 2",
                     extra={"extra_transactions": doubled})
+
+
+def _migrate_to_3(db):
+    """Token columns on an older file's tables (CREATE TABLE IF NOT EXISTS left them as they
+    were); old transactions keep no token."""
+    for table, column in _TOKEN_COLUMNS:
+        have = {r[1] for r in db.execute("PRAGMA table_info(%s)" % table)}
+        if column.split()[0] not in have:
+            db.execute("ALTER TABLE %s ADD COLUMN %s" % (table, column))
 
 
 def select(fields, table):

@@ -5,13 +5,14 @@ from aiohttp import web
 from cloud.auth import require_meter_access, require_user_access
 from cloud.keys import METERS
 from cloud.views.common import meter_from_path, principal, query_int
+from cloud.views.tokens import token_view
 
 routes = web.RouteTableDef()
 
 
 def _listing(transactions):
     # The reference API returns {id, ...record} per transaction.
-    return [dict(t, id=t["transaction_id"]) for t in transactions]
+    return [token_view(t) for t in transactions]
 
 
 # Registered before /{userId} so "meter" is never taken for a user id.

@@ -368,7 +368,7 @@ async def test_a_callback_is_not_acknowledged_until_recorded_and_the_resend_cred
     meter_no, checkout, _ = await pending_push(h)
     real = h.store.record_payment
 
-    async def disk_full(payment):
+    async def disk_full(payment, mint=None):
         raise StoreError("sqlite: database or disk is full")
     monkeypatch.setattr(h.store, "record_payment", disk_full)
     resp = await h.post_callback(stk_success(checkout, "QKRETRY"))

@@ -291,7 +291,8 @@ async def test_payment_records_transaction_recharge_and_user(store):
     assert recharge == {"meter_no": "M1", "seq": 1, "id": "QKJ12ABC", "amount_cents": 50_000,
                         "source": "cloud", "transaction_id": tx["transaction_id"],
                         "status": "pending", "reason": None, "created_at": T0,
-                        "sent_at": None, "acked_at": None}
+                        "sent_at": None, "acked_at": None, "token_count": None}
+    assert tx["token_count"] is None and tx["token"] is None  # no mint given: no token
     assert await store.get_transaction_by_receipt("QKJ12ABC") == tx
     user = await store.get_user("u1")
     assert user["latest_transaction_id"] == tx["transaction_id"]
@@ -488,6 +489,72 @@ async def test_a_receipt_already_recorded_wins_over_a_new_checkout(store):
 
 
 # recharges --------------------------------------------------------------------------------
+
+def minter(calls):
+    """A mint that records what the store gave it and answers the next even count."""
+    def mint(meter_no, device_key, last_count):
+        calls.append((meter_no, device_key, last_count))
+        return last_count + 2 - last_count % 2, "%09d" % (len(calls) * 111)
+    return mint
+
+
+async def test_a_new_credit_mints_its_token_in_the_same_write(store):
+    await given_meters(store, "M1", "M2")
+    calls = []
+    _, tx1, rc1 = await store.record_payment(payment("R1", ts=T0), mint=minter(calls))
+    _, tx2, rc2 = await store.record_payment(payment("R2", ts=T0 + 1), mint=minter(calls))
+    _, tx3, _ = await store.record_payment(payment("R3", meter_no="M2", ts=T0 + 2),
+                                           mint=minter(calls))
+    # the store hands over the meter's key and its last count: 1 for a new meter
+    assert calls == [("M1", "key-M1", 1), ("M1", "key-M1", 2), ("M2", "key-M2", 1)]
+    assert (tx1["token_count"], tx1["token"], rc1["token_count"]) == (2, "000000111", 2)
+    assert (tx2["token_count"], tx2["token"], rc2["token_count"]) == (4, "000000222", 4)
+    assert tx3["token_count"] == 2
+    assert (await store.get_meter("M1"))["token_count"] == 4
+    assert (await store.list_recharges("M1"))[1]["token_count"] == 4
+    assert (await store.get_transaction_by_receipt("R2"))["token"] == "000000222"
+    assert [t["token"] for t in await store.list_transactions_for_meter("M1")] == [
+        "000000222", "000000111"]
+
+
+async def test_a_duplicate_mints_no_second_token(store):
+    await given_meters(store, "M1")
+    calls = []
+    first = await store.record_payment(payment("R1", checkout_request_id="c1"),
+                                       mint=minter(calls))
+    again = await store.record_payment(payment("R1", ts=T0 + 5), mint=minter(calls))
+    other_receipt = await store.record_payment(payment("R9", checkout_request_id="c1",
+                                                       ts=T0 + 6), mint=minter(calls))
+    assert len(calls) == 1
+    assert again == (False, first[1], first[2]) and other_receipt[1] == first[1]
+    assert (await store.get_meter("M1"))["token_count"] == 2
+
+
+async def test_a_credit_no_token_carries_keeps_the_meter_count(store):
+    await given_meters(store, "M1")
+    _, tx, rc = await store.record_payment(payment("R1"), mint=lambda *args: None)
+    assert tx["token"] is None and tx["token_count"] is None and rc["token_count"] is None
+    assert (await store.get_meter("M1"))["token_count"] == 1
+
+
+async def test_an_audit_record_is_kept_with_its_credit(store):
+    await given_meters(store, "M1", "M2")
+    audit = {"actor": "op1", "action": "operator_token", "reason": "goodwill: outage"}
+    _, tx, _ = await store.record_payment(payment("OPT1", source="operator_token",
+                                                  audit=audit, ts=T0 + 1))
+    await store.record_payment(payment("OPT1", source="operator_token",
+                                       audit=dict(audit, reason="again"), ts=T0 + 2))
+    await store.record_payment(payment("OPT2", source="operator_token", audit=audit,
+                                       ts=T0 + 3, meter_no="M2"))
+    assert await store.list_audit("M1") == [{
+        "transaction_id": tx["transaction_id"], "meter_no": "M1", "actor": "op1",
+        "action": "operator_token", "reason": "goodwill: outage", "amount_cents": 50_000,
+        "ts": T0 + 1}]
+    assert tx["source"] == "operator_token"
+    with pytest.raises(InvalidRecord):
+        await store.record_payment(payment("OPT3", audit=dict(audit, reason="")))
+    assert await store.get_transaction_by_receipt("OPT3") is None
+
 
 async def test_recharges_by_status_and_sent(store):
     await given_meters(store, "M1")
@@ -704,7 +771,32 @@ async def test_sqlite_schema_1_file_is_migrated_and_its_history_kept(tmp_path, c
     raw = sqlite3.connect(path)
     assert raw.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
     raw.close()
-    assert SCHEMA_VERSION == 2
+    assert SCHEMA_VERSION == 3
+
+
+async def test_sqlite_schema_2_file_gets_token_columns_and_keeps_its_payments(tmp_path):
+    path = tmp_path / "v2.sqlite3"
+    store = await SqliteStore.open(path)
+    await given_meters(store, "M1")
+    _, old_tx, _ = await store.record_payment(payment("R1"))
+    await store.close()
+    raw = sqlite3.connect(path)  # as version 2 code left it: no token columns
+    for table, column in (("meters", "token_count"), ("transactions", "token_count"),
+                          ("transactions", "token"), ("recharges", "token_count")):
+        raw.execute("ALTER TABLE %s DROP COLUMN %s" % (table, column))
+    raw.execute("UPDATE schema_version SET version = 2")
+    raw.commit()
+    raw.close()
+    store = await SqliteStore.open(path)
+    try:
+        assert await store.get_transaction_by_receipt("R1") == old_tx
+        created, tx, rc = await store.record_payment(payment("R2", ts=T0 + 1),
+                                                     mint=minter([]))
+        assert created and rc["seq"] == 2 and (tx["token_count"], rc["token_count"]) == (2, 2)
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("SELECT version FROM schema_version").fetchall() == [(3,)]
 
 
 async def test_sqlite_refuses_a_file_from_newer_code(tmp_path):

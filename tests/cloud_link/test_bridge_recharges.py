@@ -12,7 +12,8 @@ async def test_a_paid_recharge_is_published_applied_once_and_marked_delivered(ri
     await rig.pay(meter.meter_no, "QKX0000001", "150.00")
     assert await eventually(lambda: meter.balance == 15000)
     assert meter.received("recharge") == [
-        {"v": 1, "id": "QKX0000001", "seq": 1, "amount_cents": 15000, "source": "cloud"}]
+        {"v": 1, "id": "QKX0000001", "seq": 1, "amount_cents": 15000, "source": "cloud",
+         "token_count": 2}]  # the count of the payment's token: one credit, either path
 
     async def delivered():
         return (await rig.recharge(meter.meter_no, 1))["status"] == "delivered"

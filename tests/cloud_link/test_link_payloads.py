@@ -110,6 +110,11 @@ def test_messages_the_cloud_sends_are_signed_for_one_meter_and_one_command():
     sent = lp.recharge_message(recharge, "M1", key)
     assert body(sent) == {"v": 1, "cmd": "recharge", "meter": "M1", "id": "QKX1234567",
                           "seq": 17, "amount_cents": 50000, "source": "cloud"}
+    # a payment with a token: its count travels signed, as firmware/meter/recharge.py reads it
+    with_token = lp.recharge_message(dict(recharge, token_count=6), "M1", key)
+    assert body(with_token)["token_count"] == 6
+    assert "token_count" not in body(lp.recharge_message(dict(recharge, token_count=None),
+                                                         "M1", key))
     assert body(lp.sync_message(16, "M1", key)) == {"v": 1, "cmd": "sync", "meter": "M1",
                                                      "recharge_floor": 16}
     assert body(lp.history_ack(412, "M1", key)) == {"v": 1, "cmd": "history/ack",

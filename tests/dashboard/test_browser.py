@@ -61,6 +61,9 @@ def test_sign_in_pay_from_the_page_and_watch_it_bill_down(stack, dash):
     receipt = dash.locator("#payments .receipt").first
     expect(receipt).not_to_have_text("—")
     expect(dash.locator("#stk-status")).to_contain_text("Receipt %s." % receipt.inner_text())
+    # the payment's token, as the customer types it on the keypad (issue #11)
+    expect(dash.locator("#payments .token").first).to_have_text(re.compile(r"^\d{3} \d{3} \d{3}$"))
+    expect(dash.locator("#payments th").nth(3)).to_have_text("Token")
     credited = balance_cents(dash)
     wait_balance(dash, below=credited)  # billed down, told by telemetry
     assert dash.evaluate("window.__notReloaded") is True

@@ -119,19 +119,23 @@ LINK_DEVICE_KEY = "dk_link_tests"
 
 
 def linked_meter(root, meter_id, host, port, password, balance_cents, tariff=None,
-                 backoff_ms=(10, 50), device_key=LINK_DEVICE_KEY):
+                 backoff_ms=(10, 50), device_key=LINK_DEVICE_KEY, token=None):
     """A booted MeterApp on a FakeBoard with its cloud link and MQTT client, state under
-    root, for the link tests: returns (app, link, client)."""
+    root, for the link tests: returns (app, link, client). token: the config's "token"
+    entry (keypad tokens), as provisioning writes it."""
     # Imported here: firmware tests that only need the fakes above run under a capped heap.
     from meter.app import MeterApp
     from meter.link import make_link
     from meter.storage import StateStore
-    cfg, _ = meter_config.from_dict({
+    given = {
         "meter_id": meter_id, "initial_balance_cents": balance_cents,
         "tariff": tariff or {"version": 1, "bands": [{"rate": 2500}], "vat_bp": 0},
         "mqtt": {"host": host, "port": port, "user": meter_id, "password": password},
         "key": device_key,
-        "policy": {"min_switch_s": 0}, "persist_interval_s": 3600})
+        "policy": {"min_switch_s": 0}, "persist_interval_s": 3600}
+    if token:  # no ** in a dict display: this file also runs under MicroPython
+        given["token"] = token
+    cfg, _ = meter_config.from_dict(given)
     clock = ManualClock(1767225600)
     app = MeterApp(cfg, StateStore(root), clock)
     app.attach(FakeBoard(clock, app.relay_at_boot()))
