@@ -5,7 +5,8 @@ import time
 
 from aiohttp import web
 
-from cloud.views import admin, daraja, events, fleet, meters, payments, transactions
+from cloud.views import (admin, daraja, events, fleet, meters, openapi, payments,
+                         transactions)
 from cloud.views.dashboard import setup_dashboard
 from cloud.keys import STARTED_AT
 
@@ -25,6 +26,6 @@ async def health(request):
 
 def setup_routes(app):
     for table in (health_routes, transactions.routes, payments.routes, meters.routes,
-                  admin.routes, daraja.routes, events.routes, fleet.routes):
+                  admin.routes, daraja.routes, events.routes, fleet.routes, openapi.routes):
         app.router.add_routes(table)
     setup_dashboard(app)
