@@ -23,8 +23,15 @@ _BOOL = {"type": "boolean"}
 _CENTS = {"type": "integer", "description": "KES cents"}
 _MS = _maybe("integer", description="ms since the Unix epoch")
 _ROLE = {"type": "string", "enum": [CUSTOMER, OPERATOR]}
-_PHONE = {"type": ["string", "integer"], "description": "07..., 2547..., +2547..."}
-_METER_NO = {"type": "string", "minLength": 1, "maxLength": 64}
+_PHONE = {"anyOf": [
+    {"type": "string", "pattern": r"^(\+?254|0)?[71][0-9]{8}$"},
+    {"type": "integer", "minimum": 254100000000, "maximum": 254199999999},
+    {"type": "integer", "minimum": 254700000000, "maximum": 254799999999}],
+    "description": "A Kenyan mobile number: 07..., 01..., 2547..., +2547... (spaces and "
+                   "dashes inside are dropped), or Daraja's 2547XXXXXXXX as a number"}
+# canonical form; spaces, dashes, dots and underscores typed inside are ignored too
+_METER_NO = {"type": "string", "pattern": "^[A-Za-z0-9]{1,20}$"}
+_RECEIPT = {"type": "string", "pattern": "^[A-Za-z0-9]{1,64}$", "description": "M-Pesa's id"}
 
 _METER = _obj(
     ("meter_no", "user_id"), meter_no=_STR, user_id=_STR,
@@ -51,13 +58,15 @@ _USER = _obj(("user_id", "name", "role"), user_id=_STR, name=_STR, email=_maybe(
 
 _STK_CALLBACK = _obj(("Body",), Body=_obj(("stkCallback",), stkCallback=_obj(
     ("MerchantRequestID", "CheckoutRequestID", "ResultCode", "ResultDesc"),
-    MerchantRequestID=_STR, CheckoutRequestID=_STR, ResultCode=_INT, ResultDesc=_STR,
+    MerchantRequestID=_STR, CheckoutRequestID={"type": "string",
+                                                "pattern": "^[A-Za-z0-9_-]{1,64}$"}, ResultCode=_INT, ResultDesc=_STR,
     CallbackMetadata=_obj(("Item",), Item={"type": "array", "items": _obj(
         ("Name",), Name=_STR, Value={"type": ["string", "number"]})}))))
 
 _C2B = _obj(
-    ("TransID", "TransAmount", "BillRefNumber"), TransactionType=_STR, TransID=_STR,
-    TransTime=_STR, TransAmount={"type": "string", "description": "KES, e.g. \"100.00\""},
+    ("TransID", "TransAmount", "BillRefNumber"), TransactionType=_STR, TransID=_RECEIPT,
+    TransTime=_STR, TransAmount={"type": "string", "pattern": r"^[1-9][0-9]{0,5}(\.[0-9]{2})?$",
+                                 "description": "KES, e.g. \"100.00\""},
     BusinessShortCode=_STR, BillRefNumber=_STR, InvoiceNumber=_STR, OrgAccountBalance=_STR,
     ThirdPartyTransID=_STR, MSISDN=_STR, FirstName=_STR, MiddleName=_STR, LastName=_STR)
 
@@ -87,7 +96,9 @@ SCHEMAS = {
                        total_consumption_wh=_INT, cost_cents=_INT,
                        readings={"type": "object"}, costs={"type": "object"}),
     "StkPush": _obj(("meter_no", "phone", "amount"), meter_no=_METER_NO, phone=_PHONE,
-                    amount={"type": "integer", "description": "Whole KES"}),
+                    amount={"type": "integer", "minimum": 1, "maximum": 250_000,
+                            "description": "Whole KES, within MITA_MIN_AMOUNT_KES.."
+                                           "MITA_MAX_AMOUNT_KES (default 1..250,000)"}),
     "StkRequest": _STK,
     "UnmatchedPayment": _obj(("receipt", "amount_cents"), receipt=_STR, amount_cents=_CENTS,
                              source=_maybe("string"), bill_ref=_maybe("string"),
