@@ -89,8 +89,9 @@ def _op(summary, responses, security=None, parameters=None, body=None, tag="api"
     return op
 
 
-_METER_ID = _path("meterId", "The meter number (spaces and dashes are ignored, letters are "
-                             "upper-cased)")
+_METER_ID = _path("meterId", "The meter number; letters are upper-cased, and spaces, dashes, "
+                             "dots and underscores typed inside are ignored",
+                  {"type": "string", "pattern": "^[A-Za-z0-9]{1,20}$"})
 _SECRET = _path("secret", "The callback secret (MITA_CALLBACK_SECRET) Daraja was given")
 _USER_ERRORS = (400, 401, 403, 404)
 

@@ -88,8 +88,8 @@ SCHEMAS = {
     "BalanceReported": _obj(("success", "balance_cents"), success={"const": True},
                             balance_cents=_CENTS),
     "StatusReport": dict(_obj(
-        (), load_connected=_BOOL, wifi_status=dict(_STR, maxLength=32),
-        mqtt_status=dict(_STR, maxLength=32)), minProperties=1,
+        (), load_connected=_maybe("boolean"), wifi_status=_maybe("string", maxLength=32),
+        mqtt_status=_maybe("string", maxLength=32)), minProperties=1,
         description="At least one field; text printable only"),
     "Success": _obj(("success",), success={"const": True}),
     "HistoryDay": _obj(("date",), date={"type": "string", "format": "date"},
@@ -105,9 +105,12 @@ SCHEMAS = {
                              reason=_maybe("string")),
     "UnmatchedCredited": _obj(("receipt", "outcome"), receipt=_STR, outcome=_STR),
     "Counters": {"type": "object", "additionalProperties": {"type": "integer"}},
+    # an optional field sent as null is taken as absent (cloud/errors.py field())
     "NewUser": _obj(("name",), name=dict(_STR, minLength=1, maxLength=200),
-                    user_id=dict(_STR, minLength=1, maxLength=200),
-                    email=dict(_STR, maxLength=200), role=_ROLE, phone_number=_PHONE),
+                    user_id=_maybe("string", minLength=1, maxLength=200),
+                    email=_maybe("string", maxLength=200),
+                    role={"enum": [CUSTOMER, OPERATOR, None]},
+                    phone_number={"anyOf": [_PHONE, {"type": "null"}]}),
     "User": _USER,
     "CreatedUser": {"allOf": [_USER, _obj((), api_key=dict(
         _STR, description="API-key mode only; shown once"))]},
