@@ -120,7 +120,10 @@ SCHEMAS = {
                         bands={"type": "array", "minItems": 1, "items": {"type": "object"}},
                         tou={}, passthrough={}, levies={}, percent_levies={}, vat_bp=_INT),
                    description="As firmware/meter/tariff_config.py accepts it "
-                               "(docs/protocol.md)"),
+                               "(docs/protocol.md)",
+                   examples=[{"version": 3, "effective_from": 1764547200, "utc_offset_min": 180,
+                              "bands": [{"upto_kwh": 30, "rate": 1200}, {"rate": 2500}],
+                              "vat_bp": 1600}]),
     "Me": _obj(("user_id", "role", "meters"), user_id=_STR, role=_ROLE,
                meters={"type": "array", "items": _METER}, paybill=_maybe("string")),
     "FleetPage": _obj(("meters", "next"), meters={"type": "array", "items": _METER},

@@ -6,6 +6,7 @@ body), and a refused request (4xx) must leave users, meters, transactions and re
 they were. MITA_SCHEMATHESIS_EXAMPLES sets the examples per operation (default 20),
 MITA_SCHEMATHESIS_SEED the seed (default 14)."""
 
+import collections
 import itertools
 import os
 
@@ -54,6 +55,7 @@ class World:
     def __init__(self, live):
         self.live = live
         self.turn = itertools.count()
+        self.answers = collections.defaultdict(collections.Counter)  # label -> status -> n
         op = {"Authorization": f"Bearer {OPERATOR_KEY}"}
         self.operator = op
         customer = self.post("/api/users", {"name": "Fuzz"}, op).json()
@@ -128,9 +130,24 @@ def world(tmp_path_factory):
     live.quiet_sandbox()
     live.allow_failed_sign_ins(10**6)
     try:
-        yield World(live)
+        world = World(live)
+        yield world
+        print_tally(world.answers)
     finally:
         live.stop()
+
+
+def print_tally(answers):
+    """What the run sent and got (seen with pytest -s): the figures docs/reliability.md
+    quotes. Requests schemathesis makes on its own (ignored_auth's) are not in it."""
+    total = collections.Counter()
+    for statuses in answers.values():
+        total.update(statuses)
+    print(f"\nschemathesis: {len(answers)} operations, {sum(total.values())} requests, "
+          f"{EXAMPLES} examples per operation, seed {SEED}")
+    print("  answers: " + ", ".join(f"{status}: {n}" for status, n in sorted(total.items())))
+    for label, statuses in sorted(answers.items()):
+        print(f"  {label}: " + ", ".join(f"{s} x{n}" for s, n in sorted(statuses.items())))
 
 
 # The description the app serves (tests/test_openapi.py holds them equal), loaded at
@@ -147,6 +164,7 @@ def test_the_live_api_keeps_its_contract(case, world):
     headers, auth = world.prepare(case)
     before = world.live.records()
     response = case.call(base_url=world.live.base_url, headers=headers, auth=auth, timeout=10)
+    world.answers[case.operation.label][response.status_code] += 1
     case.validate_response(response, checks=checks_for(case), headers=headers)
     if case.operation.path == "/api/meters/{meterId}/key" and response.status_code == 200 \
             and response.json()["meter_no"] == METER_NO:
