@@ -30,6 +30,9 @@ _PHONE = {"anyOf": [
     "description": "A Kenyan mobile number: 07..., 01..., 2547..., +2547... (spaces and "
                    "dashes inside are dropped), or Daraja's 2547XXXXXXXX as a number"}
 # canonical form; spaces, dashes, dots and underscores typed inside are ignored too
+_LIST = {"type": ["array", "null"], "items": {"type": "object"}}
+# what admin._text takes: at least one character that is not a space
+_TEXT = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": r"\S"}
 _METER_NO = {"type": "string", "pattern": "^[A-Za-z0-9]{1,20}$"}
 _RECEIPT = {"type": "string", "pattern": "^[A-Za-z0-9]{1,64}$", "description": "M-Pesa's id"}
 
@@ -106,9 +109,8 @@ SCHEMAS = {
     "UnmatchedCredited": _obj(("receipt", "outcome"), receipt=_STR, outcome=_STR),
     "Counters": {"type": "object", "additionalProperties": {"type": "integer"}},
     # an optional field sent as null is taken as absent (cloud/errors.py field())
-    "NewUser": _obj(("name",), name=dict(_STR, minLength=1, maxLength=200),
-                    user_id=_maybe("string", minLength=1, maxLength=200),
-                    email=_maybe("string", maxLength=200),
+    "NewUser": _obj(("name",), name=_TEXT, user_id={"anyOf": [_TEXT, {"type": "null"}]},
+                    email={"anyOf": [_TEXT, {"type": "null"}]},
                     role={"enum": [CUSTOMER, OPERATOR, None]},
                     phone_number={"anyOf": [_PHONE, {"type": "null"}]}),
     "User": _USER,
@@ -118,7 +120,8 @@ SCHEMAS = {
     "Tariff": dict(_obj(("version", "bands"), version={"type": "integer", "minimum": 1},
                         effective_from=_INT, utc_offset_min=_INT,
                         bands={"type": "array", "minItems": 1, "items": {"type": "object"}},
-                        tou={}, passthrough={}, levies={}, percent_levies={}, vat_bp=_INT),
+                        tou=_LIST, passthrough=_LIST, levies=_LIST, percent_levies=_LIST,
+                        vat_bp=_INT),
                    description="As firmware/meter/tariff_config.py accepts it "
                                "(docs/protocol.md)",
                    examples=[{"version": 3, "effective_from": 1764547200, "utc_offset_min": 180,
