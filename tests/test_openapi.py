@@ -90,3 +90,11 @@ async def test_the_app_serves_it_without_credentials(harness):
     assert resp.status == 200
     assert resp.content_type == "application/json"
     assert await resp.json() == build_description()
+
+
+def test_the_tariff_example_is_one_a_meter_accepts():
+    # the example is what a client copies and what schemathesis sends first: it must pass
+    # the firmware's own validator, as docs/protocol.md's examples do
+    from cloud.tariff import validate_tariff
+    examples = build_description()["components"]["schemas"]["Tariff"]["examples"]
+    assert examples and all(validate_tariff(example) for example in examples)
