@@ -5,7 +5,7 @@ import time
 
 from aiohttp import web
 
-from cloud.views import (admin, daraja, events, fleet, meters, payments, tokens,
+from cloud.views import (admin, daraja, events, fleet, meters, openapi, payments, tokens,
                          transactions)
 from cloud.views.dashboard import setup_dashboard
 from cloud.keys import STARTED_AT
@@ -26,6 +26,7 @@ async def health(request):
 
 def setup_routes(app):
     for table in (health_routes, transactions.routes, payments.routes, meters.routes,
-                  admin.routes, daraja.routes, events.routes, fleet.routes, tokens.routes):
+                  admin.routes, daraja.routes, events.routes, fleet.routes, tokens.routes,
+                  openapi.routes):
         app.router.add_routes(table)
     setup_dashboard(app)
