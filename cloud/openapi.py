@@ -115,6 +115,14 @@ def _meter_paths():
         "/api/meters/{meterId}/key": {"post": _op(
             "A new device key and broker login for a meter (operators), shown once",
             _answers(200, "RegisteredMeter", *_USER_ERRORS), parameters=[_METER_ID])},
+        "/api/meters/{meterId}/tokens": {"post": _op(
+            "Issue a token by hand (operators: goodwill credit, a refund), credited once and "
+            "audited; 201 with the token, 200 for a retried request_id",
+            dict(_answers(201, "Transaction", *(_USER_ERRORS + (409,)),
+                          ok_description="Credited: the transaction and its token"),
+                 **_answers(200, "Transaction", ok_description="A retried request_id: the "
+                            "token it already made, nothing credited again")),
+            parameters=[_METER_ID], body="OperatorToken")},
         "/api/meters/{meterId}/consumption": {"get": _op(
             "Daily consumption history, the meter's local (EAT) days; 30 days by default",
             _answers(200, {"type": "array", "items": ref("HistoryDay")}, *_USER_ERRORS),

@@ -54,7 +54,8 @@ _TRANSACTION = _obj(
     ("id", "transaction_id", "meter_no", "amount_cents"), id=_STR, transaction_id=_STR,
     user_id=_maybe("string"), meter_no=_STR, amount_cents=_CENTS,
     mpesa_receipt=_maybe("string"), phone_number=_maybe("string"), status=_maybe("string"),
-    source=_maybe("string"), timestamp=_MS, recharge_seq=_maybe("integer"))
+    source=_maybe("string"), timestamp=_MS, recharge_seq=_maybe("integer"),
+    token=_maybe("string"), token_count=_maybe("integer"))
 
 _USER = _obj(("user_id", "name", "role"), user_id=_STR, name=_STR, email=_maybe("string"),
              role=_ROLE, phone_number=_maybe("string"), created_at=_MS)
@@ -86,6 +87,12 @@ SCHEMAS = {
                         "description": "The meter, its device key and broker login (once)"},
     "NewMeter": _obj(("meter_no", "user_id"), meter_no=_METER_NO, user_id=_STR),
     "MeterRef": _obj(("meter_no",), meter_no=_METER_NO),
+    "OperatorToken": _obj(
+        ("amount_kes", "reason"), amount_kes={"type": "integer", "minimum": 1},
+        reason={"type": "string", "minLength": 1, "maxLength": 200,
+                "description": "why the credit is given (kept in the audit record)"},
+        request_id={"type": "string", "pattern": "^[A-Za-z0-9_-]{1,40}$",
+                    "description": "the same id again answers the same token, no new credit"}),
     "BalanceReport": _obj(("balance_cents",), balance_cents=dict(
         _CENTS, minimum=-10**11, maximum=10**11)),
     "BalanceReported": _obj(("success", "balance_cents"), success={"const": True},
