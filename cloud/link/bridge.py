@@ -24,6 +24,15 @@ _TARIFF_CACHE_S = 30.0
 _IN_FLIGHT = 64  # messages being handled at once; more waits at the broker (backpressure)
 
 
+def _forget_disconnect(client):
+    """aiomqtt keeps why a session ended in a future that nobody awaits once the session is
+    over; seen here, it is not logged later as "Future exception was never retrieved" by the
+    garbage collector (whose log line, on CPython 3.11, can break a parse running meanwhile)."""
+    gone = getattr(client, "_disconnected", None)
+    if gone is not None and gone.done() and not gone.cancelled():
+        gone.exception()
+
+
 class Bridge:
     """Runs while the app runs: `await bridge.start()` ... `await bridge.stop()`.
 
@@ -122,6 +131,7 @@ class Bridge:
                 self.counters["connect_failures"] += 1
                 log.warning("bridge link down", extra={"error": str(error), "retry_s": delay})
             finally:
+                _forget_disconnect(self.client)
                 self.client = None
                 self.connected.clear()
             await asyncio.sleep(delay)

@@ -16,11 +16,14 @@ import pytest
 
 # -- parsers ------------------------------------------------------------------------------
 
+def _containers(children):  # not a lambda: see tests/cloud_link/test_link_payloads.py
+    return st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children,
+                                                            max_size=4)
+
+
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=12), children, max_size=4),
-    max_leaves=20)
+    _containers, max_leaves=20)
 
 
 def _callback_like(draw_value):
