@@ -35,15 +35,15 @@ demo: setup
 	$(PY) tools/demo.py
 
 # The 32-bit MicroPython is built first when its source is on this machine (CI has it); without
-# it the script says how to get it and the 32-bit tests skip. --bench: the bench images too (the
-# simulator's fakes frozen beside the firmware) for the month-with-link slice.
+# it the script says how to get it and the 32-bit tests skip. --bench=frozen: the frozen bench
+# image too (the simulator's fakes frozen beside the firmware) for the month-with-link slice.
 test: setup
 	@# as .ci/run: root on Debian installs the broker the link tests need; otherwise the run
 	@# ends with one loud line saying what was not tested (tests/skip_notice.py)
 	@command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || [ "$$(id -u)" != 0 ] \
 	  || ! command -v apt-get >/dev/null \
 	  || (apt-get update -qq && apt-get install -y -qq mosquitto openssl >/dev/null) || true
-	$(PYTHON) tools/build_micropython.py --if-source --bench
+	$(PYTHON) tools/build_micropython.py --if-source --bench=frozen
 	$(PY) -m pytest -q
 
 test-firmware: setup

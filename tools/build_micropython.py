@@ -161,9 +161,10 @@ def main():
     parser.add_argument("--if-source", action="store_true",
                         help="no source found: say how to get it and exit 0 (make test: the "
                              "32-bit tests then skip)")
-    parser.add_argument("--bench", action="store_true",
+    parser.add_argument("--bench", nargs="?", const="all", choices=("all", "frozen"),
                         help="also the bench images (firmware benchmarks; the simulator's fakes "
-                             "and the bench scripts frozen in)")
+                             "and the bench scripts frozen in); --bench=frozen: only the frozen "
+                             "one, which the test suite uses")
     args = parser.parse_args()
 
     source = find_source()
@@ -184,8 +185,10 @@ def main():
     # (name, manifest, folders whose files it freezes)
     variants = [("plain", plain_manifest, ()), ("frozen", MANIFEST, ("firmware",))]
     if args.bench:
-        for name, base, folders in (("bench-plain", plain_manifest, ()),
-                                    ("bench-frozen", MANIFEST, ("firmware",))):
+        images = (("bench-plain", plain_manifest, ()), ("bench-frozen", MANIFEST, ("firmware",)))
+        for name, base, folders in images:
+            if args.bench == "frozen" and name != "bench-frozen":
+                continue
             manifest = os.path.join(OUT, name + "-manifest.py")
             write(manifest, 'include(%r)\ninclude(%r)' % (base, FAKES_MANIFEST))
             variants.append((name, manifest, folders + ("simulator", "bench/mpy")))
