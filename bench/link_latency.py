@@ -318,7 +318,11 @@ class Rig:
     def stop(self):
         for proc in self.procs:
             proc.terminate()
-            proc.wait(10)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:  # a loaded machine: do not lose the figures
+                proc.kill()
+                proc.wait(10)
 
 
 async def pay(session, port, meter_no, receipt):

@@ -100,12 +100,18 @@ async def run(args):
           "--workers %d" % (args.meters, args.minutes, args.speed, args.workers))
     print("%d meters, telemetry every 10 simulated s, %.2f simulated hours (%g wall minutes), "
           "%d payments" % (args.meters, sim_h, args.minutes, paid))
-    print("%-16s %10s %10s %14s" % ("process", "RSS start", "RSS end", "growth/sim hour"))
+    print("%-16s %10s %10s %16s %16s %16s" % ("process", "RSS start", "RSS end",
+                                              "growth/sim hour", "first half", "second half"))
     for name, points in samples.items():
         if not points:
             continue
         warm = [p for p in points if p[0] >= points[-1][0] / 5] or points
-        print("%-16s %8d KB %8d KB %11.0f KB" % (name, warm[0][1], points[-1][1], slope(warm)))
+        mid = (warm[0][0] + warm[-1][0]) / 2
+        first = [p for p in warm if p[0] <= mid]
+        second = [p for p in warm if p[0] >= mid]
+        # a cache filling up slows down; a leak keeps its pace: the halves tell them apart
+        print("%-16s %8d KB %8d KB %13.0f KB %13.0f KB %13.0f KB" % (
+            name, warm[0][1], points[-1][1], slope(warm), slope(first), slope(second)))
 
 
 def main():
