@@ -2,14 +2,11 @@
 in-process broker, the Daraja stand-in, simulated meters running the firmware, all real
 processes) and Debian's Chromium driven by Playwright. Without /usr/bin/chromium or the
 playwright package every browser test skips, its reason saying what to install."""
-import os
-import shutil
-import tempfile
 
 import pytest
 
 from tests.dashboard.dash_rig import MISSING
-from tests.e2e.e2e_rig import Stack, mita_procs
+from tests.e2e.e2e_rig import running_stack
 
 
 
@@ -17,18 +14,8 @@ from tests.e2e.e2e_rig import Stack, mita_procs
 def stack():
     if MISSING:
         pytest.skip("browser tests: " + MISSING)
-    folder = tempfile.mkdtemp(prefix="mita-dash-")
-    os.chmod(folder, 0o755)
-    built = None
-    try:
-        built = Stack("amqtt", folder)
+    with running_stack("amqtt", "mita-dash-") as built:
         yield built
-    finally:
-        if built is not None:
-            built.stop()
-        mita_procs.stop_all()
-        if not os.environ.get("MITA_E2E_KEEP"):
-            shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -3,12 +3,10 @@ mosquitto): the cloud, the Daraja stand-in, the broker and simulated meters as r
 on localhost (tools/mita_procs.py). Every process is stopped in a finaliser, also when a test
 fails, and none outlives its module."""
 import os
-import shutil
-import tempfile
 
 import pytest
 
-from tests.e2e.e2e_rig import Stack, mita_procs
+from tests.e2e.e2e_rig import mita_procs, running_stack
 
 
 def _brokers():
@@ -21,20 +19,8 @@ def _brokers():
 
 @pytest.fixture(scope="module", params=_brokers())
 def stack(request):
-    # Not pytest's tmp_path (mode 0700 above it): mosquitto started as root reads its files
-    # as its own user. MITA_E2E_KEEP=1 keeps the folder (process logs) for a look.
-    folder = tempfile.mkdtemp(prefix="mita-e2e-%s-" % request.param)
-    os.chmod(folder, 0o755)
-    built = None
-    try:
-        built = Stack(request.param, folder)
+    with running_stack(request.param, "mita-e2e-%s-" % request.param) as built:
         yield built
-    finally:
-        if built is not None:
-            built.stop()
-        mita_procs.stop_all()
-        if not os.environ.get("MITA_E2E_KEEP"):
-            shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

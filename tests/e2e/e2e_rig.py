@@ -1,9 +1,12 @@
 """The end-to-end stack as a class: the cloud, the Daraja stand-in, the broker and simulated
 meters as real processes on localhost (tools/mita_procs.py). The e2e fixtures and the
 dashboard's browser tests (tests/dashboard) build theirs from it."""
+import contextlib
 import itertools
 import os
+import shutil
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))), "tools"))
@@ -60,3 +63,22 @@ class Stack:
         for part in (self.cloud, self.mosquitto, self.daraja):
             if part is not None:
                 part.stop()
+
+
+@contextlib.contextmanager
+def running_stack(kind, prefix):
+    """A Stack of `kind` in a fresh folder, everything stopped afterwards, also on a failure.
+    Not pytest's tmp_path (mode 0700 above it): mosquitto started as root reads its files as
+    its own user. MITA_E2E_KEEP=1 keeps the folder (process logs) for a look."""
+    folder = tempfile.mkdtemp(prefix=prefix)
+    os.chmod(folder, 0o755)
+    built = None
+    try:
+        built = Stack(kind, folder)
+        yield built
+    finally:
+        if built is not None:
+            built.stop()
+        mita_procs.stop_all()
+        if not os.environ.get("MITA_E2E_KEEP"):
+            shutil.rmtree(folder, ignore_errors=True)
