@@ -12,10 +12,12 @@ def _run(tmp_path, reason):
     (tmp_path / "test_one.py").write_text(
         "import pytest\n\ndef test_broker():\n    pytest.skip(%r)\n\n"
         "def test_other():\n    pass\n" % reason)
+    # no plugin autoload: only the notice under test (the suite's plugins take seconds to load)
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                            "-p", "tests.skip_notice", "test_one.py"], cwd=tmp_path,
-                          capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)),
-                          timeout=120)
+                          capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT),
+                                   PYTEST_DISABLE_PLUGIN_AUTOLOAD="1"))
     return [line for line in done.stdout.splitlines() if line.strip()]
 
 
