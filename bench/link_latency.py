@@ -3,6 +3,7 @@ then how many meters (telemetry every 10 s) one cloud process serves before the 
 command latency passes 1 s.
 
     .venv/bin/python bench/link_latency.py [--payments 250] [--fleet 1000,2000,5000,10000]
+    .venv/bin/python bench/link_latency.py --sites 3 --workers 4 --fleet 10000,30000,50000
 
 The cloud runs as `python -m cloud serve` in its own process (SQLite store, the Daraja
 stand-in, MITA_MQTT_URL pointing at a mosquitto this script starts with the files
@@ -38,7 +39,8 @@ simulator.install()  # the firmware under CPython, on the fakes
 import aiohttp  # noqa: E402
 
 from cloud.link import mosquitto as mosq  # noqa: E402
-from cloud.link.accounts import BRIDGE_USERNAME, meter_broker_password  # noqa: E402
+from cloud.link.accounts import (BRIDGE_USERNAME, METER_PUBLISHES, METER_SUBSCRIBES,  # noqa: E402
+                                 meter_broker_password)
 
 SECRET = "bench-callback-secret-000"
 OPERATOR = "op-bench-key-0123456789"
@@ -261,7 +263,11 @@ async def prepare_store(path, count):
 
 
 class Rig:
-    def __init__(self, folder):
+    """mosquitto and the cloud; with `sites`, that many site brokers as well, each a mosquitto
+    bridged to the central one (docs/operations.md: a broker per site), where the meters log in:
+    one mosquitto holds at most one connection per file descriptor (20,000 here)."""
+
+    def __init__(self, folder, sites=0):
         self.folder = folder
         self.mqtt_port, self.http_port = free_port(), free_port()
         self.paths = mosq.write_config(os.path.join(folder, "mosquitto"), self.mqtt_port,
@@ -269,6 +275,21 @@ class Rig:
         os.chmod(os.path.join(folder, "mosquitto"), 0o755)
         os.chmod(folder, 0o755)
         self.pid_file = os.path.join(folder, "mosquitto.pid")
+        self.sites = [SiteBroker(folder, i + 1, self.mqtt_port, self.paths["passwords"])
+                      for i in range(sites)]
+        if self.sites:
+            # The central broker knows the cloud's bridge and the site brokers; the meters'
+            # logins live in the sites' file (the one the cloud keeps, below).
+            central = os.path.join(folder, "mosquitto", "central-passwords")
+            mosq.write_password_file(central, dict(
+                {BRIDGE_USERNAME: mosq.hash_password(BRIDGE_PASSWORD)},
+                **{site.name: mosq.hash_password(site.password) for site in self.sites}))
+            with open(self.paths["acl"], "a", encoding="utf-8") as f:
+                for site in self.sites:
+                    f.write("\nuser %s\ntopic readwrite meters/#\n" % site.name)
+            with open(self.paths["mosquitto.conf"], "w", encoding="utf-8") as f:
+                f.write(mosq.config_text(self.mqtt_port, central, self.paths["acl"]))
+        self.meter_ports = [site.port for site in self.sites] or [self.mqtt_port]
         self.procs = []
 
     def start(self):
@@ -276,6 +297,7 @@ class Rig:
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         with open(self.pid_file, "w") as f:
             f.write(str(broker.pid))
+        sites = [site.start() for site in self.sites]
         env = dict(os.environ, PORT=str(self.http_port), MITA_OPERATOR_KEY=OPERATOR,
                    MITA_SQLITE_PATH=os.path.join(self.folder, "mita.sqlite3"),
                    MITA_CALLBACK_SECRET=SECRET,
@@ -286,7 +308,7 @@ class Rig:
         cloud = subprocess.Popen([sys.executable, "-m", "cloud", "--env-file", "", "serve"],
                                  env=env, cwd=self.folder, stdout=subprocess.DEVNULL,
                                  stderr=open(os.path.join(self.folder, "cloud.log"), "wb"))
-        self.procs = [cloud, broker]
+        self.procs = [cloud] + sites + [broker]
 
     async def wait_ready(self, session, accounts):
         for _ in range(3000):
@@ -305,7 +327,7 @@ class Rig:
         raise RuntimeError("the cloud did not come up; its log ends:\n" + tail)
 
     async def _accepts(self, meter_no, password, device_key):
-        meter = MiniMeter(self.mqtt_port, meter_no + "-probe", password, device_key)
+        meter = MiniMeter(self.meter_ports[0], meter_no + "-probe", password, device_key)
         try:
             meter.meter_no = meter_no
             task = await meter.connect()
@@ -323,6 +345,36 @@ class Rig:
             except subprocess.TimeoutExpired:  # a loaded machine: do not lose the figures
                 proc.kill()
                 proc.wait(10)
+
+
+class SiteBroker:
+    """A site's mosquitto: the meters' logins (the password file the cloud keeps) and the
+    protocol's ACL, bridged to the central broker with its own login: the meters' reports go
+    up, the commands for meters come down (docs/protocol.md's topics, nothing else)."""
+
+    def __init__(self, folder, number, central_port, password_file):
+        self.name = "site-%d" % number
+        self.port = free_port()
+        self.password = "bench-%s-password" % self.name
+        base = os.path.join(folder, "mosquitto", self.name)
+        os.makedirs(base)
+        acl = os.path.join(base, "acl")
+        with open(acl, "w", encoding="utf-8") as f:
+            f.write(mosq.acl_text())
+        lines = [mosq.config_text(self.port, password_file, acl),
+                 "connection %s" % self.name, "address 127.0.0.1:%d" % central_port,
+                 "remote_clientid %s" % self.name, "remote_username %s" % self.name,
+                 "remote_password %s" % self.password, "bridge_protocol_version mqttv311",
+                 "try_private true", "notifications false", "cleansession false"]
+        lines += ["topic meters/+/%s out 1" % kind for kind in METER_PUBLISHES]
+        lines += ["topic meters/+/%s in 1" % kind for kind in METER_SUBSCRIBES]
+        self.conf = os.path.join(base, "mosquitto.conf")
+        with open(self.conf, "w", encoding="utf-8") as f:
+            f.write("\n".join(lines) + "\n")
+
+    def start(self):
+        return subprocess.Popen([MOSQUITTO, "-c", self.conf], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
 
 
 async def pay(session, port, meter_no, receipt):
@@ -376,16 +428,22 @@ async def run(args):
     probes_n = max(1, args.probes)
     accounts = await prepare_store(os.path.join(folder, "mita.sqlite3"),
                                    probes_n + (max(fleet_sizes) if fleet_sizes else 0))
-    rig = Rig(folder)
+    rig = Rig(folder, args.sites)
+    if rig.sites:  # the sites read the meters' logins at start: the file is whole before
+        await write_meter_logins(os.path.join(folder, "mita.sqlite3"), rig.paths["passwords"])
     rig.start()
     workers = []
     try:
         async with aiohttp.ClientSession() as session:
             await rig.wait_ready(session, accounts)
             if args.fake_probes:
-                probes = [MiniMeter(rig.mqtt_port, *a) for a in accounts[:probes_n]]
+                probes = [MiniMeter(rig.meter_ports[0], *a) for a in accounts[:probes_n]]
             else:
-                probes = [FirmwareMeter(rig.mqtt_port, *a, folder) for a in accounts[:probes_n]]
+                probes = [FirmwareMeter(rig.meter_ports[0], *a, folder)
+                          for a in accounts[:probes_n]]
+            if rig.sites:
+                print("site brokers: %d, bridged to the central one; the probes on %s"
+                      % (len(rig.sites), rig.sites[0].name))
             print("probe meters: %s" % ("fake clients" if args.fake_probes
                                         else "the firmware (MeterApp, link, MQTT client)"))
             for meter in probes:
@@ -398,7 +456,7 @@ async def run(args):
             fleet = accounts[probes_n:]
             have = 0
             for size in fleet_sizes:
-                workers += start_fleet(rig.mqtt_port, fleet[have:size], args.workers,
+                workers += start_fleet(rig.meter_ports, fleet[have:size], args.workers,
                                        args.telemetry_s)
                 have = size
                 await asyncio.sleep(args.telemetry_s + 2)  # every fleet meter has reported
@@ -418,6 +476,16 @@ async def run(args):
         shutil.rmtree(folder, ignore_errors=True)
 
 
+async def write_meter_logins(path, password_file):
+    """The meters' broker logins from the store, as the cloud itself writes them at start."""
+    from cloud.store.sqlite import SqliteStore
+    store = await SqliteStore.open(path)
+    try:
+        await mosq.sync_password_file(store, password_file, {})
+    finally:
+        await store.close()
+
+
 def fresh_meters(path, age_s):
     """How many meters' records the bridge updated in the last age_s (read-only peek)."""
     import sqlite3
@@ -430,15 +498,17 @@ def fresh_meters(path, age_s):
         db.close()
 
 
-def start_fleet(port, accounts, workers, interval_s):
+def start_fleet(ports, accounts, workers, interval_s):
+    """`accounts` spread over at least one worker process per broker port."""
     procs = []
+    workers = max(workers, len(ports))
     chunks = [accounts[i::workers] for i in range(workers)]
-    for chunk in chunks:
+    for i, chunk in enumerate(chunks):
         if not chunk:
             continue
         ready = multiprocessing.Event()
-        proc = multiprocessing.Process(target=fleet_worker, args=(port, chunk, interval_s,
-                                                                   ready), daemon=True)
+        proc = multiprocessing.Process(target=fleet_worker, args=(
+            ports[i % len(ports)], chunk, interval_s, ready), daemon=True)
         proc.start()
         procs.append((proc, ready))
     for proc, ready in procs:
@@ -459,6 +529,9 @@ def main():
                         help="fleet sizes to try, comma-separated ('' to skip)")
     parser.add_argument("--telemetry-s", type=float, default=10.0)
     parser.add_argument("--workers", type=int, default=2, help="fleet processes")
+    parser.add_argument("--sites", type=int, default=0,
+                        help="site brokers bridged to the central one (the meters log in there;"
+                             " above ~19,000 meters one mosquitto runs out of descriptors)")
     args = parser.parse_args()
     if not os.path.exists(MOSQUITTO):
         sys.exit("mosquitto is not installed (%s)" % MOSQUITTO)

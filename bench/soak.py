@@ -88,7 +88,7 @@ async def run(args):
     try:
         async with aiohttp.ClientSession() as session:
             await rig.wait_ready(session, accounts)
-        workers = start_fleet(rig.mqtt_port, accounts, args.workers, 10.0 / args.speed)
+        workers = start_fleet(rig.meter_ports, accounts, args.workers, 10.0 / args.speed)
         samples, paid = await soak(args, rig, accounts, workers)
     finally:
         for w in workers:
