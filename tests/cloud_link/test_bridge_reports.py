@@ -156,7 +156,8 @@ async def test_a_bridge_loop_killed_by_a_bug_is_restarted_and_counted(rig):
     async def written():
         return (await _meter_record(rig, second.meter_no))["current_balance_cents"] == 2000
     assert await eventually(written)
-    assert (second.meter_no, "telemetry") in calls and bridge.connected.is_set()
+    assert await eventually(lambda: (second.meter_no, "telemetry") in calls)
+    assert bridge.counters["task_restarts"] == 1 and bridge.connected.is_set()
 
 
 async def test_a_meter_stuck_on_a_slow_store_call_holds_up_only_itself_and_keeps_its_order(rig):
