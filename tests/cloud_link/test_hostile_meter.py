@@ -124,6 +124,27 @@ async def test_a_login_reads_no_other_meters_retained_status(rig):
     assert got == []
 
 
+async def test_a_reported_balance_is_a_report_never_money(rig):
+    meter = await rig.meter("MITA0004")
+    await rig.pay(meter.meter_no, "QKM0000001")
+    assert await eventually(lambda: meter.balance == 10000)
+    await meter.send("telemetry", {"balance_cents": 10**9}, qos=1)  # a meter that lies
+
+    async def reported():
+        return (await rig.store.get_meter(meter.meter_no))["current_balance_cents"] == 10**9
+    assert await eventually(reported)
+    # the record is the payments and the recharges they made, as before the report
+    transactions = await rig.store.list_transactions_for_meter(meter.meter_no)
+    assert [(t["mpesa_receipt"], t["amount_cents"]) for t in transactions] == [
+        ("QKM0000001", 10000)]
+    recharges = await rig.store.list_recharges(meter.meter_no)
+    assert [(r["seq"], r["amount_cents"]) for r in recharges] == [(1, 10000)]
+    await rig.pay(meter.meter_no, "QKM0000002")  # and the next credit is the payment's, no more
+    assert await eventually(lambda: meter.balance == 20000)
+    assert [r["amount_cents"] for r in await rig.store.list_recharges(meter.meter_no)] == [
+        10000, 10000]
+
+
 async def test_a_rotated_key_signs_from_the_next_connection_and_nothing_pending_is_lost(rig):
     meter = await rig.meter("MITA0003")
     resp = await rig.h.client.post("/api/meters/%s/key" % meter.meter_no, headers=rig.h.op())
