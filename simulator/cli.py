@@ -8,9 +8,10 @@ import tempfile
 
 from rich.markup import escape
 
-from simulator.clock import FAST, REAL, VirtualClock, install
+from simulator.clock import FAST, REAL, VirtualClock
 from simulator.scenario import Scenario, ScenarioError
 from simulator.meter import MeterError, cloud_config
+from simulator.seam import install  # the one seam: paths and the virtual clock
 
 DEFAULT_SCENARIO = {"name": "household", "start_balance_kes": 500, "load": {"kind": "household"},
                     "duration": "1d"}

@@ -7,7 +7,8 @@ import shutil
 import tempfile
 import time
 
-from simulator.clock import FAST, REAL, VirtualClock, install
+from simulator.clock import FAST, REAL, VirtualClock
+from simulator.seam import install  # the one seam: paths and the virtual clock
 from simulator.meter import meter_summary
 from simulator.scenario import Scenario
 

@@ -300,7 +300,8 @@ def run_scenario(scenario, flash_dir, seconds=None, sensor=None, seed=None):
 
     A plain function of picklable arguments, so long runs can go to worker processes."""
     import asyncio
-    from simulator.clock import VirtualClock, install
+    from simulator.clock import VirtualClock
+    from simulator.seam import install
     from simulator.meter import meter_summary
     clock = install(VirtualClock())
     meter = scenario.make_meter(clock, flash_dir, seed=seed, sensor=sensor)

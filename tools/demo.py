@@ -96,7 +96,8 @@ def run_meter(api, registration, broker_port, folder, speed, panel, scripted, ex
     """One simulated meter on this cloud through the walk; True if it came back on after a
     payment within deadline_s without a panel (always True with one: the person watching
     decides)."""
-    from simulator.clock import REAL, VirtualClock, install
+    from simulator import install  # the one seam: paths and the virtual clock
+    from simulator.clock import REAL, VirtualClock
     clock = install(VirtualClock(mode=REAL, speed=speed, epoch_ms=int(time.time() * 1000)))
     flash = os.path.join(folder, "flash-" + registration["meter_no"])
     os.makedirs(flash, exist_ok=True)

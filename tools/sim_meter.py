@@ -222,7 +222,8 @@ def main(argv=None):
     parser.add_argument("--watts", type=int, default=1000)
     parser.add_argument("--epoch-ms", type=int, help="wall-clock time at start (default: now)")
     args = parser.parse_args(argv)
-    from simulator.clock import REAL, VirtualClock, install
+    from simulator import install  # the one seam: paths and the virtual clock
+    from simulator.clock import REAL, VirtualClock
     import time
     clock = install(VirtualClock(mode=REAL, speed=args.speed,
                                  epoch_ms=args.epoch_ms or int(time.time() * 1000)))

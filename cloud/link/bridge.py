@@ -14,6 +14,7 @@ import aiomqtt
 
 from cloud.link import payloads as lp
 from cloud.link.channel import MeterChannel
+from cloud.link.supervise import supervised
 from cloud.store.base import InvalidRecord, NotFound, StoreError
 
 log = logging.getLogger("mita.bridge")
@@ -41,11 +42,12 @@ class Bridge:
 
     def __init__(self, store, broker, *, resend_every_s=30.0, void_after_s=900.0,
                  backoff_s=(0.2, 30.0), clock=time.time, monotonic=time.monotonic,
-                 on_event=None):
+                 on_event=None, restart_pause_s=1.0):
         self.store = store
         self.broker = broker
         self.resend_every_s = resend_every_s
         self.backoff_s = backoff_s
+        self.restart_pause_s = restart_pause_s
         self.clock = clock
         self.monotonic = monotonic
         # Told what changed for a meter once the store has it (the dashboard's live feed).
@@ -55,7 +57,7 @@ class Bridge:
             "unknown_meter", "unknown_ack", "published", "publish_failures", "recharges_sent",
             "acks", "rejected", "retry_later", "history_stored", "history_bad", "syncs_sent",
             "tariffs_sent", "telemetry_written", "telemetry_batches", "telemetry_coalesced",
-            "store_errors", "voided", "errors"), 0)
+            "store_errors", "voided", "errors", "task_restarts"), 0)
         self.connected = asyncio.Event()
         self.client = None
         self._tasks = []
@@ -86,7 +88,9 @@ class Bridge:
     async def start(self):
         for job in (self._connection_loop, self._resend_loop, self._write_telemetry,
                     self._scan_pending):
-            self._tasks.append(asyncio.create_task(job(), name="bridge." + job.__name__))
+            self._tasks.append(asyncio.create_task(
+                supervised(job, self.counters, self.restart_pause_s),
+                name="bridge." + job.__name__))
 
     async def stop(self):
         tasks = list(self._tasks)

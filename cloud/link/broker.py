@@ -92,6 +92,15 @@ class GuardedBroker(Broker):
         return await super()._initialize_client_session(
             _Replayed(connect.to_bytes(), reader), writer, remote_address, remote_port)
 
+    async def _publish_retained_messages_for_subscription(self, subscription, session):
+        # amqtt 0.12.1 runs this at every CONNECT for every filter any client subscribed to,
+        # not only the connecting session's: each meter got every retained status the
+        # bridge's meters/+/status matches. Only a session's own subscriptions get retained
+        # messages.
+        subscribers = self._subscriptions.get(subscription[0], ())
+        if any(s.client_id == session.client_id for s, _ in subscribers):
+            await super()._publish_retained_messages_for_subscription(subscription, session)
+
     async def _refusal(self, connect):
         """None to let amqtt go on, else the CONNACK return code that refuses."""
         payload = connect.payload

@@ -11,7 +11,8 @@ import pytest
 from link_rig import (BRIDGE_PASSWORD, BRIDGE_USERNAME, MOSQUITTO, ROOT, Harness, LinkRig,
                       LinkSettings, MosquittoProcess, create_app, free_port, make_config)
 
-BRIDGE_OPTIONS = {"resend_every_s": 3600.0, "void_after_s": 0.0, "backoff_s": (0.05, 0.2)}
+BRIDGE_OPTIONS = {"resend_every_s": 3600.0, "void_after_s": 0.0, "backoff_s": (0.05, 0.2),
+                  "restart_pause_s": 0.05}
 
 
 async def _rig(aiohttp_client, tmp_path, kind, store=None, **bridge_options):

@@ -135,6 +135,31 @@ async def test_a_failing_handler_costs_one_message_not_the_link(rig):
     assert await eventually(lambda: meter.balance == 10000)
 
 
+async def test_a_bridge_loop_killed_by_a_bug_is_restarted_and_counted(rig):
+    first = await rig.meter("MTRDIE1", connect=False)
+    second = await rig.meter("MTRDIE2", connect=False)
+    bridge = rig.bridge
+    calls = []
+
+    def dies_once(meter_no, kind, **fields):
+        calls.append((meter_no, kind))
+        if len(calls) == 1:
+            raise RuntimeError("a bug in a listener")  # escapes the telemetry writer
+    bridge.on_event = dies_once
+    await bridge.handle("meters/%s/telemetry" % first.meter_no,
+                        json.dumps({"v": 1, "balance_cents": 1000}))
+    assert await eventually(lambda: bridge.counters["task_restarts"] == 1)
+    # the writer is back: the next meter's reading still reaches the store
+    await bridge.handle("meters/%s/telemetry" % second.meter_no,
+                        json.dumps({"v": 1, "balance_cents": 2000}))
+
+    async def written():
+        return (await _meter_record(rig, second.meter_no))["current_balance_cents"] == 2000
+    assert await eventually(written)
+    assert await eventually(lambda: (second.meter_no, "telemetry") in calls)
+    assert bridge.counters["task_restarts"] == 1 and bridge.connected.is_set()
+
+
 async def test_a_meter_stuck_on_a_slow_store_call_holds_up_only_itself_and_keeps_its_order(rig):
     slow = await rig.meter("MTRSLOW")
     other = await rig.meter("MTROTHER")

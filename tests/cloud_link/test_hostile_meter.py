@@ -103,6 +103,48 @@ async def test_a_login_cannot_take_the_bridges_client_id(rig):
         assert await rig.refused_client_ids() == 3
 
 
+async def test_a_login_reads_no_other_meters_retained_status(rig):
+    other = await rig.meter("MITA0002")  # its online status is retained at the broker
+    await other.send("status", {"state": "online", "load_connected": True}, retain=True)
+    login = await rig.meter("MITA0001", connect=False)
+    got = []
+    async with aiomqtt.Client("127.0.0.1", rig.port, username=login.meter_no,
+                              password=login.password, identifier=login.meter_no,
+                              clean_session=True) as client:
+        await client.subscribe("meters/%s/recharge" % login.meter_no, qos=1)
+
+        async def listen():
+            async for message in client.messages:
+                got.append(str(message.topic))
+        task = asyncio.create_task(listen())
+        await other.send("status", {"state": "online", "load_connected": False}, retain=True)
+        await _still_delivers(rig, other, "QKS0000001", 10000)  # the marker: all came by now
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert got == []
+
+
+async def test_a_reported_balance_is_a_report_never_money(rig):
+    meter = await rig.meter("MITA0004")
+    await rig.pay(meter.meter_no, "QKM0000001")
+    assert await eventually(lambda: meter.balance == 10000)
+    await meter.send("telemetry", {"balance_cents": 10**9}, qos=1)  # a meter that lies
+
+    async def reported():
+        return (await rig.store.get_meter(meter.meter_no))["current_balance_cents"] == 10**9
+    assert await eventually(reported)
+    # the record is the payments and the recharges they made, as before the report
+    transactions = await rig.store.list_transactions_for_meter(meter.meter_no)
+    assert [(t["mpesa_receipt"], t["amount_cents"]) for t in transactions] == [
+        ("QKM0000001", 10000)]
+    recharges = await rig.store.list_recharges(meter.meter_no)
+    assert [(r["seq"], r["amount_cents"]) for r in recharges] == [(1, 10000)]
+    await rig.pay(meter.meter_no, "QKM0000002")  # and the next credit is the payment's, no more
+    assert await eventually(lambda: meter.balance == 20000)
+    assert [r["amount_cents"] for r in await rig.store.list_recharges(meter.meter_no)] == [
+        10000, 10000]
+
+
 async def test_a_rotated_key_signs_from_the_next_connection_and_nothing_pending_is_lost(rig):
     meter = await rig.meter("MITA0003")
     resp = await rig.h.client.post("/api/meters/%s/key" % meter.meter_no, headers=rig.h.op())

@@ -452,9 +452,7 @@ def test_fakes_run_under_the_micropython_unix_port(tmp_path):
 
 def firmware_config(**changes):
     import copy
-    firmware = os.path.join(ROOT, "firmware")
-    if firmware not in sys.path:
-        sys.path.insert(0, firmware)
+    simulator.install()  # the firmware's meter package, beside the fakes
     from meter.config import DEFAULTS
     cfg = copy.deepcopy(DEFAULTS)
     cfg.update(changes)

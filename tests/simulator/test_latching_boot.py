@@ -1,17 +1,13 @@
 # The firmware's board on the simulator: a latching relay whose contacts are closed at boot
 # while the meter must be open (no credit, or a lost state) gets its reset pulse.
 import copy
-import os
-import sys
 
-FW = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                  "firmware")
+import simulator
 
 
 def _firmware_board_and_latching_config():
     """The firmware's Board class and a rig config with a latching relay and no LCD."""
-    if FW not in sys.path:
-        sys.path.insert(0, FW)
+    simulator.install()  # the firmware's meter package, beside the fakes
     from meter.config import DEFAULTS
     from meter.board import Board
     cfg = copy.deepcopy(DEFAULTS)
