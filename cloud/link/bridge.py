@@ -407,11 +407,13 @@ class Bridge:
         floor = lp.recharge_floor(recharges, issued, voids)
         channel = self.channel(meter)
         channel.floor = floor
-        if floor > 0 and channel.synced != floor:
+        if lp.floor_needs_sync(recharges, channel.synced, floor):
             key = await self._command_key(meter)
             if await self.publish("meters/%s/sync" % meter, lp.sync_message(floor, meter, key)):
                 channel.synced = floor
                 self.counters["syncs_sent"] += 1
+        elif channel.synced is not None and floor > channel.synced:
+            channel.synced = floor  # the meter's floor got there over its own applied seqs
         pending = [r for r in recharges if r["status"] == "pending"]
         now = self._now_ms()
         channel.held = False

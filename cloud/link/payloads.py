@@ -210,6 +210,19 @@ def recharge_floor(recharges, issued_seq, void_seqs=()):
     return floor
 
 
+def floor_needs_sync(recharges, synced, floor):
+    """Must the cloud send `floor` to a meter last told `synced` (None: not since it came
+    online)? Only if the floor passes a seq the meter did not apply itself (void, or rejected
+    for good): over its own applied seqs the meter's floor slides by itself
+    (meter/recharge.py), so a sync after every ack would only delay the next recharge."""
+    if floor <= 0:
+        return False
+    if synced is None:
+        return True
+    delivered = {r["seq"] for r in recharges if r["status"] == "delivered"}
+    return any(seq not in delivered for seq in range(synced + 1, floor + 1))
+
+
 def missing_seqs(recharges, issued_seq):
     """Seqs 1..issued_seq with no recharge record: gaps, void once they stay missing."""
     have = {r["seq"] for r in recharges}

@@ -47,9 +47,11 @@ async def test_an_unused_firebase_seq_becomes_void_and_the_meter_is_synced_past_
         return (await rig.recharge(meter.meter_no, 3))["status"] == "delivered"
     assert await eventually(delivered)
     assert meter.balance == 20000
-    # With void_after_s=0 the pass that sends seq 3 already finds seq 2 void, and syncs the
-    # meter to 2 (seq 1 is settled by then); the periodic pass takes it to 3.
-    assert [m["recharge_floor"] for m in meter.received("sync")] in ([], [2])
+    # With void_after_s=0 the pass that sends seq 3 may already find seq 2 void and sync the
+    # meter past it; if not, the periodic pass does. Over seq 3, which it applied, the meter's
+    # own floor slides: no sync is needed for that.
     await rig.bridge.resend_pass()
-    assert await eventually(lambda: meter.received("sync")[-1:] == [{"v": 1, "recharge_floor": 3}])
-    assert meter.recharger.floor("cloud") == 3 and rig.bridge.counters["voided"] == 1
+    assert await eventually(lambda: meter.recharger.floor("cloud") == 3)
+    floors = [m["recharge_floor"] for m in meter.received("sync")]
+    assert floors and floors[-1] >= 2 and floors == sorted(floors), floors
+    assert rig.bridge.counters["voided"] == 1

@@ -94,6 +94,17 @@ def test_void_seqs_let_the_floor_pass_gaps_but_never_a_pending_recharge():
     assert lp.recharge_floor(recharges, 6, {2, 4, 5, 6}) == 4  # 5 exists: never void
 
 
+def test_a_sync_goes_after_online_and_past_what_the_meter_did_not_apply_only():
+    recharges = [_r(1, "delivered"), _r(2, "delivered"), _r(3, "rejected"), _r(5, "delivered")]
+    assert lp.floor_needs_sync(recharges, None, 2)  # after every online
+    assert not lp.floor_needs_sync(recharges, None, 0)  # nothing to say yet
+    assert not lp.floor_needs_sync(recharges, 0, 2)  # its own acks moved the meter's floor
+    assert not lp.floor_needs_sync(recharges, 2, 2)
+    assert lp.floor_needs_sync(recharges, 2, 3)  # past a rejection: the meter's floor is stuck
+    assert lp.floor_needs_sync(recharges, 3, 5)  # past seq 4, void
+    assert not lp.floor_needs_sync(recharges, 5, 5)
+
+
 def test_a_missing_seq_turns_void_only_after_waiting_and_a_late_recharge_is_reported():
     voids = lp.VoidSeqs(after_s=60)
     recharges = [_r(1, "delivered"), _r(3, "pending")]
