@@ -14,23 +14,13 @@ import aiomqtt
 
 from cloud.link import payloads as lp
 from cloud.link.channel import MeterChannel
+from cloud.link.mqtt_client import forget_disconnect, make_client, subscriptions
 from cloud.store.base import InvalidRecord, NotFound, StoreError
 
 log = logging.getLogger("mita.bridge")
 
-SUBSCRIPTIONS = ["meters/+/status", "meters/+/telemetry", "meters/+/history",
-                 "meters/+/recharge/ack", "meters/+/tariff/ack"]
 _TARIFF_CACHE_S = 30.0
 _IN_FLIGHT = 64  # messages being handled at once; more waits at the broker (backpressure)
-
-
-def _forget_disconnect(client):
-    """aiomqtt keeps why a session ended in a future that nobody awaits once the session is
-    over; seen here, it is not logged later as "Future exception was never retrieved" by the
-    garbage collector (whose log line, on CPython 3.11, can break a parse running meanwhile)."""
-    gone = getattr(client, "_disconnected", None)
-    if gone is not None and gone.done() and not gone.cancelled():
-        gone.exception()
 
 
 class Bridge:
@@ -100,25 +90,14 @@ class Bridge:
     async def wait_connected(self, timeout=10.0):
         await asyncio.wait_for(self.connected.wait(), timeout)
 
-    def _make_client(self):
-        b = self.broker
-        tls = None
-        if b.get("tls"):
-            import ssl
-            tls = ssl.create_default_context()
-        return aiomqtt.Client(
-            b["host"], b["port"], username=b.get("username"), password=b.get("password"),
-            identifier=b.get("client_id") or b.get("username"), clean_session=False,
-            keepalive=b.get("keepalive", 60), tls_context=tls,
-            max_inflight_messages=1000, timeout=b.get("timeout", 10))
-
     async def _connection_loop(self):
         floor, cap = self.backoff_s
         delay = floor
         while True:
             try:
-                async with self._make_client() as client:
-                    await client.subscribe([(t, 1) for t in SUBSCRIPTIONS])
+                async with make_client(self.broker) as client:
+                    await client.subscribe(
+                        [(t, 1) for t in subscriptions(self.broker.get("share_group"))])
                     self.client = client
                     self.counters["connects"] += 1
                     delay = floor
@@ -131,7 +110,7 @@ class Bridge:
                 self.counters["connect_failures"] += 1
                 log.warning("bridge link down", extra={"error": str(error), "retry_s": delay})
             finally:
-                _forget_disconnect(self.client)
+                forget_disconnect(self.client)
                 self.client = None
                 self.connected.clear()
             await asyncio.sleep(delay)
@@ -439,6 +418,8 @@ class Bridge:
     async def _resend_loop(self):
         while True:
             await asyncio.sleep(self.resend_every_s)
+            if self.broker.get("share_group"):
+                await self.shared_scan()
             await self.resend_pass()
 
     async def resend_pass(self):
@@ -449,9 +430,27 @@ class Bridge:
             if channel.attention and channel.online is not False:
                 self.kick(meter)
 
+    async def shared_scan(self):
+        """Several instances on one broker: a recharge recorded by an instance that died
+        before delivering it is known to no other instance's memory, so the holder of the
+        store's `redeliver` lease (one instance at a time, taken over three periods after its
+        holder stops renewing) looks for pending recharges in the store each period. True
+        when this instance scanned."""
+        holder = self.broker.get("client_id") or self.broker.get("username")
+        ttl_ms = int(self.resend_every_s * 3000)
+        try:
+            if not await self.store.acquire_lease("redeliver", holder, ttl_ms, self._now_ms()):
+                return False
+        except StoreError as error:
+            log.warning("redeliver lease failed", extra={"error": str(error)})
+            return False
+        await self._scan_pending()
+        return True
+
     async def _scan_pending(self):
-        """At start: find meters with pending recharges left from before (a restart, a full
-        queue) so the periodic pass covers them even before their status arrives."""
+        """Find meters with pending recharges in the store (at start: left from before, a
+        restart, a full queue) so the periodic pass covers them even before their status
+        arrives."""
         try:
             for meter in await self.store.list_meters():
                 if await self.store.list_recharges(meter["meter_no"], status="pending"):
