@@ -109,6 +109,11 @@ class Bridge:
             except aiomqtt.MqttError as error:
                 self.counters["connect_failures"] += 1
                 log.warning("bridge link down", extra={"error": str(error), "retry_s": delay})
+                if self.broker.get("share_group") and not self.counters["connects"]:
+                    # amqtt 0.12.1, for one, never answers an MQTT 5 CONNECT (it times out)
+                    log.error("shared subscriptions need an MQTT 5 broker (mosquitto 2, EMQX, "
+                              "VerneMQ); is %s:%s one?" % (self.broker["host"],
+                                                          self.broker["port"]))
             finally:
                 forget_disconnect(self.client)
                 self.client = None
