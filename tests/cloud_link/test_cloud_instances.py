@@ -1,5 +1,5 @@
-"""Three cloud processes (`python -m cloud serve`) on one mosquitto and one SQLite file, each
-with its own bridge login in the share group `mita` (docs/operations.md "Several instances on
+"""Three cloud processes (`python -m cloud serve`) on one mosquitto and one store (a SQLite
+file on this machine, or Firebase: the local RTDB stand-in), each with its own bridge login in the share group `mita` (docs/operations.md "Several instances on
 one broker"): each meter message is handled by one instance, a payment and its duplicate sent
 to different instances credit the meter once, and an instance killed in the middle of the
 run loses no payment, no acknowledgement and no telemetry (what the broker queued for it is
@@ -8,9 +8,9 @@ handled when it is back)."""
 import asyncio
 import os
 import shutil
-import sqlite3
 import sys
 import tempfile
+import uuid
 
 import aiohttp
 import pytest
@@ -29,18 +29,18 @@ AMOUNT_CENTS = 1000
 
 
 class Cluster:
-    """mosquitto, three cloud instances sharing one SQLite file, fake meters on the broker."""
+    """mosquitto, three cloud instances sharing one store, fake meters on the broker.
+    store_env: the settings that name the shared store; store: the test's own view of it."""
 
-    def __init__(self, folder):
+    def __init__(self, folder, store_env, store):
         self.folder = folder
+        self.store = store
         self.mosquitto = mita_procs.MosquittoProcess(folder, instances=INSTANCES).start()
-        shared = os.path.join(folder, "mita.sqlite3")
         self.clouds = []
         for n in range(INSTANCES):
             own = os.path.join(folder, "instance-%d" % n)
             os.makedirs(own)
-            env = dict(self.mosquitto.cloud_env(n), MITA_SQLITE_PATH=shared,
-                       MITA_MQTT_RESEND_S="1")
+            env = dict(self.mosquitto.cloud_env(n), MITA_MQTT_RESEND_S="1", **store_env)
             self.clouds.append(mita_procs.CloudProcess(own, env=env).start())
         self.meters = []
         self.sent_telemetry = 0
@@ -77,20 +77,15 @@ class Cluster:
         one of the same meter before the write."""
         return counters["link_telemetry_written"] + counters["link_telemetry_coalesced"]
 
-    def _rows(self, sql):
-        """What the shared file holds, read as a bystander (read-only)."""
-        path = os.path.join(self.folder, "mita.sqlite3")
-        db = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
-        try:
-            return db.execute(sql).fetchall()
-        finally:
-            db.close()
+    async def recharges(self):
+        """(meter, id, status) of every recharge in the shared store."""
+        return [(meter.meter_no, r["id"], r["status"]) for meter in self.meters
+                for r in await self.store.list_recharges(meter.meter_no)]
 
-    def recharges(self):
-        return self._rows("SELECT meter_no, id, status FROM recharges")
-
-    def receipts(self):
-        return [receipt for (receipt,) in self._rows("SELECT mpesa_receipt FROM transactions")]
+    async def receipts(self):
+        """The receipt of every transaction in the shared store."""
+        return [t["mpesa_receipt"] for meter in self.meters
+                for t in await self.store.list_transactions_for_meter(meter.meter_no, 1000)]
 
     def stop(self):
         for cloud in self.clouds:
@@ -128,13 +123,29 @@ async def pay_round_robin(cluster, session, receipts, alive):
     return paid
 
 
-@pytest.fixture
-async def cluster():
+async def shared_store(kind, folder, request, monkeypatch):
+    """(the instances' store settings, the test's own store on the same data)."""
+    if kind == "sqlite":
+        from cloud.store.sqlite import SqliteStore
+        path = os.path.join(folder, "mita.sqlite3")
+        return {"MITA_SQLITE_PATH": path}, await SqliteStore.open(path)
+    from cloud.store.firebase import FirebaseStore
+    rtdb = request.getfixturevalue("rtdb_server")
+    url = "https://mita-instances-%s.firebaseio.com" % uuid.uuid4().hex[:12]
+    monkeypatch.setenv("FIREBASE_DATABASE_EMULATOR_HOST", rtdb.emulator_host)
+    env = {"MITA_STORE": "firebase", "FIREBASE_DATABASE_URL": url, "MITA_AUTH": "apikey",
+           "FIREBASE_DATABASE_EMULATOR_HOST": rtdb.emulator_host}
+    return env, await FirebaseStore.open(url)
+
+
+@pytest.fixture(params=["sqlite", "firebase"])
+async def cluster(request, monkeypatch):
     folder = tempfile.mkdtemp(prefix="mita-instances-")
     os.chmod(folder, 0o755)  # mosquitto started as root reads its files as its own user
-    made = None
+    made = store = None
     try:
-        made = Cluster(folder)
+        store_env, store = await shared_store(request.param, folder, request, monkeypatch)
+        made = Cluster(folder, store_env, store)
         await made.add_meters(METERS)
         yield made
     finally:
@@ -142,6 +153,8 @@ async def cluster():
             for meter in made.meters:
                 await meter._close()
             made.stop()
+        if store is not None:
+            await store.close()
         mita_procs.stop_all()
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -178,15 +191,15 @@ async def test_three_instances_share_the_meters_and_credit_once(cluster):
     # Each meter was credited exactly once per receipt, whichever instance took which copy.
     for meter in cluster.meters:
         assert meter.balance == AMOUNT_CENTS * list(paid.values()).count(meter.meter_no)
-    assert len(cluster.recharges()) == len(paid)
+    assert len(await cluster.recharges()) == len(paid)
 
     # The meters' acknowledgements reach the store, also those routed to the dead instance's
     # session once it is back; and its queued telemetry with them.
     cluster.clouds[1].start()
 
-    def delivered():
-        return all(status == "delivered" for _, _, status in cluster.recharges())
-    assert await eventually(delivered, 30.0), cluster.recharges()
+    async def delivered():
+        return all(status == "delivered" for _, _, status in await cluster.recharges())
+    assert await eventually(delivered, 30.0), await cluster.recharges()
 
     async def telemetry_handled():
         counts = [await cluster.counters(n) for n in range(INSTANCES)]
@@ -196,4 +209,4 @@ async def test_three_instances_share_the_meters_and_credit_once(cluster):
         return await telemetry_handled() == cluster.sent_telemetry
     assert await eventually(every_telemetry_once, 20.0), (await telemetry_handled(),
                                                           cluster.sent_telemetry)
-    assert sorted(cluster.receipts()) == sorted(paid)  # one transaction per receipt
+    assert sorted(await cluster.receipts()) == sorted(paid)  # one transaction per receipt
