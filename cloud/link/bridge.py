@@ -45,7 +45,7 @@ class Bridge:
             "unknown_meter", "unknown_ack", "published", "publish_failures", "recharges_sent",
             "acks", "rejected", "retry_later", "history_stored", "history_bad", "syncs_sent",
             "tariffs_sent", "telemetry_written", "telemetry_batches", "telemetry_coalesced",
-            "store_errors", "voided", "errors"), 0)
+            "store_errors", "voided", "errors", "status_stale"), 0)
         self.connected = asyncio.Event()
         self.client = None
         self._tasks = []
@@ -142,22 +142,24 @@ class Bridge:
         await self._slots.acquire()
         meter = topic.split("/")[1] if topic.count("/") >= 2 else ""
         channel = self.channel(meter)
-        task = asyncio.create_task(self._handle_after(channel.inbox, topic, payload))
+        task = asyncio.create_task(self._handle_after(channel.inbox, topic, payload,
+                                                      self._now_ms()))
         channel.inbox = task
         task.add_done_callback(lambda done: self._message_done(channel, done))
 
-    async def _handle_after(self, previous, topic, payload):
+    async def _handle_after(self, previous, topic, payload, received_ms):
         if previous is not None:
             await asyncio.gather(previous, return_exceptions=True)
-        await self.handle(topic, payload)
+        await self.handle(topic, payload, received_ms)
 
     def _message_done(self, channel, task):
         self._slots.release()
         if channel.inbox is task:
             channel.inbox = None
 
-    async def handle(self, topic, payload):
-        """One message from a meter. Never raises: bad input is counted and dropped."""
+    async def handle(self, topic, payload, received_ms=None):
+        """One message from a meter. Never raises: bad input is counted and dropped.
+        received_ms: when it arrived (a status is ordered by it across instances)."""
         self.counters["received"] += 1
         try:
             meter, kind = lp.split_topic(topic)
@@ -165,7 +167,10 @@ class Bridge:
             handler = self._handlers.get(kind)
             if handler is None:
                 raise lp.Malformed("unknown topic kind %r" % kind)
-            await handler(self, meter, msg)
+            if kind == "status":
+                await self._on_status(meter, msg, received_ms)
+            else:
+                await handler(self, meter, msg)
         except lp.Oversized:
             self.counters["oversized"] += 1
         except lp.Malformed as error:
@@ -185,10 +190,21 @@ class Bridge:
     def _now_ms(self):
         return int(self.clock() * 1000)
 
-    async def _on_status(self, meter, msg):
+    async def _on_status(self, meter, msg, received_ms=None):
         fields = lp.parse_status(msg)
         online = fields["state"] == "online"
-        await self.store.update_meter_status(meter, fields, self._now_ms())
+        if self.broker.get("share_group"):
+            # Instances handle a meter's messages side by side: its last will and the online
+            # status right after it may be written in either order. The store keeps the
+            # later message's (by arrival); an earlier one written last changes nothing.
+            at = received_ms or self._now_ms()
+            stored = await self.store.update_meter_status(meter, fields, self._now_ms(),
+                                                          state_at=at)
+            if (stored or {}).get("status", {}).get("state_at") != at:
+                self.counters["status_stale"] += 1
+                return
+        else:
+            await self.store.update_meter_status(meter, fields, self._now_ms())
         await self._set_alerts(meter, {"connection_lost": not online})
         self.on_event(meter, "status", state=fields["state"])
         channel = self.channel(meter)

@@ -1,8 +1,9 @@
 """Several cloud instances on one broker, the parts one process can show: the share group's
 settings (refused with the in-process amqtt broker), shared subscriptions, a bridge login per
-instance in mosquitto's ACL and password file, and the redeliver lease that finds a recharge
-no live instance was told about."""
+instance in mosquitto's ACL and password file, the redeliver lease that finds a recharge no
+live instance was told about, and a meter's statuses kept in the order they arrived."""
 
+import json
 import os
 import subprocess
 import sys
@@ -110,3 +111,24 @@ async def test_a_recharge_no_live_instance_was_told_of_is_found_by_the_lease_hol
     await rig.bridge.resend_pass()
     assert await eventually(lambda: meter.balance == 10000)
     assert meter.recharger.applied_count == 1
+
+
+async def test_in_a_share_group_a_status_that_arrived_earlier_never_overwrites_a_later(rig):
+    meter = await rig.meter()
+    rig.bridge.broker["share_group"] = "mita"  # how the bridge handles, not what it subscribes
+    topic = "meters/%s/status" % meter.meter_no
+    online = json.dumps({"v": 1, "state": "online", "load_connected": False})
+    will = json.dumps({"v": 1, "state": "offline", "reason": "connection_lost"})
+    now = rig.bridge._now_ms()
+    # The will arrived first at one instance, the online status after it at another, and the
+    # other instance wrote first.
+    await rig.bridge.handle(topic, online, now + 2000)
+    await rig.bridge.handle(topic, will, now + 1000)
+    stored = await rig.store.get_meter(meter.meter_no)
+    assert stored["status"]["state"] == "online"
+    assert not stored["alerts"].get("connection_lost")
+    assert rig.bridge.counters["status_stale"] == 1
+    # One instance alone handles a meter's messages in order: each is written as it comes.
+    del rig.bridge.broker["share_group"]
+    await rig.bridge.handle(topic, will, now + 500)
+    assert (await rig.store.get_meter(meter.meter_no))["status"]["state"] == "offline"
