@@ -1,9 +1,9 @@
 """Three cloud processes (`python -m cloud serve`) on one mosquitto and one store (a SQLite
 file on this machine, or Firebase: the local RTDB stand-in), each with its own bridge login in the share group `mita` (docs/operations.md "Several instances on
 one broker"): each meter message is handled by one instance, a payment and its duplicate sent
-to different instances credit the meter once, and an instance killed in the middle of the
-run loses no payment, no acknowledgement and no telemetry (what the broker queued for it is
-handled when it is back)."""
+to different instances credit the meter once, an instance killed in the middle of the run
+loses no payment, no acknowledgement and no telemetry (what the broker queued for it is
+handled when it is back), and a lost callback is settled once with all three settling."""
 
 import asyncio
 import os
@@ -35,13 +35,15 @@ class Cluster:
     def __init__(self, folder, store_env, store):
         self.folder = folder
         self.store = store
-        self.mosquitto = mita_procs.MosquittoProcess(folder, instances=INSTANCES).start()
         self.clouds = []
+        self.mosquitto = mita_procs.MosquittoProcess(folder, instances=INSTANCES).start()
+        self.daraja = mita_procs.DarajaProcess(folder).start()  # one M-Pesa for all three
         for n in range(INSTANCES):
             own = os.path.join(folder, "instance-%d" % n)
             os.makedirs(own)
-            env = dict(self.mosquitto.cloud_env(n), MITA_MQTT_RESEND_S="1", **store_env)
-            self.clouds.append(mita_procs.CloudProcess(own, env=env).start())
+            env = dict(self.mosquitto.cloud_env(n), MITA_MQTT_RESEND_S="1",
+                       MITA_SETTLE_AFTER_S="2", MITA_SETTLE_EVERY_S="0.5", **store_env)
+            self.clouds.append(mita_procs.CloudProcess(own, env=env, daraja=self.daraja).start())
         self.meters = []
         self.sent_telemetry = 0
 
@@ -90,6 +92,7 @@ class Cluster:
     def stop(self):
         for cloud in self.clouds:
             cloud.stop()
+        self.daraja.stop()
         self.mosquitto.stop()
 
 
@@ -210,3 +213,20 @@ async def test_three_instances_share_the_meters_and_credit_once(cluster):
     assert await eventually(every_telemetry_once, 20.0), (await telemetry_handled(),
                                                           cluster.sent_telemetry)
     assert sorted(await cluster.receipts()) == sorted(paid)  # one transaction per receipt
+
+
+async def test_a_lost_callback_is_settled_once_with_all_three_settling(cluster):
+    # Every instance runs the settle loop; the store's lease lets one query M-Pesa a pass.
+    meter = cluster.meters[0]
+    cluster.daraja.outcome("none", once=True)  # the customer pays; M-Pesa never calls back
+    push = await asyncio.to_thread(cluster.clouds[1].stk_push, meter.meter_no, 25)
+    checkout = push["checkout_request_id"]
+    assert await eventually(lambda: meter.balance == 2500, 30.0), meter.acks
+    statuses = [(await asyncio.to_thread(cloud.stk_status, checkout))["status"]
+                for cloud in cluster.clouds]
+    assert statuses == ["success"] * INSTANCES
+    await asyncio.sleep(2.0)  # a few more settle passes on all three: nothing more happens
+    assert meter.balance == 2500 and len(applied(meter)) == 1
+    assert len(await cluster.receipts()) == 1
+    settled = [(await cluster.counters(n)).get("settled_by_query", 0) for n in range(INSTANCES)]
+    assert sum(settled) == 1, settled  # one instance's query credited it, and only once
