@@ -1,7 +1,7 @@
 """Benchmark: STK callbacks per second end to end into SQLite (half of them duplicates), with
 p50/p99 latency, against a bare aiohttp handler on the same machine as the ceiling.
 
-    .venv/bin/python bench/cloud_callbacks.py [--callbacks 4000] [--concurrency 32]
+    .venv/bin/python bench/cloud_callbacks.py [--callbacks 4000] [--concurrency 32] [--repeat 1]
 
 MITA_BENCH_DIR=/dev/shm puts the SQLite file on tmpfs (fsync becomes free) to show how much
 of the cost is the disk's commit latency.
@@ -123,6 +123,14 @@ async def drive(port, order, concurrency):
             "elapsed_s": elapsed}
 
 
+def cpu_seconds(pid):
+    """The server's CPU time so far (every thread, user + system), from /proc: what a callback
+    costs the server, which the machine's other load moves far less than the rate."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def measure(kind, n, concurrency, order):
     child = subprocess.Popen([sys.executable, __file__, "--serve", kind, "--callbacks", str(n)],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
@@ -131,7 +139,9 @@ def measure(kind, n, concurrency, order):
         if not line or line[0] != "ready":
             raise SystemExit(f"{kind} server did not start")
         asyncio.run(drive(int(line[1]), order[: concurrency * 4], concurrency))  # warm-up
+        cpu = cpu_seconds(child.pid)
         result = asyncio.run(drive(int(line[1]), order, concurrency))
+        result["cpu_us"] = (cpu_seconds(child.pid) - cpu) * 1e6 / len(order)
         child.stdin.close()
         tail = child.stdout.read().strip()
         result["server"] = json.loads(tail) if tail else {}
@@ -140,10 +150,19 @@ def measure(kind, n, concurrency, order):
         child.wait(timeout=30)
 
 
+def report(name, r):
+    print(f"{name:>15}: {r['rate']:8.0f}/s  p50 {r['p50_ms']:6.2f} ms  "
+          f"p99 {r['p99_ms']:6.2f} ms  server CPU {r['cpu_us']:5.0f} us/callback  "
+          f"statuses {r['statuses']}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--callbacks", type=int, default=4000, help="unique callbacks")
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="pairs of runs, bare then mita each time; the median ratio is "
+                             "the figure (a loaded machine moves both by 2-3x between runs)")
     parser.add_argument("--serve", choices=("mita", "bare"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -152,19 +171,33 @@ def main():
     # Every callback twice: the second copies are shuffled among the firsts, as re-sends are.
     order = list(range(n)) + list(range(n))
     random.Random(7).shuffle(order)
-    bare = measure("bare", n, args.concurrency, order)
-    mita = measure("mita", n, args.concurrency, order)
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
     if os.environ.get("MITA_BENCH_DIR"):
         command = f"MITA_BENCH_DIR={shlex.quote(os.environ['MITA_BENCH_DIR'])} {command}"
     print(f"command: {command}")
     print(f"callbacks: {len(order)} ({n} unique, {n} duplicates), concurrency {args.concurrency}")
-    for name, r in (("bare aiohttp", bare), ("mita -> SQLite", mita)):
-        print(f"{name:>15}: {r['rate']:8.0f}/s  p50 {r['p50_ms']:6.2f} ms  "
-              f"p99 {r['p99_ms']:6.2f} ms  statuses {r['statuses']}")
-    print(f"ratio mita/bare: {mita['rate'] / bare['rate']:.2f}")
-    recorded = mita["server"].get("transactions")
-    print(f"transactions recorded: {recorded} (expected {n}: the warm-up re-sends are duplicates too)")
+    print(f"load average at start: {' '.join('%.1f' % v for v in os.getloadavg())}")
+    ratios, cpu_ratios = [], []
+    for run in range(args.repeat):
+        bare = measure("bare", n, args.concurrency, order)
+        mita = measure("mita", n, args.concurrency, order)
+        if args.repeat > 1:
+            print(f"run {run + 1} of {args.repeat}:")
+        report("bare aiohttp", bare)
+        report("mita -> SQLite", mita)
+        ratios.append(mita["rate"] / bare["rate"])
+        cpu_ratios.append(bare["cpu_us"] / mita["cpu_us"])
+        print(f"ratio mita/bare: {ratios[-1]:.2f} (rate); {cpu_ratios[-1]:.2f} (bare's server "
+              "CPU per callback / mita's)")
+        recorded = mita["server"].get("transactions")
+        print(f"transactions recorded: {recorded} (expected {n}: the warm-up re-sends are "
+              "duplicates too)")
+    if args.repeat > 1:
+        for what, values in (("rate", ratios), ("CPU per callback", cpu_ratios)):
+            ordered = sorted(values)
+            print(f"ratio mita/bare ({what}) over {args.repeat} pairs: median "
+                  f"{ordered[len(ordered) // 2]:.2f} (min {ordered[0]:.2f}, max {ordered[-1]:.2f})")
+    print(f"load average at the end: {' '.join('%.1f' % v for v in os.getloadavg())}")
 
 
 if __name__ == "__main__":

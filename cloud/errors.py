@@ -128,14 +128,25 @@ _MAX_JSON_DEPTH = 32  # Daraja's deepest body is 5 levels; nothing we read needs
 
 
 def _depth(value):
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        node, level = stack.pop()
-        if isinstance(node, (dict, list)):
-            deepest = max(deepest, level)
-            stack.extend((child, level + 1)
-                         for child in (node.values() if isinstance(node, dict) else node))
-    return deepest
+    """How deeply objects and lists nest (a flat object: 1), a level at a time and stopping
+    past the cap: it runs on every request's body, so one type check per value."""
+    level, layer = 0, [value]
+    while level <= _MAX_JSON_DEPTH:
+        below, containers = [], 0
+        for node in layer:
+            kind = type(node)  # json.loads makes exactly dict and list
+            if kind is dict:
+                below.extend(node.values())
+            elif kind is list:
+                below.extend(node)
+            else:
+                continue
+            containers += 1
+        if not containers:
+            return level
+        level += 1
+        layer = below
+    return level
 
 
 def _reject_constant(name):

@@ -236,17 +236,21 @@ def paybill(daraja_url, account, amount_kes, phone="254708374149"):
 
 
 class MosquittoProcess:
-    """mosquitto from the files cloud.link.mosquitto writes; the cloud keeps its password file."""
+    """mosquitto from the files cloud.link.mosquitto writes; the cloud keeps its password file.
+    `instances` > 1: a bridge login for each cloud instance (`cloud_env(n)` is instance n's)."""
 
-    def __init__(self, folder):
+    def __init__(self, folder, instances=1):
         from cloud.link import mosquitto
+        from cloud.link.accounts import bridge_logins
         self.folder = os.path.join(folder, "mosquitto")
         os.makedirs(self.folder, exist_ok=True)
         os.chmod(self.folder, 0o755)  # started as root it drops to its own user
         self.port = free_port()
-        self.paths = mosquitto.write_config(self.folder, self.port, persistence=False)
+        self.logins = bridge_logins(instances)
+        self.paths = mosquitto.write_config(self.folder, self.port, persistence=False,
+                                            bridge_username=self.logins)
         self.pid_file = os.path.join(self.folder, "pid")
-        self.bridge_password = secrets.token_urlsafe(18)
+        self.bridge_passwords = [secrets.token_urlsafe(18) for _ in self.logins]
         self.proc = Proc("mosquitto", [MOSQUITTO, "-c", self.paths["mosquitto.conf"]],
                          os.path.join(self.folder, "log"))
 
@@ -261,11 +265,14 @@ class MosquittoProcess:
     def stop(self):
         self.proc.stop()
 
-    def cloud_env(self):
-        return {"MITA_MQTT_URL": "mqtt://mita-bridge:%s@127.0.0.1:%d" % (self.bridge_password,
-                                                                         self.port),
-                "MITA_MOSQUITTO_PASSWORD_FILE": self.paths["passwords"],
-                "MITA_MOSQUITTO_PID_FILE": self.pid_file}
+    def cloud_env(self, instance=0):
+        env = {"MITA_MQTT_URL": "mqtt://%s:%s@127.0.0.1:%d" % (
+                   self.logins[instance], self.bridge_passwords[instance], self.port),
+               "MITA_MOSQUITTO_PASSWORD_FILE": self.paths["passwords"],
+               "MITA_MOSQUITTO_PID_FILE": self.pid_file}
+        if len(self.logins) > 1:
+            env["MITA_MQTT_SHARE_GROUP"] = "mita"
+        return env
 
 
 def _listening(port):

@@ -10,6 +10,23 @@ BRIDGE_USERNAME = "mita-bridge"
 _PASSWORD_CONTEXT = b"mita mqtt password v1\n"
 
 
+def bridge_logins(instances=1):
+    """The bridges' logins for `instances` cloud instances on one broker: one login (and so
+    one client id and one session) each. Lower case and a dash: no meter number (upper-case
+    letters and digits) can ever be one of them."""
+    if instances <= 1:
+        return [BRIDGE_USERNAME]
+    return ["%s-%d" % (BRIDGE_USERNAME, n) for n in range(1, instances + 1)]
+
+
+def is_bridge_login(username):
+    """A name `bridge_logins` makes (the password file keeps every instance's line)."""
+    if username == BRIDGE_USERNAME:
+        return True
+    head, _, number = (username or "").rpartition("-")
+    return head == BRIDGE_USERNAME and number.isascii() and number.isdigit()
+
+
 def meter_broker_password(meter_no, device_key):
     """A meter's broker password: HMAC-SHA256(device key, context + meter number), hex.
 

@@ -14,24 +14,14 @@ import aiomqtt
 
 from cloud.link import payloads as lp
 from cloud.link.channel import MeterChannel
+from cloud.link.mqtt_client import forget_disconnect, make_client, subscriptions
 from cloud.link.supervise import supervised
 from cloud.store.base import InvalidRecord, NotFound, StoreError
 
 log = logging.getLogger("mita.bridge")
 
-SUBSCRIPTIONS = ["meters/+/status", "meters/+/telemetry", "meters/+/history",
-                 "meters/+/recharge/ack", "meters/+/tariff/ack"]
 _TARIFF_CACHE_S = 30.0
 _IN_FLIGHT = 64  # messages being handled at once; more waits at the broker (backpressure)
-
-
-def _forget_disconnect(client):
-    """aiomqtt keeps why a session ended in a future that nobody awaits once the session is
-    over; seen here, it is not logged later as "Future exception was never retrieved" by the
-    garbage collector (whose log line, on CPython 3.11, can break a parse running meanwhile)."""
-    gone = getattr(client, "_disconnected", None)
-    if gone is not None and gone.done() and not gone.cancelled():
-        gone.exception()
 
 
 class Bridge:
@@ -57,7 +47,7 @@ class Bridge:
             "unknown_meter", "unknown_ack", "published", "publish_failures", "recharges_sent",
             "acks", "rejected", "retry_later", "history_stored", "history_bad", "syncs_sent",
             "tariffs_sent", "telemetry_written", "telemetry_batches", "telemetry_coalesced",
-            "store_errors", "voided", "errors", "task_restarts"), 0)
+            "store_errors", "voided", "errors", "task_restarts", "status_stale"), 0)
         self.connected = asyncio.Event()
         self.client = None
         self._tasks = []
@@ -104,25 +94,14 @@ class Bridge:
     async def wait_connected(self, timeout=10.0):
         await asyncio.wait_for(self.connected.wait(), timeout)
 
-    def _make_client(self):
-        b = self.broker
-        tls = None
-        if b.get("tls"):
-            import ssl
-            tls = ssl.create_default_context()
-        return aiomqtt.Client(
-            b["host"], b["port"], username=b.get("username"), password=b.get("password"),
-            identifier=b.get("client_id") or b.get("username"), clean_session=False,
-            keepalive=b.get("keepalive", 60), tls_context=tls,
-            max_inflight_messages=1000, timeout=b.get("timeout", 10))
-
     async def _connection_loop(self):
         floor, cap = self.backoff_s
         delay = floor
         while True:
             try:
-                async with self._make_client() as client:
-                    await client.subscribe([(t, 1) for t in SUBSCRIPTIONS])
+                async with make_client(self.broker) as client:
+                    await client.subscribe(
+                        [(t, 1) for t in subscriptions(self.broker.get("share_group"))])
                     self.client = client
                     self.counters["connects"] += 1
                     delay = floor
@@ -134,8 +113,13 @@ class Bridge:
             except aiomqtt.MqttError as error:
                 self.counters["connect_failures"] += 1
                 log.warning("bridge link down", extra={"error": str(error), "retry_s": delay})
+                if self.broker.get("share_group") and not self.counters["connects"]:
+                    # amqtt 0.12.1, for one, never answers an MQTT 5 CONNECT (it times out)
+                    log.error("shared subscriptions need an MQTT 5 broker (mosquitto 2, EMQX, "
+                              "VerneMQ); is %s:%s one?" % (self.broker["host"],
+                                                          self.broker["port"]))
             finally:
-                _forget_disconnect(self.client)
+                forget_disconnect(self.client)
                 self.client = None
                 self.connected.clear()
             await asyncio.sleep(delay)
@@ -162,22 +146,24 @@ class Bridge:
         await self._slots.acquire()
         meter = topic.split("/")[1] if topic.count("/") >= 2 else ""
         channel = self.channel(meter)
-        task = asyncio.create_task(self._handle_after(channel.inbox, topic, payload))
+        task = asyncio.create_task(self._handle_after(channel.inbox, topic, payload,
+                                                      self._now_ms()))
         channel.inbox = task
         task.add_done_callback(lambda done: self._message_done(channel, done))
 
-    async def _handle_after(self, previous, topic, payload):
+    async def _handle_after(self, previous, topic, payload, received_ms):
         if previous is not None:
             await asyncio.gather(previous, return_exceptions=True)
-        await self.handle(topic, payload)
+        await self.handle(topic, payload, received_ms)
 
     def _message_done(self, channel, task):
         self._slots.release()
         if channel.inbox is task:
             channel.inbox = None
 
-    async def handle(self, topic, payload):
-        """One message from a meter. Never raises: bad input is counted and dropped."""
+    async def handle(self, topic, payload, received_ms=None):
+        """One message from a meter. Never raises: bad input is counted and dropped.
+        received_ms: when it arrived (a status is ordered by it across instances)."""
         self.counters["received"] += 1
         try:
             meter, kind = lp.split_topic(topic)
@@ -185,7 +171,10 @@ class Bridge:
             handler = self._handlers.get(kind)
             if handler is None:
                 raise lp.Malformed("unknown topic kind %r" % kind)
-            await handler(self, meter, msg)
+            if kind == "status":
+                await self._on_status(meter, msg, received_ms)
+            else:
+                await handler(self, meter, msg)
         except lp.Oversized:
             self.counters["oversized"] += 1
         except lp.Malformed as error:
@@ -205,10 +194,21 @@ class Bridge:
     def _now_ms(self):
         return int(self.clock() * 1000)
 
-    async def _on_status(self, meter, msg):
+    async def _on_status(self, meter, msg, received_ms=None):
         fields = lp.parse_status(msg)
         online = fields["state"] == "online"
-        await self.store.update_meter_status(meter, fields, self._now_ms())
+        if self.broker.get("share_group"):
+            # Instances handle a meter's messages side by side: its last will and the online
+            # status right after it may be written in either order. The store keeps the
+            # later message's (by arrival); an earlier one written last changes nothing.
+            at = received_ms or self._now_ms()
+            stored = await self.store.update_meter_status(meter, fields, self._now_ms(),
+                                                          state_at=at)
+            if (stored or {}).get("status", {}).get("state_at") != at:
+                self.counters["status_stale"] += 1
+                return
+        else:
+            await self.store.update_meter_status(meter, fields, self._now_ms())
         await self._set_alerts(meter, {"connection_lost": not online})
         self.on_event(meter, "status", state=fields["state"])
         channel = self.channel(meter)
@@ -445,6 +445,8 @@ class Bridge:
     async def _resend_loop(self):
         while True:
             await asyncio.sleep(self.resend_every_s)
+            if self.broker.get("share_group"):
+                await self.shared_scan()
             await self.resend_pass()
 
     async def resend_pass(self):
@@ -455,9 +457,27 @@ class Bridge:
             if channel.attention and channel.online is not False:
                 self.kick(meter)
 
+    async def shared_scan(self):
+        """Several instances on one broker: a recharge recorded by an instance that died
+        before delivering it is known to no other instance's memory, so the holder of the
+        store's `redeliver` lease (one instance at a time, taken over three periods after its
+        holder stops renewing) looks for pending recharges in the store each period. True
+        when this instance scanned."""
+        holder = self.broker.get("client_id") or self.broker.get("username")
+        ttl_ms = int(self.resend_every_s * 3000)
+        try:
+            if not await self.store.acquire_lease("redeliver", holder, ttl_ms, self._now_ms()):
+                return False
+        except StoreError as error:
+            log.warning("redeliver lease failed", extra={"error": str(error)})
+            return False
+        await self._scan_pending()
+        return True
+
     async def _scan_pending(self):
-        """At start: find meters with pending recharges left from before (a restart, a full
-        queue) so the periodic pass covers them even before their status arrives."""
+        """Find meters with pending recharges in the store (at start: left from before, a
+        restart, a full queue) so the periodic pass covers them even before their status
+        arrives."""
         try:
             for meter in await self.store.list_meters():
                 if await self.store.list_recharges(meter["meter_no"], status="pending"):

@@ -9,6 +9,8 @@ and prints the MITA_MQTT_URL and MITA_MOSQUITTO_* settings for `python -m cloud 
 import argparse
 import asyncio
 import base64
+import contextlib
+import fcntl
 import hashlib
 import os
 import secrets
@@ -17,7 +19,7 @@ import sys
 import tempfile
 
 from cloud.link.accounts import (BRIDGE_USERNAME, METER_PUBLISHES, METER_SUBSCRIBES,
-                                 meter_broker_password)
+                                 bridge_logins, is_bridge_login, meter_broker_password)
 
 _ITERATIONS = 101  # mosquitto_passwd's own default
 _SALT_BYTES = 12
@@ -98,36 +100,62 @@ def reload(pid_file):
     return True
 
 
+@contextlib.contextmanager
+def _locked(path):
+    """Several cloud instances on one machine keep the same file: one change at a time, each
+    reading what the last one wrote."""
+    with open(path + ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def add_password(path, user, password, pid_file=""):
     """Add or replace one account and reload mosquitto."""
-    hashes = read_password_file(path)
-    hashes[_check_username(user)] = hash_password(password)
-    write_password_file(path, hashes)
+    with _locked(path):
+        hashes = read_password_file(path)
+        hashes[_check_username(user)] = hash_password(password)
+        write_password_file(path, hashes)
     reload(pid_file)
 
 
 async def sync_password_file(store, path, extra_accounts, pid_file=""):
     """Rewrite the file from the store: every meter, plus extra_accounts {user: password}.
-    Hashes of unchanged passwords are kept, so a sync that changes nothing changes no byte."""
-    old = read_password_file(path)
+    Hashes of unchanged passwords are kept, so a sync that changes nothing changes no byte.
+    Other bridge logins' lines are kept as they are: each instance knows only its own
+    password, and an instance starting must not lock the others out."""
     wanted = dict(extra_accounts)
     for meter in await store.list_meters():
         meter_no = meter["meter_no"]
         key = await store.get_device_key(meter_no)
         if key:
             wanted[meter_no] = meter_broker_password(meter_no, key)
-    hashes = {user: old[user] if user in old and check_password(old[user], password)
-              else hash_password(password) for user, password in wanted.items()}
-    if hashes != old:
-        write_password_file(path, hashes)
+    with _locked(path):
+        old = read_password_file(path)
+        hashes = {user: old[user] if user in old and check_password(old[user], password)
+                  else hash_password(password) for user, password in wanted.items()}
+        hashes.update({user: hashed for user, hashed in old.items()
+                       if is_bridge_login(user) and user not in wanted})
+        changed = hashes != old
+        if changed:
+            write_password_file(path, hashes)
+    if changed:
         reload(pid_file)
     return len(hashes)
 
 
-def acl_text(bridge_username=BRIDGE_USERNAME):
-    """The protocol's access rule, as cloud/link/accounts.py states it: the bridge everywhere
-    under meters/; a meter writes only its own reports and reads only its own commands."""
-    lines = ["user %s" % _check_username(bridge_username), "topic readwrite meters/#", ""]
+def acl_text(bridge_usernames=(BRIDGE_USERNAME,)):
+    """The protocol's access rule, as cloud/link/accounts.py states it: each bridge login
+    (one per cloud instance) everywhere under meters/; a meter writes only its own reports and
+    reads only its own commands. mosquitto checks a `$share/<group>/` subscription against
+    the filter after the group, so the bridges' rule covers their shared subscriptions."""
+    if isinstance(bridge_usernames, str):
+        bridge_usernames = [bridge_usernames]
+    lines = []
+    for user in bridge_usernames:
+        lines += ["user %s" % _check_username(user), "topic readwrite meters/#", ""]
     lines += ["pattern write meters/%%u/%s" % kind for kind in METER_PUBLISHES]
     lines += ["pattern read meters/%%u/%s" % kind for kind in METER_SUBSCRIBES]
     return "\n".join(lines) + "\n"
@@ -156,6 +184,7 @@ def config_text(port, password_file, acl_file, bind="127.0.0.1", persistence_fil
 
 def write_config(folder, port=1883, bind="127.0.0.1", bridge_username=BRIDGE_USERNAME,
                  persistence=True):
+    """bridge_username: one login, or a list of them (one per cloud instance)."""
     """mosquitto.conf and acl in folder (the password file is filled by sync_password_file).
     Returns the paths."""
     os.makedirs(folder, exist_ok=True)
@@ -177,16 +206,22 @@ async def _generate(args):
     from cloud.store import open_store
     from cloud.config import load_config
     config = load_config(env_file=args.env_file)
-    paths = write_config(args.out, args.port, args.bind)
-    password = args.bridge_password or secrets.token_urlsafe(24)
+    logins = bridge_logins(args.instances)
+    paths = write_config(args.out, args.port, args.bind, logins)
+    passwords = {user: (args.bridge_password if len(logins) == 1 else "")
+                 or secrets.token_urlsafe(24) for user in logins}
     store = await open_store(config)
     try:
-        count = await sync_password_file(store, paths["passwords"], {BRIDGE_USERNAME: password})
+        count = await sync_password_file(store, paths["passwords"], passwords)
     finally:
         await store.close()
     print("wrote %s (%d accounts)" % (paths["mosquitto.conf"], count))
     print("run:   mosquitto -c %s" % paths["mosquitto.conf"])
-    print("then:  MITA_MQTT_URL=mqtt://%s:%s@127.0.0.1:%d" % (BRIDGE_USERNAME, password, args.port))
+    for user in logins:
+        print("then:  MITA_MQTT_URL=mqtt://%s:%s@127.0.0.1:%d" % (user, passwords[user],
+                                                                args.port))
+    if len(logins) > 1:
+        print("       (one URL per instance) MITA_MQTT_SHARE_GROUP=mita on every instance")
     print("       MITA_MOSQUITTO_PASSWORD_FILE=%s" % paths["passwords"])
     print("       MITA_MOSQUITTO_PID_FILE=<mosquitto's pid file, for reloads on registration>")
 
@@ -198,6 +233,8 @@ def main(argv=None):
     parser.add_argument("--port", type=int, default=1883)
     parser.add_argument("--bind", default="127.0.0.1")
     parser.add_argument("--bridge-password", help="default: a new random one")
+    parser.add_argument("--instances", type=int, default=1,
+                        help="cloud instances on this broker: a bridge login for each")
     parser.add_argument("--env-file", default=".env")
     asyncio.run(_generate(parser.parse_args(argv)))
     return 0

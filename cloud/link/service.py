@@ -43,6 +43,8 @@ class Link:
                                      {target["username"]: target["password"] or ""},
                                      settings.mosquitto_pid_file)
         target["client_id"] = target["username"]  # client ids are bound to logins
+        target["share_group"] = settings.share_group
+        target["session_expiry_s"] = settings.session_expiry_s
         options = dict({"resend_every_s": settings.resend_every_s,
                         "void_after_s": settings.void_after_s}, **self.bridge_options)
         self.bridge = Bridge(self.store, target, **options)

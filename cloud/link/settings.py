@@ -25,6 +25,8 @@ class LinkSettings:
     void_after_s: float = 900.0
     mosquitto_password_file: str = ""  # set: the cloud keeps mosquitto's password file
     mosquitto_pid_file: str = ""       # and SIGHUPs the pid in here after each change
+    share_group: str = ""            # set: one of several instances ($share/<group>/..., MQTT 5)
+    session_expiry_s: int = 300      # MQTT 5: how long the broker keeps a gone bridge's session
 
     @property
     def embedded(self):
@@ -59,7 +61,27 @@ def link_settings(environ=None):
     s.void_after_s = _number(env, "MITA_RECHARGE_VOID_AFTER_S", s.void_after_s)
     s.mosquitto_password_file = env.get("MITA_MOSQUITTO_PASSWORD_FILE", "")
     s.mosquitto_pid_file = env.get("MITA_MOSQUITTO_PID_FILE", "")
+    s.share_group = _share_group(env.get("MITA_MQTT_SHARE_GROUP", ""), s)
+    s.session_expiry_s = _number(env, "MITA_MQTT_SESSION_EXPIRY_S", s.session_expiry_s, int)
     return s
+
+
+_NO_SHARING = ("MITA_MQTT_SHARE_GROUP is set (several cloud instances on one broker), but "
+               "MITA_MQTT_URL is empty: the in-process amqtt broker (0.12.1) speaks MQTT 3.1.1 "
+               "only and has no shared subscriptions, and each instance would start its own. "
+               "Run one instance with it, or point every instance at an MQTT 5 broker "
+               "(mosquitto 2, EMQX, VerneMQ) with MITA_MQTT_URL")
+
+
+def _share_group(group, settings):
+    """The shared-subscription group name, checked: one topic level, no wildcards."""
+    if not group:
+        return ""
+    if any(c in group for c in "/+#") or any(c.isspace() for c in group):
+        raise BrokerConfigError("MITA_MQTT_SHARE_GROUP must be one word with no /, + or #")
+    if settings.enabled and settings.embedded:
+        raise BrokerConfigError(_NO_SHARING)
+    return group
 
 
 def parse_mqtt_url(url):

@@ -244,8 +244,11 @@ class Store:
     async def update_meter_balance(self, meter_no, balance_cents, ts):
         raise NotImplementedError
 
-    async def update_meter_status(self, meter_no, status, ts):
-        """Merge status fields (load_connected, wifi_status, mqtt_status, ...); sets last_seen."""
+    async def update_meter_status(self, meter_no, status, ts, state_at=None):
+        """Merge status fields (load_connected, wifi_status, mqtt_status, ...); sets last_seen.
+        With state_at (when the message carrying them arrived; stored as status.state_at):
+        nothing is written if the stored status came from a later message, since several
+        cloud instances handle one meter's messages side by side. Returns the meter as stored."""
         raise NotImplementedError
 
     async def update_meter_alerts(self, meter_no, alerts):

@@ -250,10 +250,20 @@ class FirebaseStore(Store):
         await self._call(ref.update, {"current_balance_cents": balance_cents, "last_update": ts})
         return await self.get_meter(meter_no)
 
-    async def update_meter_status(self, meter_no, status, ts):
+    async def update_meter_status(self, meter_no, status, ts, state_at=None):
         check_field_names(status)
         ref = await self._existing_meter_ref(meter_no)
-        await self._call(ref.child("status").update, dict(status, last_seen=ts))
+        if state_at is None:
+            await self._call(ref.child("status").update, dict(status, last_seen=ts))
+            return await self.get_meter(meter_no)
+        fields = dict(status, last_seen=ts, state_at=state_at)
+
+        def merge(current):
+            current = current if isinstance(current, dict) else {}
+            if (current.get("state_at") or 0) > state_at:
+                raise Abort()  # a later message's status is stored already
+            return dict(current, **fields)
+        await self._call(lambda: run_transaction(ref.child("status"), merge))
         return await self.get_meter(meter_no)
 
     async def update_meter_alerts(self, meter_no, alerts):

@@ -235,8 +235,12 @@ class SqliteStore(Store):
             return read_meter(db, meter_no)
         return await self._write(update)
 
-    async def update_meter_status(self, meter_no, status, ts):
-        return await self._merge_json(meter_no, "status", dict(status, last_seen=ts))
+    async def update_meter_status(self, meter_no, status, ts, state_at=None):
+        if state_at is None:
+            return await self._merge_json(meter_no, "status", dict(status, last_seen=ts))
+        return await self._merge_json(meter_no, "status",
+                                      dict(status, last_seen=ts, state_at=state_at),
+                                      newer_than="state_at")
 
     async def update_meter_alerts(self, meter_no, alerts):
         return await self._merge_json(meter_no, "alerts", dict(alerts))
@@ -290,12 +294,16 @@ class SqliteStore(Store):
             return unknown
         return await self._write(write)
 
-    async def _merge_json(self, meter_no, column, fields):
+    async def _merge_json(self, meter_no, column, fields, newer_than=None):
+        """Merge fields into a JSON column; with newer_than, only if the stored value of that
+        field is not above the new one."""
         check_field_names(fields)
         def merge(db):
             meter = read_meter(db, meter_no)
             if meter is None:
                 raise NotFound("meter %s" % meter_no)
+            if newer_than and (meter[column].get(newer_than) or 0) > fields[newer_than]:
+                return meter
             merged = dict(meter[column], **fields)
             db.execute("UPDATE meters SET %s = ? WHERE meter_no = ?" % column,
                        (json.dumps(merged, sort_keys=True), meter_no))

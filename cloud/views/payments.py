@@ -9,7 +9,7 @@ from cloud.phone import normalise_msisdn
 from cloud.stk_desk import list_stk_requests
 from cloud.unmatched import credit_unmatched, list_unmatched
 from cloud.views.common import principal, query_int
-from cloud.keys import ABUSE, PAYMENTS
+from cloud.keys import ABUSE, LINK, PAYMENTS
 
 routes = web.RouteTableDef()
 
@@ -84,7 +84,11 @@ async def unmatched_credit(request):
 @routes.get("/api/payments/counters")
 async def counters(request):
     """Operators: what this process has seen since it started (duplicates, unknown callbacks,
-    amount mismatches, unconfirmed successes, dropped recharge offers, ...)."""
+    amount mismatches, unconfirmed successes, dropped recharge offers, ...), and its
+    bridge's as `link_<name>` (with several instances on one broker, each has its own)."""
     require_operator(await principal(request))
-    return web.json_response(dict(request.app[PAYMENTS].counters,
-                                  **request.app[ABUSE].counters))
+    counters = dict(request.app[PAYMENTS].counters, **request.app[ABUSE].counters)
+    bridge = request.app[LINK].bridge
+    if bridge is not None:
+        counters.update(("link_" + name, value) for name, value in bridge.counters.items())
+    return web.json_response(counters)

@@ -96,6 +96,17 @@ async def test_a_body_over_the_limit_is_413_json_and_counted(harness):
     assert _counters(h)["bodies_too_large"] == 1 and h.sandbox.stk == {}
 
 
+def test_json_depth_counts_each_level_of_objects_and_lists():
+    import json
+    from cloud.errors import _MAX_JSON_DEPTH, _depth
+    assert [_depth(v) for v in (7, "x", None, {}, [], {"a": 1, "b": [2, {"c": []}]})] == \
+        [0, 0, 0, 1, 1, 4]
+    at_cap = json.loads("[" * _MAX_JSON_DEPTH + "]" * _MAX_JSON_DEPTH)
+    assert _depth(at_cap) == _MAX_JSON_DEPTH
+    assert _depth([at_cap, 1]) == _MAX_JSON_DEPTH + 1  # one past the cap: stops counting
+    assert _depth([[at_cap]]) == _MAX_JSON_DEPTH + 1
+
+
 @pytest.mark.parametrize("depth", [33, 30_000])
 async def test_json_nested_too_deep_is_400_and_counted(harness, depth):
     h = harness

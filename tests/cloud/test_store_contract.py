@@ -164,6 +164,23 @@ async def test_status_and_alerts_merge(store):
         await store.update_meter_status("M1", {"bad/key": 1}, T0)
 
 
+async def test_a_status_from_an_earlier_message_does_not_overwrite_a_later_one(store):
+    # Two instances handle a meter's last will (arrived first) and its next online status
+    # side by side; whichever is written last, the stored state is the later message's.
+    await given_meters(store, "M1")
+    online = await store.update_meter_status("M1", {"state": "online"}, T0 + 9, state_at=T0 + 2)
+    assert online["status"]["state"] == "online" and online["status"]["state_at"] == T0 + 2
+    stale = await store.update_meter_status("M1", {"state": "offline", "reason": "lost"},
+                                            T0 + 10, state_at=T0 + 1)
+    assert stale["status"] == online["status"]
+    assert (await store.get_meter("M1"))["status"] == online["status"]
+    later = await store.update_meter_status("M1", {"state": "offline"}, T0 + 11,
+                                            state_at=T0 + 3)
+    assert later["status"]["state"] == "offline" and later["status"]["state_at"] == T0 + 3
+    with pytest.raises(NotFound):
+        await store.update_meter_status("NOPE", {"state": "online"}, T0, state_at=T0)
+
+
 async def test_telemetry_of_many_meters_is_one_write_and_skips_unknown_meters(store):
     await given_meters(store, "M1", "M2", "M3")
     await store.update_meter_alerts("M2", {"tamper": False, "low_balance": True})
