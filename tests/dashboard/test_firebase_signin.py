@@ -56,12 +56,23 @@ def page(fire, browser):
     opened = context.new_page()
     opened.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
     opened.on("pageerror", lambda e: problems.append(str(e)))
+    opened.on("response", lambda r: problems.append("%s %s" % (r.status, r.url))
+              if r.status >= 400 else None)
     opened.set_default_timeout(20_000)
     opened.problems = problems
     try:
         yield opened
     finally:
         context.close()
+
+
+def problems(page):
+    """The page's errors, less one the emulator causes: it answers the SDK's question for a
+    reCAPTCHA Enterprise config with 501, and the SDK goes on without one (as it does for a
+    project that has none)."""
+    emulator_gap = any("/v2/recaptchaConfig?" in p and p.startswith("501 ") for p in page.problems)
+    return [p for p in page.problems if not (emulator_gap and (
+        "/v2/recaptchaConfig?" in p or p.endswith("status of 501 (Not Implemented)")))]
 
 
 def sign_in_by_email(page, url, email, password=PASSWORD):
@@ -78,11 +89,11 @@ def test_email_sign_in_shows_my_meter_and_not_another_customers(fire, page):
     expect(page.locator("#meter-title")).to_contain_text(mine)
     expect(page.locator("#paybill")).to_contain_text(mine)
     screenshot(page, "firebase-customer")
+    # nothing the page loads was refused by its CSP, nothing failed
+    assert not page.problems, page.problems
     page.goto(fire.cloud.url + "/#/meter/" + theirs)
     expect(page.get_by_role("alert")).to_have_text("This meter is not on your account.")
     expect(page.locator("#balance")).to_have_count(0)
-    # nothing the page loads was refused by its CSP, nothing failed
-    assert not page.problems, page.problems
 
 
 def test_phone_sign_in_with_the_sms_code(fire, page):
@@ -96,7 +107,7 @@ def test_phone_sign_in_with_the_sms_code(fire, page):
     page.get_by_label("Code from the SMS").fill(code)
     page.get_by_role("button", name="Sign in", exact=True).click()
     expect(page.locator("#meter-title")).to_contain_text(mine)
-    assert not page.problems, page.problems
+    assert not problems(page), page.problems
 
 
 def test_a_wrong_password_shows_why_and_reaches_no_data(fire, page):
