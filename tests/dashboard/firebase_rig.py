@@ -5,6 +5,8 @@ MITA_STORE=firebase and MITA_AUTH=firebase against both. Users are made in the e
 through its REST API, as the Firebase console or a sign-up would."""
 import json
 import os
+import re
+import subprocess
 import sys
 
 from tests.dashboard.dash_rig import ROOT
@@ -17,7 +19,18 @@ FIREBASE_CLI = os.path.join(ROOT, "node_modules", ".bin", "firebase")
 _OWNER = {"Authorization": "Bearer owner"}  # the emulator's admin credential
 
 
+def _node_major():
+    try:
+        out = subprocess.run(["node", "--version"], capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    found = re.match(r"v(\d+)\.", out)
+    return int(found.group(1)) if found else 0
+
+
 def firebase_missing():
+    if _node_major() < 20:  # firebase-tools 15 asks for it (Debian 12's own nodejs is 18)
+        return "firebase-tools needs Node 20 or newer (node --version)"
     if not os.path.exists(FIREBASE_CLI):
         return "firebase-tools is not installed (make setup: npm ci)"
     if not os.path.isdir(os.path.join(ROOT, "node_modules", "firebase")):
