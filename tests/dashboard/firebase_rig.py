@@ -88,6 +88,11 @@ class AuthEmulator:
         """A user as an admin makes one (email/password, or phoneNumber): its uid."""
         return self._admin("POST", "/accounts", fields)["localId"]
 
+    def set_claims(self, uid, claims):
+        """Custom claims (as firebase-admin's set_custom_user_claims); creating takes none."""
+        self._admin("POST", "/accounts:update", {"localId": uid,
+                                                 "customAttributes": json.dumps(claims)})
+
     def disable(self, uid):
         self._admin("POST", "/accounts:update", {"localId": uid, "disableUser": True})
 

@@ -88,12 +88,24 @@ def test_email_sign_in_shows_my_meter_and_not_another_customers(fire, page):
     sign_in_by_email(page, fire.cloud.url, "achieng@example.com")
     expect(page.locator("#meter-title")).to_contain_text(mine)
     expect(page.locator("#paybill")).to_contain_text(mine)
-    screenshot(page, "firebase-customer")
     # nothing the page loads was refused by its CSP, nothing failed
     assert not page.problems, page.problems
     page.goto(fire.cloud.url + "/#/meter/" + theirs)
     expect(page.get_by_role("alert")).to_have_text("This meter is not on your account.")
     expect(page.locator("#balance")).to_have_count(0)
+
+
+def test_an_operator_by_the_role_claim_sees_the_fleet(fire, page):
+    meter_no = fire.customer(email="esther@example.com", password=PASSWORD)
+    operator = fire.auth.create_user(email="ops@example.com", password=PASSWORD)
+    fire.auth.set_claims(operator, {"role": "operator"})
+    page.goto(fire.cloud.url + "/")
+    expect(page.get_by_label("Email")).to_be_focused()  # keyboard first: the form has focus
+    screenshot(page, "firebase-sign-in")
+    page.set_viewport_size({"width": 1280, "height": 800})
+    sign_in_by_email(page, fire.cloud.url, "ops@example.com")
+    page.get_by_label("Filter by meter number").fill(meter_no)
+    expect(page.locator("#fleet tr[data-meter='%s']" % meter_no)).to_have_count(1)
 
 
 def test_phone_sign_in_with_the_sms_code(fire, page):
