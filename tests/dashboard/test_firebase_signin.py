@@ -120,6 +120,14 @@ def test_phone_sign_in_with_the_sms_code(fire, page):
     page.get_by_role("button", name="Sign in", exact=True).click()
     expect(page.locator("#meter-title")).to_contain_text(mine)
     assert not problems(page), page.problems
+    # a reload keeps the tab signed in; signing out ends the SDK's session, not just the view
+    page.reload()
+    expect(page.locator("#meter-title")).to_contain_text(mine)
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_label("Email")).to_be_visible()
+    page.reload()
+    expect(page.get_by_label("Email")).to_be_visible()
+    expect(page.locator("#meter-title")).to_have_count(0)
 
 
 def test_a_wrong_password_shows_why_and_reaches_no_data(fire, page):
