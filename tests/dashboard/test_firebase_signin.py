@@ -88,6 +88,8 @@ def test_email_sign_in_shows_my_meter_and_not_another_customers(fire, page):
     sign_in_by_email(page, fire.cloud.url, "achieng@example.com")
     expect(page.locator("#meter-title")).to_contain_text(mine)
     expect(page.locator("#paybill")).to_contain_text(mine)
+    # the live feed's ticket was bought with the ID token too
+    expect(page.locator("#live")).to_have_attribute("data-state", "live")
     # nothing the page loads was refused by its CSP, nothing failed
     assert not page.problems, page.problems
     page.goto(fire.cloud.url + "/#/meter/" + theirs)
