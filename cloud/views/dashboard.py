@@ -97,6 +97,9 @@ def setup_dashboard(app):
     if config.auth_mode == "firebase" and version is None:
         log.warning("the Firebase JS SDK is not installed: the page cannot sign in (make setup)",
                     extra={"path": FIREBASE_DIST})
+    if config.auth_mode == "firebase" and not (config.firebase_web_api_key
+                                               or config.firebase_auth_emulator_host):
+        log.warning("FIREBASE_WEB_API_KEY is not set: the page cannot sign in")
     page, csp = render_page(config, version)
 
     async def index(request):
