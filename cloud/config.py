@@ -49,6 +49,13 @@ class Config:
     push_limits: dict = field(default_factory=dict)
     meter_replay_window_s: int = 300
     auth_mode: str = "apikey"  # "apikey" (embedded) or "firebase" (ID tokens)
+    # What the dashboard's Firebase JS SDK is given in Firebase mode (all public values: a
+    # web API key names the project, it grants nothing), and the Auth emulator's host:port,
+    # which firebase-admin reads from the same FIREBASE_AUTH_EMULATOR_HOST.
+    firebase_project_id: str = ""
+    firebase_web_api_key: str = ""
+    firebase_auth_domain: str = ""
+    firebase_auth_emulator_host: str = ""
     # The meter link. From the environment it is on unless MITA_MQTT=off; a Config built in
     # code (tests, benchmarks) has none unless given one.
     link: LinkSettings = field(default_factory=lambda: LinkSettings(enabled=False))
@@ -141,6 +148,17 @@ def load_config(environ=None, env_file=".env"):
     return config_from_mapping(env)
 
 
+def _firebase_web(env, cfg):
+    cfg.firebase_project_id = env.get("FIREBASE_PROJECT_ID", "") or env.get("GOOGLE_CLOUD_PROJECT", "")
+    cfg.firebase_web_api_key = env.get("FIREBASE_WEB_API_KEY", "")
+    cfg.firebase_auth_domain = env.get("FIREBASE_AUTH_DOMAIN", "") or (
+        cfg.firebase_project_id and cfg.firebase_project_id + ".firebaseapp.com")
+    host = env.get("FIREBASE_AUTH_EMULATOR_HOST", "")
+    if host and not re.fullmatch(r"[A-Za-z0-9.-]+:[0-9]{1,5}", host):
+        raise ConfigError("FIREBASE_AUTH_EMULATOR_HOST must be host:port")
+    cfg.firebase_auth_emulator_host = host
+
+
 def config_from_mapping(env):
     cfg = Config()
     cfg.port = _int(env, "PORT", cfg.port, 0, 65535)
@@ -160,6 +178,7 @@ def config_from_mapping(env):
     if cfg.auth_mode == "firebase" and cfg.store != "firebase":
         # ID tokens are checked by the firebase-admin app the Firebase store initialises.
         raise ConfigError("MITA_AUTH=firebase needs MITA_STORE=firebase")
+    _firebase_web(env, cfg)
     _daraja(env, cfg)
     cfg.link = link_settings(env)
     secret = env.get("MITA_CALLBACK_SECRET", "")

@@ -17,8 +17,14 @@ export const credentials = {
   clear: () => sessionStorage.removeItem(KEY),
 };
 
+// The bearer each call sends: the stored API key, unless a sign-in gave a function that
+// returns a fresh token (Firebase: the SDK renews the hour-long ID token itself).
+let tokenSource = null;
+export function useTokenSource(source) { tokenSource = source; }
+
 export async function api(method, path, body) {
-  const headers = { Authorization: `Bearer ${credentials.get() || ""}` };
+  const token = tokenSource ? await tokenSource() : credentials.get();
+  const headers = { Authorization: `Bearer ${token || ""}` };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const response = await fetch(path, {
     method, headers, body: body === undefined ? undefined : JSON.stringify(body),

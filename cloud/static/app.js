@@ -1,12 +1,13 @@
 // The dashboard's entry: sign-in, the language, the live feed and which view shows.
 // Routes (after #): /            customer: their meter (or list); operator: the fleet
 //                   /meter/<no>  one meter (the API refuses another customer's: 403)
-import { credentials, get } from "./api.js";
-import { field, h } from "./dom.js";
+import { get, useTokenSource } from "./api.js";
+import { h } from "./dom.js";
 import { makeTranslator, translatePage } from "./i18n.js";
 import { LiveFeed } from "./live.js";
 import { MeterView } from "./meter_view.js";
 import { OperatorView } from "./operator_view.js";
+import { makeSignIn, signinSettings } from "./signin.js";
 
 const LANG_KEY = "mita.lang";
 const main = document.getElementById("app");
@@ -14,7 +15,7 @@ const langSelect = document.getElementById("lang");
 const signOut = document.getElementById("signout");
 const liveBadge = document.getElementById("live");
 
-const state = { t: makeTranslator("en"), me: null, view: null, feed: null };
+const state = { t: makeTranslator("en"), me: null, view: null, feed: null, signin: null };
 
 function setLang(lang) {
   localStorage.setItem(LANG_KEY, lang);
@@ -25,18 +26,13 @@ function setLang(lang) {
 }
 
 function signInForm(message) {
-  const { t } = state;
-  const key = h("input", { id: "api-key", type: "password", required: true, autocomplete: "current-password" });
-  const note = h("p", { id: "signin-error", class: "error", role: "alert" }, message || "");
-  const form = h("form", { class: "signin", onsubmit: async (e) => {
-    e.preventDefault();
-    note.textContent = t("signing_in");
-    credentials.set(key.value.trim());
-    await start();
-  } }, h("h2", {}, t("sign_in")), h("p", {}, t("sign_in_help")), field(t("api_key"), key),
-  h("button", { type: "submit" }, t("sign_in")), note);
-  main.replaceChildren(form);
-  key.focus();
+  if (!state.signin) {
+    main.replaceChildren(h("p", { class: "error", role: "alert" }, state.t("signin_unavailable")));
+    return;
+  }
+  const { element, focus } = state.signin.form(state.t, start, message);
+  main.replaceChildren(element);
+  focus.focus();
 }
 
 function routeView() {
@@ -76,8 +72,9 @@ async function start() {
   try {
     state.me = await get("/api/me");
   } catch (error) {
-    credentials.clear();
-    signInForm(error.status === 401 ? state.t("bad_key") : state.t("error", { message: error.message }));
+    await state.signin.signOut();
+    const refused = signinSettings().mode === "firebase" ? "bad_token" : "bad_key";
+    signInForm(error.status === 401 ? state.t(refused) : state.t("error", { message: error.message }));
     return;
   }
   signOut.hidden = false;
@@ -97,7 +94,7 @@ function stop(message) {
   state.feed = null;
   state.me = null;
   state.view = null;
-  credentials.clear();
+  if (state.signin) state.signin.signOut();
   signOut.hidden = true;
   liveBadge.textContent = "";
   signInForm(message);
@@ -105,10 +102,22 @@ function stop(message) {
 
 langSelect.addEventListener("change", () => {
   setLang(langSelect.value);
-  if (state.me) show(); else signInForm();
+  if (state.me) show(); else if (state.signin) signInForm();
 });
 signOut.addEventListener("click", () => stop());
 window.addEventListener("hashchange", () => { if (state.me) show(); });
 
-setLang(localStorage.getItem(LANG_KEY) || "en");
-if (credentials.get()) start(); else signInForm();
+async function boot() {
+  setLang(localStorage.getItem(LANG_KEY) || "en");
+  try {
+    state.signin = await makeSignIn(signinSettings());
+  } catch (error) {
+    console.error("sign-in could not load", error);
+    signInForm();
+    return;
+  }
+  useTokenSource(state.signin.token);
+  if (await state.signin.restore()) start(); else signInForm();
+}
+
+boot();

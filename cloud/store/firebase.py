@@ -96,7 +96,7 @@ class FirebaseStore(Store):
     """One firebase-admin App per store, so tests (and tools) can open several at once."""
 
     def __init__(self, database_url=None, credential=None, claim_wait_s=10.0,
-                 sa_base64="", credentials_path="", app_name=None):
+                 sa_base64="", credentials_path="", app_name=None, project_id=""):
         database_url = database_url or os.environ.get("FIREBASE_DATABASE_URL")
         if not database_url:
             raise StoreError("FIREBASE_DATABASE_URL is not set")
@@ -107,9 +107,14 @@ class FirebaseStore(Store):
                 raise StoreError("no Firebase credentials: set FIREBASE_SA_BASE64 or "
                                  "GOOGLE_APPLICATION_CREDENTIALS")
         # In emulator mode the SDK authenticates as "owner" and never asks the credential.
+        # The project id is what verify_id_token checks a token's audience against (a service
+        # account carries its own; with none, as against the Auth emulator, it must be given).
+        app_options = {"databaseURL": database_url}
+        if project_id:
+            app_options["projectId"] = project_id
         try:
             self._app = firebase_admin.initialize_app(
-                credential, {"databaseURL": database_url},
+                credential, app_options,
                 name=app_name or "mita-store-" + uuid.uuid4().hex)
         except ValueError as error:
             raise StoreError("firebase: %s" % error) from error
@@ -126,6 +131,7 @@ class FirebaseStore(Store):
             options.setdefault("sa_base64", getattr(source, "firebase_sa_base64", ""))
             options.setdefault("credentials_path",
                                getattr(source, "google_application_credentials", ""))
+            options.setdefault("project_id", getattr(source, "firebase_project_id", ""))
             if not _default_app_exists():
                 options.setdefault("app_name", "[DEFAULT]")
             source = getattr(source, "firebase_database_url", None)

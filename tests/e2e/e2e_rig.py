@@ -66,15 +66,16 @@ class Stack:
 
 
 @contextlib.contextmanager
-def running_stack(kind, prefix):
-    """A Stack of `kind` in a fresh folder, everything stopped afterwards, also on a failure.
+def running_stack(kind, prefix, build=None):
+    """A Stack of `kind` (or what `build(folder)` makes: anything with stop()) in a fresh
+    folder, everything stopped afterwards, also on a failure.
     Not pytest's tmp_path (mode 0700 above it): mosquitto started as root reads its files as
     its own user. MITA_E2E_KEEP=1 keeps the folder (process logs) for a look."""
     folder = tempfile.mkdtemp(prefix=prefix)
     os.chmod(folder, 0o755)
     built = None
     try:
-        built = Stack(kind, folder)
+        built = build(folder) if build is not None else Stack(kind, folder)
         yield built
     finally:
         if built is not None:
