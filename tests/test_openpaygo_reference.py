@@ -38,3 +38,8 @@ def test_the_app_tests_tokens_are_the_reference_encoders():
                                                                  openpaygo_cases.APP_CODE)
     assert test_openpaygo_app.ADD == adds
     assert test_openpaygo_app.SET == set_token
+
+
+def test_the_amount_tests_tokens_are_the_reference_encoders():
+    import test_openpaygo_amounts as t
+    assert [t.K999, t.K998, t.K10] == openpaygo_cases.amount_tokens()

@@ -127,6 +127,19 @@ def app_tokens():
     return out, (count, 250, token)
 
 
+def amount_tokens():
+    """The tokens tests/firmware/test_openpaygo_amounts.py types: ADD KES 999 and 998 (12-digit
+    extended tokens, as the cloud makes for more than KES 995), then ADD KES 10 (9 digits)."""
+    out = []
+    count = 1
+    for kes in (999, 998, 10):
+        count, token = OpenPAYGOTokenEncoder.generate_token(
+            secret_key=APP_KEY, count=count, value=kes, token_type=TokenType.ADD_TIME,
+            starting_code=APP_CODE, extended_token=kes > 995)
+        out.append((count, kes, token))
+    return out
+
+
 def render(seeds=SEEDS):
     return "".join(json.dumps(scenario(s), separators=(",", ":")) + "\n" for s in seeds)
 
