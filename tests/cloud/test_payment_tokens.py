@@ -69,7 +69,7 @@ async def test_settle_by_query_c2b_and_routed_unmatched_payments_get_tokens_in_t
     for tx in txs:  # typed in order on the meter, each credits what was paid
         kind, cents, count = decoded(meter_no, device_key, tx["token"], counts)
         assert (kind, cents, count) == (ADD, tx["amount_cents"], tx["token_count"])
-        counts.record(count, cents // 100, kind)
+        counts.record(count, kind)
     assert len(txs[1]["token"]) == 12
 
 

@@ -31,7 +31,7 @@ def test_issued_tokens_decode_on_the_meter_with_the_provisioned_key():
         assert len(token) == (9 if cents <= 99500 else 12)
         kind, value, count = decoder.decode(token, counts)
         assert (kind, value * 100, count) == (ADD, cents, last), token
-        counts.record(count, value, kind)
+        counts.record(count, kind)
         assert decoder.decode(token, counts)[0] != ADD  # typed twice: refused
 
 

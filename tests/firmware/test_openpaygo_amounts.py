@@ -11,22 +11,18 @@ from support import tmpdir
 K999 = (2, 999, "849278829181")
 K998 = (4, 998, "998622829180")
 K10 = (6, 10, "663433192")
+# (count, digits, value): 9-digit ADD tokens of 999 and 998 after count 6, which no compliant
+# server makes (openpaygo_cases.special_add_tokens()): the standard's codes, never a credit
+SPECIAL_ADDS = [(8, "845191181", 999), (8, "514248180", 998)]
 
 
-def test_a_kes_999_token_typed_twice_credits_once():
-    app, _ = boot(tmpdir("amt_999_twice"))
-    start = app.ledger.balance
-    assert app.enter_token(K999[2]) == ("ACCEPT", 99900)
-    assert app.enter_token(K999[2]) == ("USED", 0)
-    assert app.ledger.balance == start + 99900
-
-
-def test_a_kes_998_token_typed_twice_credits_once():
-    app, _ = boot(tmpdir("amt_998_twice"))
-    start = app.ledger.balance
-    assert app.enter_token(K998[2]) == ("ACCEPT", 99800)
-    assert app.enter_token(K998[2]) == ("USED", 0)
-    assert app.ledger.balance == start + 99800
+def test_a_kes_999_or_998_token_typed_twice_credits_once():
+    for count, kes, digits in (K999, K998):
+        app, _ = boot(tmpdir("amt_twice_%d" % kes))
+        start = app.ledger.balance
+        assert app.enter_token(digits) == ("ACCEPT", kes * 100)
+        assert app.enter_token(digits) == ("USED", 0)
+        assert app.ledger.balance == start + kes * 100, count
 
 
 def _both_paths(name, first_online, token):
@@ -88,3 +84,13 @@ def test_kes_998_and_999_each_once_in_either_order_on_one_meter():
         for count, kes, digits in order:
             assert app.enter_token(digits) == ("USED", 0)
         assert app.ledger.balance == start + 99900 + 99800
+
+
+def test_a_9_digit_token_of_999_or_998_is_the_standards_code_and_credits_nothing():
+    for count, digits, value in SPECIAL_ADDS:
+        app, _ = boot(tmpdir("amt_code_%d" % value))
+        start = app.ledger.balance
+        assert app.enter_token(K10[2]) == ("ACCEPT", 1000)
+        assert app.enter_token(digits) == ("ACCEPT", 0), value
+        assert app.ledger.balance == start + 1000
+        assert app.recharger.floor("token") == count
