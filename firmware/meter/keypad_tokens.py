@@ -5,10 +5,13 @@ What is kept here (the lock-out and the last five tokens) goes into the app's st
 under "tokens", in the same write as the credit; the token count window itself lives with the
 recharge windows (meter.recharge), since it is what makes a credit exactly-once.
 """
-from meter.token_counts import ADD, INVALID, SET, UNIT_CENTS, USED, TokenError, special_value
+from meter.token_counts import (ADD, COUNTER_SYNC, COUNTER_SYNC_VALUE, DISABLE_PAYG, INVALID,
+                                PAYG_DISABLE_VALUE, SET, UNIT_CENTS, USED, TokenError,
+                                special_value)
 from meter.token_lock import TokenLock
 
 _RECENT = 5
+_CODES = {COUNTER_SYNC_VALUE: COUNTER_SYNC, PAYG_DISABLE_VALUE: DISABLE_PAYG}
 
 
 class KeypadTokens:
@@ -96,5 +99,7 @@ class KeypadTokens:
     def _apply(self, count, value, kind, special, now):
         status, reason = self.app.recharger.apply_token(count, value, kind, special, now)
         if status == "applied":
-            self.recent = (self.recent + [[count, kind, value]])[-_RECENT:]
+            # listed by what it did: a 9-digit ADD or SET of 998 or 999 is the standard's code
+            shown = _CODES.get(special, kind)
+            self.recent = (self.recent + [[count, shown, value]])[-_RECENT:]
         return status, reason

@@ -3,6 +3,7 @@
 # PAYG-disable and counter-sync codes, but a payment of that size gets a 12-digit extended
 # token, where they are amounts like any other. Each credits exactly once, typed twice, over
 # MQTT and the keypad in either order, and neither spends the counts of earlier payments.
+from meter.token_counts import COUNTER_SYNC, DISABLE_PAYG
 from test_openpaygo_app import boot, recharge
 from support import tmpdir
 
@@ -94,3 +95,5 @@ def test_a_9_digit_token_of_999_or_998_is_the_standards_code_and_credits_nothing
         assert app.enter_token(digits) == ("ACCEPT", 0), value
         assert app.ledger.balance == start + 1000
         assert app.recharger.floor("token") == count
+        # the last tokens list it as the code it is, not as KES credited
+        assert app.tokens.recent[-1] == [count, {999: COUNTER_SYNC, 998: DISABLE_PAYG}[value], value]
