@@ -8,7 +8,9 @@ it. The starting code is the standard's own derivation from the key (config star
 so any compliant server holding the key issues tokens the meter takes.
 
 Value unit (firmware/meter/token_counts.py): 1 token unit = KES 1 = 100 cents. A 9-digit
-token carries up to KES 995; larger amounts get a 12-digit extended token.
+token carries up to KES 995; larger amounts get a 12-digit extended token, including KES 998
+and 999, which in an extended token are amounts, not the standard's PAYG-disable and
+counter-sync codes (meter.token_counts.special_value).
 
 Every payment the cloud credits gets the meter's next count and its token (`mint`, called by
 the store inside the credit's own write, so a duplicate callback never mints a second one);
@@ -23,11 +25,6 @@ UNIT_CENTS = 100
 MAX_STANDARD_UNITS = 995
 MAX_EXTENDED_UNITS = 999999
 _KEY_CONTEXT = b"mita openpaygo token key v1\n"
-# The standard's PAYG-disable and counter-sync values: the meter's count window treats a
-# value of 998 or 999 by those rules even in an ADD (firmware/meter/token_counts.py), so a
-# token for KES 998 or 999 could be credited again by its recharge. Such payments still
-# credit over MQTT; they get no token.
-_SPECIAL_UNITS = (998, 999)
 
 
 class TokenIssueError(ValueError):
@@ -62,8 +59,7 @@ def issue(key_hex, last_count, amount_cents):
 def carries(amount_cents):
     """True if a token can credit exactly this amount."""
     return (type(amount_cents) is int and amount_cents > 0 and amount_cents % UNIT_CENTS == 0
-            and amount_cents // UNIT_CENTS <= MAX_EXTENDED_UNITS
-            and amount_cents // UNIT_CENTS not in _SPECIAL_UNITS)
+            and amount_cents // UNIT_CENTS <= MAX_EXTENDED_UNITS)
 
 
 def mint(meter_no, device_key, last_count, amount_cents):

@@ -53,6 +53,29 @@ class MeterOnBoard:
         self.board.exec("import time\nfor _ in range(%d):\n    app.tick()\n"
                         "    time.sleep_ms(%d)" % (n, gap_ms), timeout=max(10, n * gap_ms / 500))
 
+    def enter_token(self, digits):
+        """A token handed to the firmware's token path over the REPL (no keypad)."""
+        return tuple(self.board.eval("app.enter_token(%r)" % digits))
+
+    def type_on_keypad(self, keys):
+        """Keys pressed on the board's keypad while the firmware's own keypad task polls the
+        matrix (as boot.run starts it): the rig's finger presses them, the panel decodes and
+        credits. Returns the LCD's two lines after the last key."""
+        finger = self.rig_control.keypad_finger() if self.rig_control else None
+        if finger is None:
+            raise RigError("this rig cannot press the board's keypad")
+        self.board.exec(
+            "import asyncio\n"
+            "async def _typing():\n"
+            "    panel = asyncio.create_task(app.panel.run(app.board.keypad, app.clock))\n"
+            "    try:\n"
+            "        await %s(%r)\n"
+            "    finally:\n"
+            "        panel.cancel()\n"
+            "asyncio.run(_typing())" % (finger, keys),
+            timeout=10 + len(keys) * 2.5)  # a key, pressed up to 5 times
+        return self.rig_control.lcd_lines()
+
     def relay_pin_level(self):
         return self.board.eval("__import__('machine').Pin(%d).value()" % self.relay_pin())
 
@@ -109,6 +132,14 @@ class SimRig:
     def energy_mwh(self):
         return self.board.eval("__import__('sim_rig').energy_mwh()")
 
+    def keypad_finger(self):
+        """Board-side code of an async function that types keys on the keypad matrix."""
+        self.board.exec("import sim_rig")
+        return "sim_rig.type_keys"
+
+    def lcd_lines(self):
+        return self.board.eval("__import__('sim_rig').lcd_lines()")
+
 
 class HostRig:
     """The reference rig: the PZEM emulator runs on the test host (hil/pzem_host.py)."""
@@ -124,3 +155,9 @@ class HostRig:
 
     def energy_mwh(self):
         return self.host.energy_mwh()
+
+    def keypad_finger(self):
+        return None  # the reference rig has no switch across the keypad's keys
+
+    def lcd_lines(self):
+        return None

@@ -160,13 +160,14 @@ def test_deploy_copies_and_verifies_by_hashes_on_the_board(sim, build, tmp_path)
 
 def test_hil_suite_passes_against_the_board_on_port(sim):
     """The suite as a real board sees it (--port): parks main.py, resets by machine.reset()."""
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
                            os.path.join(ROOT, "hil"), "--port", sim.port,
                            "--rig", os.path.join(ROOT, "hil", "rigs", "simulated.json")],
                           capture_output=True, text=True, timeout=300, cwd=ROOT)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
     assert re.search(r"\d+ passed", out) and " failed" not in out, out[-2000:]
+    assert "keypad" not in out, out[-2000:]  # the tokens typed on its keypad ran, not skipped
 
 
 def test_hil_suite_starts_and_cleans_up_its_own_board(tmp_path):

@@ -5,10 +5,13 @@ What is kept here (the lock-out and the last five tokens) goes into the app's st
 under "tokens", in the same write as the credit; the token count window itself lives with the
 recharge windows (meter.recharge), since it is what makes a credit exactly-once.
 """
-from meter.token_counts import ADD, INVALID, SET, UNIT_CENTS, USED, TokenError
+from meter.token_counts import (ADD, COUNTER_SYNC, COUNTER_SYNC_VALUE, DISABLE_PAYG, INVALID,
+                                PAYG_DISABLE_VALUE, SET, UNIT_CENTS, USED, TokenError,
+                                special_value)
 from meter.token_lock import TokenLock
 
 _RECENT = 5
+_CODES = {COUNTER_SYNC_VALUE: COUNTER_SYNC, PAYG_DISABLE_VALUE: DISABLE_PAYG}
 
 
 class KeypadTokens:
@@ -79,19 +82,24 @@ class KeypadTokens:
         if kind == USED:
             return ("OLD" if counts.below_window(count) else "USED"), 0
         assert value is not None and count is not None  # accepted: the decoder gives both
+        special = special_value(value, digits)
         now = app.clock.now()
-        status = app.credit(lambda: self._apply(count, value, kind, now), now)[0]
+        status = app.credit(lambda: self._apply(count, value, kind, special, now), now)[0]
         if status == "duplicate":
             return "USED", 0
         if status != "applied":
             return "ERROR", 0
         app.note("token %d: kind %d, value %d" % (count, kind, value))
+        if special:
+            return "ACCEPT", 0
         if kind == SET:
             return "ACCEPT", app.ledger.balance
         return "ACCEPT", value * UNIT_CENTS if kind == ADD else 0
 
-    def _apply(self, count, value, kind, now):
-        status, reason = self.app.recharger.apply_token(count, value, kind, now)
+    def _apply(self, count, value, kind, special, now):
+        status, reason = self.app.recharger.apply_token(count, value, kind, special, now)
         if status == "applied":
-            self.recent = (self.recent + [[count, kind, value]])[-_RECENT:]
+            # listed by what it did: a 9-digit ADD or SET of 998 or 999 is the standard's code
+            shown = _CODES.get(special, kind)
+            self.recent = (self.recent + [[count, shown, value]])[-_RECENT:]
         return status, reason

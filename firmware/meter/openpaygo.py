@@ -1,7 +1,9 @@
 """OpenPAYGo Token decoding on the meter: 9-digit standard and 12-digit extended tokens.
 
 Follows the reference implementation (EnAccess's PyPI `openpaygo` 0.6.3) rule for rule, and
-tests/firmware/test_openpaygo.py checks every verdict against it. A token is the starting
+tests/firmware/test_openpaygo.py checks every verdict against it, but for one rule it applies
+where the standard does not: the 9-digit special values 998 and 999 are amounts in an extended
+token (token_counts.special_value). A token is the starting
 code's chain of SipHash-2-4 steps run `count` times, with the value (obscured by the starting
 code's last three, or six, digits) written into its last digits. Decoding tries every count
 from 0 to last_count + MAX_TOKEN_JUMP (+ the larger jump for counter sync); the first valid
@@ -17,7 +19,7 @@ from meter.digits import ascii_digits
 from meter.siphash import hash_words, key_state, siphash24
 from meter.token_counts import (ADD, COUNTER_SYNC, COUNTER_SYNC_VALUE, DISABLE_PAYG, INVALID,
                                 MAX_TOKEN_JUMP, MAX_TOKEN_JUMP_COUNTER_SYNC, PAYG_DISABLE_VALUE,
-                                SET, USED, TokenError)
+                                SET, USED, TokenError, special_value)
 
 _M = const(0xFFFFFFFF)
 
@@ -85,27 +87,29 @@ class Decoder:
         not changed: verdict ADD, SET, DISABLE_PAYG, COUNTER_SYNC, USED or INVALID; value is
         None unless accepted, count None for INVALID (for USED it is the used count, which
         tells a used token from one too old to tell: counts.below_window). Apply an accepted
-        token with counts.record()."""
+        token with counts.record(count, verdict, special_value(value, token))."""
         if not isinstance(token, str) or not ascii_digits(token):
             return INVALID, None, None
         if len(token) <= 9:
-            return self._search(int(token), counts, 1000, self._next, False)
+            return self._search(token, counts, 1000, self._next, False)
         if len(token) <= 12:
-            return self._search(int(token), counts, 1000000, self._next_extended, True)
+            return self._search(token, counts, 1000000, self._next_extended, True)
         return INVALID, None, None
 
-    def _search(self, token, counts, offset, step, extended):
+    def _search(self, digits, counts, offset, step, extended):
+        token = int(digits)
         base = token % offset
         value = (base - self.code % offset) % offset
         current = self.code - self.code % offset + base
+        special = special_value(value, digits)
         jump = MAX_TOKEN_JUMP
-        if value == COUNTER_SYNC_VALUE and not extended:
+        if special == COUNTER_SYNC_VALUE:
             jump = MAX_TOKEN_JUMP_COUNTER_SYNC
         older = None  # the first count that matched but was no longer valid
         for count in range(counts.count + jump + 1):
             if current - current % offset + base == token:
                 kind = self._kind(count, value, extended)
-                if counts.valid(count, value, kind):
+                if counts.valid(count, kind, special):
                     return kind, value, count
                 if older is None:
                     older = count

@@ -159,7 +159,7 @@ class Recharger:
         """True if (source, seq) has been applied; pure query, for the app and tests. A token
         count below the window counts as seen: it can no longer be told apart from a used one."""
         if source == "token":
-            return not self.tokens.valid(seq, 0, ADD)
+            return not self.tokens.valid(seq, ADD)
         floor, bits = self._seen[source]
         return seq <= floor or bool((bits >> (seq - floor - 1)) & 1)
 
@@ -174,13 +174,12 @@ class Recharger:
             return "rejected", exc.reason
         source = msg["source"]
         seq = msg["seq"]
-        value = msg["amount_cents"] // UNIT_CENTS  # what the token says, in its own unit
         if source == "token":
-            if not self.tokens.valid(seq, value, ADD):
+            if not self.tokens.valid(seq, ADD):
                 self.duplicate_count += 1
                 return "duplicate", "already_applied"
             self.ledger.credit(msg["amount_cents"], msg["id"], t)
-            self.tokens.record(seq, value, ADD)
+            self.tokens.record(seq, ADD)
             self.applied_count += 1
             return "applied", "ok"
         if self.seen(source, seq):
@@ -191,7 +190,9 @@ class Recharger:
             self.rejected_count += 1
             return "rejected", "ahead_of_window"
         count = msg.get("token_count")
-        if count is not None and not self.tokens.valid(count, value, ADD):
+        # an amount is never one of the standard's special values: a payment of KES 998 or 999
+        # has an extended token (token_counts.special_value)
+        if count is not None and not self.tokens.valid(count, ADD):
             # the customer typed this payment's token first: the seq is spent, the money
             # was credited then
             self._mark(entry, seq)
@@ -200,23 +201,24 @@ class Recharger:
         self.ledger.credit(msg["amount_cents"], msg["id"], t)
         self._mark(entry, seq)
         if count is not None:
-            self.tokens.record(count, value, ADD)
+            self.tokens.record(count, ADD)
         self.applied_count += 1
         return "applied", "ok"
 
-    def apply_token(self, count, value, kind, t):
-        """A token decoded from the keypad (meter.openpaygo): an ADD credit goes through
-        apply() as source "token"; SET makes the balance `value` shillings; an ADD of 0,
-        DISABLE_PAYG and COUNTER_SYNC only spend their count. Returns like apply()."""
-        if not self.tokens.valid(count, value, kind):
+    def apply_token(self, count, value, kind, special, t):
+        """A token decoded from the keypad (meter.openpaygo), `special` its special_value():
+        an ADD credit goes through apply() as source "token"; SET makes the balance `value`
+        shillings; an ADD of 0, DISABLE_PAYG, COUNTER_SYNC and any token with a special value
+        only spend their count. Returns like apply()."""
+        if not self.tokens.valid(count, kind, special):
             self.duplicate_count += 1
             return "duplicate", "already_applied"
-        if kind == ADD and value:
+        if kind == ADD and value and not special:
             return self.apply({"id": "T%d" % count, "seq": count, "source": "token",
                                "amount_cents": value * UNIT_CENTS}, t)
-        if kind == SET:
+        if kind == SET and not special:
             self.ledger.set_balance(value * UNIT_CENTS, "T%d" % count, t)
-        self.tokens.record(count, value, kind)
+        self.tokens.record(count, kind, special)
         self.applied_count += 1
         return "applied", "ok"
 

@@ -24,6 +24,20 @@ MAX_UNUSED_OLDER_TOKENS = const(16)
 MAX_EXTENDED_VALUE = const(999999)
 
 
+def special_value(value, digits):
+    """The standard's special value that a decoded token of `digits` carries, else 0: only a
+    9-digit token carries one, a value above MAX_ACTIVATION_VALUE (PAYG_DISABLE_VALUE,
+    COUNTER_SYNC_VALUE; 996 and 997 are undefined), and it credits nothing (the reference
+    encoder makes no 9-digit ADD or SET above 995; its device credits none). In an extended
+    token, as in a cloud recharge, 998 and 999 are amounts like any other. The reference
+    decoder applies the 9-digit rules to extended tokens too, which would let an extended
+    KES 999 token be typed again and again and a KES 998 one spend every earlier count: the
+    meter does not follow it there (docs/recharge-and-persistence.md)."""
+    if value is None or value <= MAX_ACTIVATION_VALUE or len(digits) > 9:
+        return 0
+    return value
+
+
 class TokenError(ValueError):
     """A key, starting code or stored count window the decoder cannot use."""
 
@@ -55,9 +69,9 @@ class TokenCounts:
         i = self.top - count
         return 0 <= i <= MAX_UNUSED_OLDER_TOKENS and bool((self.used >> i) & 1)
 
-    def valid(self, count, value, kind):
-        """The reference's _count_is_valid."""
-        if value == COUNTER_SYNC_VALUE:
+    def valid(self, count, kind, special=0):
+        """The reference's _count_is_valid; `special` is the token's special_value()."""
+        if special == COUNTER_SYNC_VALUE:
             return count > self.count - MAX_TOKEN_JUMP
         if count > self.count:
             return True
@@ -68,16 +82,16 @@ class TokenCounts:
         """True for a count too old to be told apart from a used one (shown as OLD)."""
         return count <= self.count - MAX_UNUSED_OLDER_TOKENS
 
-    def record(self, count, value, kind):
+    def record(self, count, kind, special=0):
         """Mark a count accepted: the reference's update_used_counts, then the device's count
         rule (a higher count, or any counter sync, becomes the last count)."""
         top = max(self.top, count)
         bits = self.used << (top - self.top) if top - self.top <= 32 else 0
-        if kind != ADD or value in (COUNTER_SYNC_VALUE, PAYG_DISABLE_VALUE):
+        if kind != ADD or special in (COUNTER_SYNC_VALUE, PAYG_DISABLE_VALUE):
             bits = (1 << (MAX_UNUSED_OLDER_TOKENS + 1)) - 1  # every count up to top is spent
         else:
             bits |= 1 << (top - count)
         self.top = top
         self.used = bits & ((1 << (MAX_UNUSED_OLDER_TOKENS + 1)) - 1)
-        if count > self.count or value == COUNTER_SYNC_VALUE:
+        if count > self.count or special == COUNTER_SYNC_VALUE:
             self.count = count

@@ -69,19 +69,26 @@ async def test_settle_by_query_c2b_and_routed_unmatched_payments_get_tokens_in_t
     for tx in txs:  # typed in order on the meter, each credits what was paid
         kind, cents, count = decoded(meter_no, device_key, tx["token"], counts)
         assert (kind, cents, count) == (ADD, tx["amount_cents"], tx["token_count"])
-        counts.record(count, cents // 100, kind)
+        counts.record(count, kind)
     assert len(txs[1]["token"]) == 12
 
 
-async def test_an_amount_no_token_carries_is_credited_without_one(harness):
+async def test_kes_998_and_999_get_extended_tokens_for_exactly_that_amount(harness):
+    # 998 and 999 are the standard's PAYG-disable and counter-sync codes in a 9-digit token;
+    # in the 12-digit token a payment of that size gets they are the amount
     h = harness
-    _, _, meter_no, _ = await h.customer_with_meter()
-    # KES 999 is the standard's counter-sync value: the meter's window would not hold it
-    await h.client.post(f"/daraja/c2b/confirmation/{SECRET}",
-                        json=c2b_body("RK999", meter_no, "999.00"))
-    [tx] = await transactions(h, meter_no)
-    assert tx["amount_cents"] == 99_900 and tx["token"] is None and tx["token_count"] is None
-    assert (await h.snapshot(meter_no))["recharges"][0]["token_count"] is None
+    _, _, meter_no, device_key = await h.customer_with_meter()
+    for receipt, kes in (("RK998", "998.00"), ("RK999", "999.00")):
+        await h.client.post(f"/daraja/c2b/confirmation/{SECRET}",
+                            json=c2b_body(receipt, meter_no, kes))
+    txs = sorted(await transactions(h, meter_no), key=lambda t: t["token_count"])
+    counts = TokenCounts()
+    for tx, cents in zip(txs, (99_800, 99_900)):
+        assert len(tx["token"]) == 12, tx
+        kind, got, count = decoded(meter_no, device_key, tx["token"], counts)
+        assert (kind, got, count) == (ADD, cents, tx["token_count"])
+        counts.record(count, kind)
+    assert [r["token_count"] for r in (await h.snapshot(meter_no))["recharges"]] == [2, 4]
 
 
 async def test_an_operator_issues_a_token_once_with_an_audit_record(harness):
@@ -108,8 +115,7 @@ async def test_an_operator_issues_a_token_once_with_an_audit_record(harness):
                 (h.op(), {"amount_kes": 300}, 400),
                 (h.op(), {"amount_kes": 300, "reason": "  "}, 400),
                 (h.op(), {"amount_kes": "300", "reason": "x"}, 400),
-                (h.op(), {"amount_kes": 0, "reason": "x"}, 400),
-                (h.op(), {"amount_kes": 999, "reason": "x"}, 409)]
+                (h.op(), {"amount_kes": 0, "reason": "x"}, 400)]
     for headers, json_body, status in refusals:
         resp = await h.client.post(path, json=json_body, headers=headers)
         assert resp.status == status, (json_body, await resp.text())

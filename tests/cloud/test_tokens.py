@@ -13,7 +13,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 
 import provision  # noqa: E402
-from cloud.tokens import TokenIssueError, issue, token_config, token_key  # noqa: E402
+from cloud.config import config_from_mapping  # noqa: E402
+from cloud.tokens import TokenIssueError, carries, issue, token_config, token_key  # noqa: E402
 from meter import config as meter_config  # noqa: E402
 from meter.openpaygo import Decoder  # noqa: E402
 from meter.token_counts import ADD, TokenCounts  # noqa: E402
@@ -31,7 +32,7 @@ def test_issued_tokens_decode_on_the_meter_with_the_provisioned_key():
         assert len(token) == (9 if cents <= 99500 else 12)
         kind, value, count = decoder.decode(token, counts)
         assert (kind, value * 100, count) == (ADD, cents, last), token
-        counts.record(count, value, kind)
+        counts.record(count, kind)
         assert decoder.decode(token, counts)[0] != ADD  # typed twice: refused
 
 
@@ -49,3 +50,13 @@ def test_the_token_key_is_per_meter_derived_and_not_the_device_key():
 def test_amounts_no_token_carries_are_refused(cents):
     with pytest.raises(TokenIssueError):
         issue(token_key("MITA-0007", "dk_abc"), 1, cents)
+
+
+def test_every_amount_the_cloud_takes_gets_a_token():
+    # whole KES within MITA_MAX_AMOUNT_KES's hard cap, KES 998 and 999 included: no payment
+    # reaches a meter over MQTT only
+    with pytest.raises(ValueError):
+        config_from_mapping({"MITA_MAX_AMOUNT_KES": "250001"})
+    top = config_from_mapping({"MITA_MAX_AMOUNT_KES": "250000"}).max_amount_kes
+    missing = [kes for kes in range(1, top + 1) if not carries(kes * 100)]
+    assert missing == []

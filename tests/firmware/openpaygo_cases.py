@@ -9,6 +9,7 @@ import os
 import random
 
 from openpaygo import OpenPAYGOTokenDecoder, OpenPAYGOTokenEncoder, TokenType
+from openpaygo.token_shared import OpenPAYGOTokenShared
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PATH = os.path.join(HERE, "openpaygo_cases.jsonl")
@@ -49,8 +50,13 @@ def _token(key, code, count, rng, extended=False):
     roll = rng.random()
     if extended:
         kind = TokenType.SET_TIME if roll < 0.2 else TokenType.ADD_TIME
+        value = rng.randrange(0, 1000000)
+        while value in (998, 999):
+            # the one place the meter departs from the reference decoder on purpose: these
+            # are amounts in an extended token (meter.token_counts.special_value)
+            value = rng.randrange(0, 1000000)
         return OpenPAYGOTokenEncoder.generate_token(
-            secret_key=key, count=count, value=rng.randrange(0, 1000000), token_type=kind,
+            secret_key=key, count=count, value=value, token_type=kind,
             starting_code=code, extended_token=True)
     if roll < 0.06:
         return OpenPAYGOTokenEncoder.generate_token(
@@ -125,6 +131,29 @@ def app_tokens():
         secret_key=APP_KEY, count=count, value=250, token_type=TokenType.SET_TIME,
         starting_code=APP_CODE)
     return out, (count, 250, token)
+
+
+def amount_tokens():
+    """The tokens tests/firmware/test_openpaygo_amounts.py types: ADD KES 999 and 998 (12-digit
+    extended tokens, as the cloud makes for more than KES 995), then ADD KES 10 (9 digits)."""
+    out = []
+    count = 1
+    for kes in (999, 998, 10):
+        count, token = OpenPAYGOTokenEncoder.generate_token(
+            secret_key=APP_KEY, count=count, value=kes, token_type=TokenType.ADD_TIME,
+            starting_code=APP_CODE, extended_token=kes > 995)
+        out.append((count, kes, token))
+    return out
+
+
+def special_add_tokens():
+    """9-digit ADD tokens of the values 999 and 998 after count 6, which only the reference's
+    lower step makes (generate_token refuses a 9-digit value above 995, as a compliant server
+    does): the standard's codes, which credit nothing."""
+    key = OpenPAYGOTokenShared.load_secret_key_from_hex(APP_KEY)
+    return [OpenPAYGOTokenEncoder.generate_standard_token(
+        starting_code=APP_CODE, key=key, value=v, count=6, mode=TokenType.ADD_TIME) + (v,)
+        for v in (999, 998)]
 
 
 def render(seeds=SEEDS):

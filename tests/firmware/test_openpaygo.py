@@ -36,7 +36,7 @@ def replay(scenario):
         verdict, value, count = decoder.decode(entry[0], counts)
         ours = [_VERDICTS[verdict], value, count]
         if verdict not in (tc.USED, tc.INVALID):
-            counts.record(count, value, verdict)
+            counts.record(count, verdict, tc.special_value(value, entry[0]))
         else:
             ours[2] = None  # a refused token's count is the meter's own detail
         if ours != entry[1:]:
@@ -92,7 +92,7 @@ def test_a_token_is_used_once_and_the_window_remembers_out_of_order_counts():
     accepted = [e for e in scenario["entries"] if e[1] == "ADD"]
     token = accepted[0][0]
     verdict, value, count = decoder.decode(token, counts)
-    counts.record(count, value, verdict)
+    counts.record(count, verdict, tc.special_value(value, token))
     assert counts.is_used(count)
     assert decoder.decode(token, counts)[0] == tc.USED
 

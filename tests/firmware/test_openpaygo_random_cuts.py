@@ -10,6 +10,7 @@ import sys
 from appfakes import ManualClock
 from support import tmpdir
 from test_openpaygo_app import ADD, boot, recharge
+from test_openpaygo_amounts import K10, K998, K999
 
 _MICROPYTHON = sys.implementation.name == "micropython"
 
@@ -38,7 +39,7 @@ def _torn(target, old, new, rng):
             f.write(memoryview(old)[cut:])
 
 
-def random_cuts(name, cuts, seed=7):
+def random_cuts(name, cuts, seed=7, tokens=ADD):
     """Payments, each by keypad token and by cloud recharge in a random order, the power cut
     at a random byte of a random one of their state writes, `cuts` times in all; after every
     reboot the customer and the cloud try again. Returns (credited, wanted, cuts made)."""
@@ -52,15 +53,15 @@ def random_cuts(name, cuts, seed=7):
     seq = 0
     while made < cuts:
         seq += 1
-        count, kes, token = ADD[(seq - 1) % len(ADD)]
-        if seq > len(ADD):
+        count, kes, token = tokens[(seq - 1) % len(tokens)]
+        if seq > len(tokens):
             path = tmpdir(name)  # a new meter once the tokens run out: same key, fresh counts
             app, clock = boot(path)
             app.persist()
             app.persist()
             wanted = app.ledger.balance
             seq = 1
-            count, kes, token = ADD[0]
+            count, kes, token = tokens[0]
         wanted += kes * 100
         steps = [lambda a: a.enter_token(token),
                  lambda a, s=seq, c=count, k=kes: a.apply_recharge(recharge(s, k * 100, c), "cloud")]
@@ -90,5 +91,14 @@ def random_cuts(name, cuts, seed=7):
 def test_random_power_cuts_during_token_entry_and_recharge_credit_each_payment_once():
     cuts = 600 if _MICROPYTHON else 1000
     credited, wanted, made = random_cuts("tok_random", cuts)
+    assert credited == wanted, (credited, wanted, made)
+    assert made >= cuts
+
+
+def test_random_power_cuts_with_kes_999_and_998_payments_credit_each_once():
+    # their 12-digit tokens: 999 and 998 are amounts there, not the standard's codes
+    cuts = 100 if _MICROPYTHON else 1000
+    credited, wanted, made = random_cuts("tok_random_amt", cuts, seed=11,
+                                         tokens=[K999, K998, K10])
     assert credited == wanted, (credited, wanted, made)
     assert made >= cuts
