@@ -57,6 +57,22 @@ class Link:
             await self.broker.stop()
             self.broker = None
 
+    def counters(self):
+        """The bridge's counters as `link_<name>`, and, when the broker runs in this process,
+        what it refused: `broker_refused_logins`, `_topics` (outside the ACL) and
+        `_client_ids` (a login claiming another client's id). mosquitto keeps its own: it
+        logs each refused publish, and binds every client id to its login, so a claimed id
+        is never seen as one."""
+        out = {}
+        if self.bridge is not None:
+            out.update(("link_" + name, value) for name, value in self.bridge.counters.items())
+        if self.broker is not None:
+            accounts = self.broker.accounts
+            out.update(broker_refused_logins=accounts.refused,
+                       broker_refused_topics=accounts.refused_topics,
+                       broker_refused_client_ids=accounts.refused_client_ids)
+        return out
+
     def kick(self, meter_no):
         """Something for the meter was recorded (a recharge): the bridge fetches and sends."""
         if self.bridge is not None:

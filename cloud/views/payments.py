@@ -85,10 +85,9 @@ async def unmatched_credit(request):
 async def counters(request):
     """Operators: what this process has seen since it started (duplicates, unknown callbacks,
     amount mismatches, unconfirmed successes, dropped recharge offers, ...), and its
-    bridge's as `link_<name>` (with several instances on one broker, each has its own)."""
+    link's (cloud.link.service.Link.counters: with several instances on one broker, each has
+    its own)."""
     require_operator(await principal(request))
     counters = dict(request.app[PAYMENTS].counters, **request.app[ABUSE].counters)
-    bridge = request.app[LINK].bridge
-    if bridge is not None:
-        counters.update(("link_" + name, value) for name, value in bridge.counters.items())
+    counters.update(request.app[LINK].counters())
     return web.json_response(counters)

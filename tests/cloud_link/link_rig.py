@@ -260,9 +260,16 @@ class LinkRig:
         return self.mosquitto.log_text().count("Denied PUBLISH")
 
     async def refused_client_ids(self):
-        """CONNECTs the in-process broker refused for another login's client id (mosquitto
-        cannot be asked: it gives every client its login as client id, so there are none)."""
-        return getattr(self._accounts(), "refused_client_ids", 0) if self.mosquitto is None else 0
+        """CONNECTs the in-process broker refused for another login's client id, as an
+        operator reads them in /api/payments/counters (mosquitto cannot be asked: it gives
+        every client its login as client id, so there are none)."""
+        if self.mosquitto is not None:
+            return 0
+        resp = await self.h.client.get("/api/payments/counters", headers=self.h.op())
+        assert resp.status == 200
+        counters = await resp.json()
+        assert counters["broker_refused_client_ids"] == self._accounts().refused_client_ids
+        return counters["broker_refused_client_ids"]
 
     async def pay(self, meter_no, trans_id, amount="100.00"):
         """A C2B payment confirmed by Daraja: recorded, and its recharge handed to the bridge."""
