@@ -7,6 +7,7 @@ per meter reads what is pending from the store and decides what goes out (`deliv
 resend loop and a meter coming online kick the same pass."""
 
 import asyncio
+import contextlib
 import logging
 import time
 
@@ -14,6 +15,7 @@ import aiomqtt
 
 from cloud.link import payloads as lp
 from cloud.link.channel import MeterChannel
+from cloud.link.inbound import InboundQueue
 from cloud.store.base import InvalidRecord, NotFound, StoreError
 
 log = logging.getLogger("mita.bridge")
@@ -31,6 +33,10 @@ def _forget_disconnect(client):
     gone = getattr(client, "_disconnected", None)
     if gone is not None and gone.done() and not gone.cancelled():
         gone.exception()
+
+
+def _decode(payload):
+    return lp.decode(payload if isinstance(payload, (bytes, str)) else b"")
 
 
 class Bridge:
@@ -110,7 +116,19 @@ class Bridge:
             b["host"], b["port"], username=b.get("username"), password=b.get("password"),
             identifier=b.get("client_id") or b.get("username"), clean_session=False,
             keepalive=b.get("keepalive", 60), tls_context=tls,
-            max_inflight_messages=1000, timeout=b.get("timeout", 10))
+            max_inflight_messages=1000, timeout=b.get("timeout", 10),
+            queue_type=self._inbound_queue)
+
+    def _inbound_queue(self, maxsize=0):
+        """The client's incoming queue: telemetry is coalesced as it is read, not queued."""
+        return InboundQueue(self.take_telemetry, maxsize)
+
+    def take_telemetry(self, topic, payload):
+        """One telemetry message, handled at once (no task, no await): counted as handle()
+        counts, and bad ones dropped the same way."""
+        with self._counted(topic):
+            meter, _ = lp.split_topic(topic)
+            self._coalesce(meter, _decode(payload))
 
     async def _connection_loop(self):
         floor, cap = self.backoff_s
@@ -174,14 +192,20 @@ class Bridge:
 
     async def handle(self, topic, payload):
         """One message from a meter. Never raises: bad input is counted and dropped."""
-        self.counters["received"] += 1
-        try:
+        with self._counted(topic):
             meter, kind = lp.split_topic(topic)
-            msg = lp.decode(payload if isinstance(payload, (bytes, str)) else b"")
+            msg = _decode(payload)
             handler = self._handlers.get(kind)
             if handler is None:
                 raise lp.Malformed("unknown topic kind %r" % kind)
             await handler(self, meter, msg)
+
+    @contextlib.contextmanager
+    def _counted(self, topic):
+        """Counts a message and what became of it; never lets its failure out."""
+        self.counters["received"] += 1
+        try:
+            yield
         except lp.Oversized:
             self.counters["oversized"] += 1
         except lp.Malformed as error:
@@ -217,6 +241,9 @@ class Bridge:
             await self._offer_tariff(meter, fields.get("tariff_version"))
 
     async def _on_telemetry(self, meter, msg):
+        self._coalesce(meter, msg)
+
+    def _coalesce(self, meter, msg):
         balance, alerts = lp.parse_telemetry(msg)
         # Telemetry is replaceable: keep the newest per meter and write at the store's pace;
         # an alert flag an older unwritten reading raised still gets written.
