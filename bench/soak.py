@@ -115,10 +115,11 @@ async def run(args):
         rig.stop()
         shutil.rmtree(folder, ignore_errors=True)
     sim_h = args.minutes * args.speed / 60
+    traced = (" --tracemalloc %s --reports %d" % (args.tracemalloc, args.reports)
+              if args.tracemalloc else "")
     print("command: .venv/bin/python bench/soak.py --meters %d --minutes %g --speed %g "
-          "--workers %d%s" % (args.meters, args.minutes, args.speed, args.workers,
-                              " --tracemalloc %s --reports %d" % (args.tracemalloc, args.reports)
-                              if args.tracemalloc else ""))
+          "--workers %d --sample-s %g%s" % (args.meters, args.minutes, args.speed, args.workers,
+                                           args.sample_s, traced))
     print("%d meters, telemetry every 10 simulated s, %.2f simulated hours (%g wall minutes), "
           "%d payments" % (args.meters, sim_h, args.minutes, paid))
     print("%-16s %10s %10s %16s %16s %16s" % ("process", "RSS start", "RSS end",
