@@ -38,3 +38,24 @@ def test_a_report_names_the_line_that_grew_since_the_first(tmp_path):
     top = since_first.splitlines()[2]  # the biggest growth, first after the header
     assert "test_memtrace.py:%d" % (_grow.__code__.co_firstlineno + 1) in top
     assert int(top.split()[0]) >= 200 * 1000  # 200 kept bytearrays of 1000 bytes
+
+
+async def test_sigusr1_appends_a_report_while_the_service_runs(tmp_path):
+    import asyncio
+    import os
+    import signal
+    path = tmp_path / "memory.txt"
+    loop = asyncio.get_running_loop()
+    was_tracing = tracemalloc.is_tracing()
+    memtrace.install(str(path), loop)
+    try:
+        os.kill(os.getpid(), signal.SIGUSR1)
+        for _ in range(200):  # the handler runs on the loop, soon after the signal
+            if path.exists():
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        loop.remove_signal_handler(signal.SIGUSR1)
+        if not was_tracing:
+            tracemalloc.stop()
+    assert path.read_text().startswith("== report 1")
