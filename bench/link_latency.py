@@ -267,8 +267,9 @@ class Rig:
     bridged to the central one (docs/operations.md: a broker per site), where the meters log in:
     one mosquitto holds at most one connection per file descriptor (20,000 here)."""
 
-    def __init__(self, folder, sites=0):
+    def __init__(self, folder, sites=0, cloud_env=None):
         self.folder = folder
+        self.cloud_env = cloud_env or {}  # more environment for the cloud (soak diagnostics)
         self.mqtt_port, self.http_port = free_port(), free_port()
         self.paths = mosq.write_config(os.path.join(folder, "mosquitto"), self.mqtt_port,
                                        persistence=False)
@@ -304,7 +305,7 @@ class Rig:
                    MITA_MQTT_URL="mqtt://%s:%s@127.0.0.1:%d" % (BRIDGE_USERNAME, BRIDGE_PASSWORD,
                                                                self.mqtt_port),
                    MITA_MOSQUITTO_PASSWORD_FILE=self.paths["passwords"],
-                   MITA_MOSQUITTO_PID_FILE=self.pid_file, PYTHONPATH=ROOT)
+                   MITA_MOSQUITTO_PID_FILE=self.pid_file, PYTHONPATH=ROOT, **self.cloud_env)
         cloud = subprocess.Popen([sys.executable, "-m", "cloud", "--env-file", "", "serve"],
                                  env=env, cwd=self.folder, stdout=subprocess.DEVNULL,
                                  stderr=open(os.path.join(self.folder, "cloud.log"), "wb"))

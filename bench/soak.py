@@ -14,12 +14,18 @@ minute, so the payment path, recharge delivery and acks run too. RSS (VmRSS) of 
 broker and every fleet worker is read from /proc every --sample-s; after a warm-up (the first
 fifth of the run) the growth is the least-squares slope, given per simulated hour. Figures
 only: nothing here passes or fails on time.
+
+--tracemalloc FILE runs the cloud under tracemalloc (MITA_TRACEMALLOC, cloud/memtrace.py) and
+signals it --reports times, evenly from the end of the warm-up to the end: FILE then holds, per
+report, what grew since the first one and since the previous one, by allocating call stack
+(tracing slows the cloud and adds to its RSS: compare the reports, not that run's RSS).
 """
 import argparse
 import asyncio
 import os
 import random
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -60,6 +66,7 @@ async def soak(args, rig, accounts, workers):
     end = start + args.minutes * 60
     next_pay = start
     paid = 0
+    reports = _report_times(args) if args.tracemalloc else []
     async with aiohttp.ClientSession() as session:
         while time.monotonic() < end:
             now = time.monotonic()
@@ -73,8 +80,19 @@ async def soak(args, rig, accounts, workers):
                 meter_no = random.choice(accounts)[0]
                 await pay(session, rig.http_port, meter_no, "QS%08d" % paid)
                 next_pay += 60 / args.speed
+            if reports and sim_h >= reports[0]:
+                reports.pop(0)
+                os.kill(procs["cloud"], signal.SIGUSR1)  # cloud/memtrace.py appends a report
             await asyncio.sleep(args.sample_s)
     return samples, paid
+
+
+def _report_times(args):
+    """Simulated hours at which the cloud reports: the end of the warm-up, then evenly on
+    (the last a little before the end, so the signal lands while the fleet still runs)."""
+    hours = args.minutes * args.speed / 60
+    n = max(2, args.reports)
+    return [hours * (0.2 + 0.79 * i / (n - 1)) for i in range(n)]
 
 
 async def run(args):
@@ -82,7 +100,8 @@ async def run(args):
         sys.exit("mosquitto not found (apt-get install mosquitto)")
     folder = tempfile.mkdtemp(prefix="mita-soak-")
     accounts = await prepare_store(os.path.join(folder, "mita.sqlite3"), args.meters)
-    rig = Rig(folder)
+    env = {"MITA_TRACEMALLOC": os.path.abspath(args.tracemalloc)} if args.tracemalloc else {}
+    rig = Rig(folder, cloud_env=env)
     rig.start()
     workers = []
     try:
@@ -96,8 +115,11 @@ async def run(args):
         rig.stop()
         shutil.rmtree(folder, ignore_errors=True)
     sim_h = args.minutes * args.speed / 60
+    traced = (" --tracemalloc %s --reports %d" % (args.tracemalloc, args.reports)
+              if args.tracemalloc else "")
     print("command: .venv/bin/python bench/soak.py --meters %d --minutes %g --speed %g "
-          "--workers %d" % (args.meters, args.minutes, args.speed, args.workers))
+          "--workers %d --sample-s %g%s" % (args.meters, args.minutes, args.speed, args.workers,
+                                           args.sample_s, traced))
     print("%d meters, telemetry every 10 simulated s, %.2f simulated hours (%g wall minutes), "
           "%d payments" % (args.meters, sim_h, args.minutes, paid))
     print("%-16s %10s %10s %16s %16s %16s" % ("process", "RSS start", "RSS end",
@@ -121,6 +143,8 @@ def main():
     p.add_argument("--speed", type=float, default=1.0, help="simulated seconds per second")
     p.add_argument("--workers", type=int, default=4)
     p.add_argument("--sample-s", type=float, default=5.0)
+    p.add_argument("--tracemalloc", metavar="FILE", help="the cloud's memory reports, here")
+    p.add_argument("--reports", type=int, default=5)
     asyncio.run(run(p.parse_args()))
 
 

@@ -48,6 +48,8 @@ class Config:
     # cloud/push_guard.py's defaults; MITA_PUSH_LIMITS="phone=3/600,operator=30/60"
     push_limits: dict = field(default_factory=dict)
     meter_replay_window_s: int = 300
+    # Soak diagnostics (cloud/memtrace.py): a file for tracemalloc reports on SIGUSR1; off.
+    tracemalloc_path: str = ""
     auth_mode: str = "apikey"  # "apikey" (embedded) or "firebase" (ID tokens)
     # What the dashboard's Firebase JS SDK is given in Firebase mode (all public values: a
     # web API key names the project, it grants nothing), and the Auth emulator's host:port,
@@ -198,6 +200,7 @@ def config_from_mapping(env):
     cfg.max_body_bytes = _int(env, "MITA_MAX_BODY_BYTES", cfg.max_body_bytes, 1024, 16 << 20)
     cfg.header_timeout_s = _seconds(env, "MITA_HEADER_TIMEOUT_S", cfg.header_timeout_s)
     cfg.push_limits = _push_limits(env.get("MITA_PUSH_LIMITS", ""))
+    cfg.tracemalloc_path = env.get("MITA_TRACEMALLOC", "")
     return cfg
 
 

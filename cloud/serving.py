@@ -74,6 +74,9 @@ async def start(app, config, host="0.0.0.0", port=None):
 def serve_forever(app, config):
     """Like web.run_app, with the service's runner; SIGINT/SIGTERM stop it cleanly."""
     async def run():
+        if config.tracemalloc_path:  # before the app starts: its warm-up is in the report
+            from cloud import memtrace
+            memtrace.install(config.tracemalloc_path, asyncio.get_running_loop())
         runner = await start(app, config)
         try:
             await asyncio.Event().wait()

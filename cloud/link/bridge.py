@@ -7,6 +7,7 @@ per meter reads what is pending from the store and decides what goes out (`deliv
 resend loop and a meter coming online kick the same pass."""
 
 import asyncio
+import contextlib
 import logging
 import time
 
@@ -14,6 +15,7 @@ import aiomqtt
 
 from cloud.link import payloads as lp
 from cloud.link.channel import MeterChannel
+from cloud.link.inbound import InboundQueue
 from cloud.link.mqtt_client import forget_disconnect, make_client, subscriptions
 from cloud.link.supervise import supervised
 from cloud.store.base import InvalidRecord, NotFound, StoreError
@@ -22,6 +24,10 @@ log = logging.getLogger("mita.bridge")
 
 _TARIFF_CACHE_S = 30.0
 _IN_FLIGHT = 64  # messages being handled at once; more waits at the broker (backpressure)
+
+
+def _decode(payload):
+    return lp.decode(payload if isinstance(payload, (bytes, str)) else b"")
 
 
 class Bridge:
@@ -94,12 +100,23 @@ class Bridge:
     async def wait_connected(self, timeout=10.0):
         await asyncio.wait_for(self.connected.wait(), timeout)
 
+    def _inbound_queue(self, maxsize=0):
+        """The client's incoming queue: telemetry is coalesced as it is read, not queued."""
+        return InboundQueue(self.take_telemetry, maxsize)
+
+    def take_telemetry(self, topic, payload):
+        """One telemetry message, handled at once (no task, no await): counted as handle()
+        counts, and bad ones dropped the same way."""
+        with self._counted(topic):
+            meter, _ = lp.split_topic(topic)
+            self._coalesce(meter, _decode(payload))
+
     async def _connection_loop(self):
         floor, cap = self.backoff_s
         delay = floor
         while True:
             try:
-                async with make_client(self.broker) as client:
+                async with make_client(self.broker, self._inbound_queue) as client:
                     await client.subscribe(
                         [(t, 1) for t in subscriptions(self.broker.get("share_group"))])
                     self.client = client
@@ -164,10 +181,9 @@ class Bridge:
     async def handle(self, topic, payload, received_ms=None):
         """One message from a meter. Never raises: bad input is counted and dropped.
         received_ms: when it arrived (a status is ordered by it across instances)."""
-        self.counters["received"] += 1
-        try:
+        with self._counted(topic):
             meter, kind = lp.split_topic(topic)
-            msg = lp.decode(payload if isinstance(payload, (bytes, str)) else b"")
+            msg = _decode(payload)
             handler = self._handlers.get(kind)
             if handler is None:
                 raise lp.Malformed("unknown topic kind %r" % kind)
@@ -175,6 +191,13 @@ class Bridge:
                 await self._on_status(meter, msg, received_ms)
             else:
                 await handler(self, meter, msg)
+
+    @contextlib.contextmanager
+    def _counted(self, topic):
+        """Counts a message and what became of it; never lets its failure out."""
+        self.counters["received"] += 1
+        try:
+            yield
         except lp.Oversized:
             self.counters["oversized"] += 1
         except lp.Malformed as error:
@@ -221,6 +244,9 @@ class Bridge:
             await self._offer_tariff(meter, fields.get("tariff_version"))
 
     async def _on_telemetry(self, meter, msg):
+        self._coalesce(meter, msg)
+
+    def _coalesce(self, meter, msg):
         balance, alerts = lp.parse_telemetry(msg)
         # Telemetry is replaceable: keep the newest per meter and write at the store's pace;
         # an alert flag an older unwritten reading raised still gets written.

@@ -18,9 +18,10 @@ def subscriptions(share_group=""):
     return ["$share/%s/%s" % (share_group, topic) for topic in METER_TOPICS]
 
 
-def make_client(broker):
+def make_client(broker, queue_type=None):
     """broker: dict(host, port, username, password, client_id, tls, share_group,
-    session_expiry_s). The session is persistent either way: messages for the bridge wait at
+    session_expiry_s); queue_type: the class of the client's incoming queue (aiomqtt's own
+    when None). The session is persistent either way: messages for the bridge wait at
     the broker while it restarts. MQTT 3.1.1 keeps a session until the next clean one; MQTT 5
     keeps it for the session expiry interval, which must be set (0 would end it at once)."""
     tls = None
@@ -31,6 +32,8 @@ def make_client(broker):
                   identifier=broker.get("client_id") or broker.get("username"),
                   keepalive=broker.get("keepalive", 60), tls_context=tls,
                   max_inflight_messages=1000, timeout=broker.get("timeout", 10))
+    if queue_type is not None:
+        common["queue_type"] = queue_type
     if not broker.get("share_group"):
         return aiomqtt.Client(broker["host"], broker["port"], clean_session=False, **common)
     properties = Properties(PacketTypes.CONNECT)
