@@ -102,7 +102,11 @@ class Bridge:
 
     def _inbound_queue(self, maxsize=0):
         """The client's incoming queue: telemetry is coalesced as it is read, not queued."""
-        return InboundQueue(self.take_telemetry, maxsize)
+        return InboundQueue(self.take_telemetry, self._stamp, maxsize)
+
+    def _stamp(self, topic):
+        """What a queued message carries from the moment it was read (see handle())."""
+        return self._now_ms(), self.channel(lp.meter_of(topic)).reports
 
     def take_telemetry(self, topic, payload):
         """One telemetry message, handled at once (no task, no await): counted as handle()
@@ -110,6 +114,7 @@ class Bridge:
         with self._counted(topic):
             meter, _ = lp.split_topic(topic)
             self._coalesce(meter, _decode(payload))
+            self.channel(meter).reports += 1
 
     async def _connection_loop(self):
         floor, cap = self.backoff_s
@@ -125,8 +130,9 @@ class Bridge:
                     self.connected.set()
                     log.info("bridge connected", extra={"host": self.broker["host"],
                                                         "port": self.broker["port"]})
-                    async for message in client.messages:
-                        await self._dispatch(str(message.topic), message.payload)
+                    async for message, (received_ms, reports) in client.messages:
+                        await self._dispatch(str(message.topic), message.payload,
+                                             received_ms, reports)
             except aiomqtt.MqttError as error:
                 self.counters["connect_failures"] += 1
                 log.warning("bridge link down", extra={"error": str(error), "retry_s": delay})
@@ -157,30 +163,31 @@ class Bridge:
         return True
 
     # -- incoming -----------------------------------------------------------------------
-    async def _dispatch(self, topic, payload):
+    async def _dispatch(self, topic, payload, received_ms, reports):
         """Meters are handled side by side (a slow store call for one does not hold up the
         rest), each meter's messages in the order they came."""
         await self._slots.acquire()
-        meter = topic.split("/")[1] if topic.count("/") >= 2 else ""
-        channel = self.channel(meter)
+        channel = self.channel(lp.meter_of(topic))
         task = asyncio.create_task(self._handle_after(channel.inbox, topic, payload,
-                                                      self._now_ms()))
+                                                      received_ms, reports))
         channel.inbox = task
         task.add_done_callback(lambda done: self._message_done(channel, done))
 
-    async def _handle_after(self, previous, topic, payload, received_ms):
+    async def _handle_after(self, previous, topic, payload, received_ms, reports):
         if previous is not None:
             await asyncio.gather(previous, return_exceptions=True)
-        await self.handle(topic, payload, received_ms)
+        await self.handle(topic, payload, received_ms, reports)
 
     def _message_done(self, channel, task):
         self._slots.release()
         if channel.inbox is task:
             channel.inbox = None
 
-    async def handle(self, topic, payload, received_ms=None):
+    async def handle(self, topic, payload, received_ms=None, reports=None):
         """One message from a meter. Never raises: bad input is counted and dropped.
-        received_ms: when it arrived (a status is ordered by it across instances)."""
+        received_ms: when it arrived (a status is ordered by it across instances);
+        reports: the meter's telemetry count when it was read (telemetry is taken as it is
+        read, ahead of queued messages: a balance read earlier must not overwrite it)."""
         with self._counted(topic):
             meter, kind = lp.split_topic(topic)
             msg = _decode(payload)
@@ -189,6 +196,8 @@ class Bridge:
                 raise lp.Malformed("unknown topic kind %r" % kind)
             if kind == "status":
                 await self._on_status(meter, msg, received_ms)
+            elif kind == "recharge/ack":
+                await self._on_recharge_ack(meter, msg, reports)
             else:
                 await handler(self, meter, msg)
 
@@ -275,7 +284,7 @@ class Bridge:
         key = await self._command_key(meter)
         await self.publish("meters/%s/history/ack" % meter, lp.history_ack(seq, meter, key, ok))
 
-    async def _on_recharge_ack(self, meter, msg):
+    async def _on_recharge_ack(self, meter, msg, reports=None):
         seq, status, reason, balance = lp.parse_recharge_ack(msg)
         self.counters["acks"] += 1
         channel = self.channel(meter)
@@ -294,7 +303,7 @@ class Bridge:
             self.counters["rejected"] += 1
             log.error("meter rejected a recharge", extra={"meter_no": meter, "seq": seq,
                                                           "reason": reason})
-        if balance is not None:
+        if balance is not None and reports in (None, channel.reports):
             await self.store.update_meter_balance(meter, balance, self._now_ms())
         self.on_event(meter, "recharge", seq=seq, status=status)
         if channel.held:

@@ -5,7 +5,8 @@ recharge twice while the first copy may still be on its way."""
 
 class MeterChannel:
     __slots__ = ("online", "online_at", "alerts", "floor", "synced", "sent_ms", "attention",
-                 "held", "retry", "delivering", "again", "inbox", "command_key")
+                 "held", "retry", "delivering", "again", "inbox", "command_key",
+                 "reports")
 
     def __init__(self):
         self.online = None      # the last status said online (None: never heard)
@@ -21,6 +22,7 @@ class MeterChannel:
         self.again = False      # the delivery must run once more when this one ends
         self.inbox = None       # the newest message task (a meter's messages run in order)
         self.command_key = None  # what commands to it are signed with; read again at online
+        self.reports = 0        # telemetry messages read (orders an ack's balance against them)
 
     def last_sent(self, recharge):
         """When the recharge last went out: the store's record or this process's own."""

@@ -58,6 +58,11 @@ def decode(payload):
     return msg
 
 
+def meter_of(topic):
+    """The meter a topic names, or "" when it names none (routing only: never raises)."""
+    return topic.split("/")[1] if topic.count("/") >= 2 else ""
+
+
 def split_topic(topic):
     """meters/<id>/<kind> -> (id, kind), kind possibly two levels ("recharge/ack")."""
     parts = topic.split("/")
