@@ -219,15 +219,34 @@ class FirmwareMeter:
 
 # -- the fleet: meters that only connect and send telemetry (worker processes) ----------------
 
+async def connect_retrying(meter, attempts=8):
+    """Connects as a meter does, again after a refusal or a reset (a broker taking thousands
+    of logins at once resets some); how many retries it took."""
+    delay = 0.2
+    for attempt in range(attempts):
+        try:
+            await meter.connect()
+            return attempt
+        except (ConnectionError, asyncio.IncompleteReadError, OSError):
+            if attempt == attempts - 1:
+                raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
 def fleet_worker(port, accounts, interval_s, ready):
     async def main():
         meters = []
+        retries = 0
         for i, (meter_no, password, device_key) in enumerate(accounts):
             meter = MiniMeter(port, meter_no, password, device_key)
-            await meter.connect()
+            retries += await connect_retrying(meter)
             meters.append(meter)
             if i % 200 == 199:
                 await asyncio.sleep(0.2)  # a ramp, not a thundering herd
+        if retries:
+            print("fleet worker: %d connection attempts refused or reset, retried" % retries,
+                  file=sys.stderr)
         ready.set()
         phase = {m.meter_no: random.uniform(0, interval_s) for m in meters}
         start = time.monotonic()

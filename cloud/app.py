@@ -117,11 +117,14 @@ async def _payments_ctx(app):
     payments = Payments(app[STORE], app[DARAJA], config, on_recharge=app[LINK].kick,
                         on_event=app[EVENTS].publish)
     app[PAYMENTS] = payments
-    if not app[SETTLE_ENABLED]:
-        yield
-        return
-    async with running_settler(payments, config.settle_every_s):
-        yield
+    try:
+        if not app[SETTLE_ENABLED]:
+            yield
+            return
+        async with running_settler(payments, config.settle_every_s):
+            yield
+    finally:
+        payments.minter.close()
 
 
 async def _close_events(app):

@@ -4,18 +4,17 @@ Views, the settle task and the unmatched routing only call in here."""
 
 import asyncio
 import contextlib
-import functools
 import logging
 import time
 from collections import OrderedDict
 
-from cloud import tokens
 from cloud.callbacks import normalise_meter_no, InvalidMeterNumber
 from cloud.daraja import (DarajaAuthError, DarajaError, DarajaRejected, DarajaTimeout,
                           query_code)
 from cloud.phone import normalise_msisdn
 from cloud.push_guard import PushGuard
 from cloud.store.base import NotFound
+from cloud.token_mint import TokenMinter
 
 log = logging.getLogger("mita.payments")
 
@@ -71,10 +70,6 @@ class GatewayError(PaymentError):
         self.timeout = timeout
 
 
-def _mint(amount_cents, meter_no, device_key, last_count):
-    return tokens.mint(meter_no, device_key, last_count, amount_cents)
-
-
 def failure_reason(code):
     if code in (None, 0):
         return None
@@ -104,6 +99,7 @@ class Payments:
             "orphans_dropped", "amount_mismatch", "c2b_unmatched",
             "settled_by_query", "gave_up", "unconfirmed_success", "receipt_reused",
             "c2b_over_limit"), 0)
+        self.minter = TokenMinter(self.counters)
         self.push_guard = PushGuard(lambda: self.clock(), self.counters)
         self.push_guard.limits.update(getattr(config, "push_limits", None) or {})
         # STK callbacks that beat our own create_stk_request (the reply/store race).
@@ -347,8 +343,8 @@ class Payments:
         }
         if audit is not None:
             payment["audit"] = audit
-        # minted inside the store's write, only for a new credit: a duplicate mints nothing
-        mint = functools.partial(_mint, amount_cents)
+        # taken inside the store's write, only for a new credit: a duplicate mints nothing
+        mint = await self.minter.mint_for(self.store, request["meter_no"], amount_cents)
         created, transaction, recharge = await self.store.record_payment(payment, mint=mint)
         checkout = request.get("checkout_request_id")
         if not created and checkout and transaction.get("checkout_request_id") != checkout:

@@ -13,7 +13,8 @@ and 999, which in an extended token are amounts, not the standard's PAYG-disable
 counter-sync codes (meter.token_counts.special_value).
 
 Every payment the cloud credits gets the meter's next count and its token (`mint`, called by
-the store inside the credit's own write, so a duplicate callback never mints a second one);
+the store inside the credit's own write, so a duplicate callback never mints a second one;
+cloud/token_mint.py makes it ahead, off the store's writer, for long-paid meters);
 the MQTT recharge carries the count, and the meter credits whichever arrives first.
 """
 import hashlib

@@ -163,3 +163,45 @@ async def test_no_token_reaches_a_log_line(harness, caplog):
     assert "payment credited" in logged and "operator token issued" in logged
     for digits in tokens:
         assert digits not in logged and digits[:3] + " " + digits[3:6] not in logged
+
+
+async def test_tokens_made_ahead_of_the_write_are_the_ones_it_would_mint(harness):
+    # A long-paid meter's token is made in the minter's process pool before the write
+    # (cloud/token_mint.py); the write takes it because the count is still the one it was for.
+    h = harness
+    h.payments.minter.ahead_from = 0  # every meter, not only those past count 100
+    _, _, meter_no, device_key = await h.customer_with_meter()
+    url = f"/daraja/c2b/confirmation/{SECRET}"
+    for receipt, amount in (("RKAHEAD01", "200.00"), ("RKAHEAD02", "1500.00")):
+        resp = await h.client.post(url, json=c2b_body(receipt, meter_no, amount))
+        assert resp.status == 200
+    assert h.payments.counters["tokens_ahead"] == 2
+    assert h.payments.counters["tokens_ahead_stale"] == 0
+    counts = TokenCounts()
+    for tx in sorted(await transactions(h, meter_no), key=lambda t: t["token_count"]):
+        kind, cents, count = decoded(meter_no, device_key, tx["token"], counts)
+        assert (kind, cents, count) == (ADD, tx["amount_cents"], tx["token_count"])
+        counts.record(count, kind)
+    assert count == 4  # the second payment's token carries the meter's next count
+
+
+async def test_a_token_made_for_a_count_another_credit_took_is_minted_again(harness):
+    h = harness
+    minter = h.payments.minter
+    minter.ahead_from = 0
+    user_id, _, meter_no, device_key = await h.customer_with_meter()
+    stale = await minter.mint_for(h.store, meter_no, 50_000)  # made for count 1 -> 2
+
+    def payment(receipt, cents):
+        return {"receipt": receipt, "meter_no": meter_no, "user_id": user_id,
+                "amount_cents": cents, "phone_number": "254700000001",
+                "transaction_date": "20261204120000", "source": "c2b", "ts": 1}
+    meanwhile = await minter.mint_for(h.store, meter_no, 10_000)
+    assert (await h.store.record_payment(payment("RKFIRST01", 10_000), mint=meanwhile))[0]
+    created, tx, recharge = await h.store.record_payment(payment("RKLATER01", 50_000),
+                                                         mint=stale)
+    assert created and tx["token_count"] == recharge["token_count"] == 4
+    assert minter.counters["tokens_ahead_stale"] == 1
+    counts = TokenCounts()
+    counts.record(2, ADD)  # the first payment's token typed before it
+    assert decoded(meter_no, device_key, tx["token"], counts) == (ADD, 50_000, 4)
