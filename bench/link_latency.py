@@ -483,9 +483,12 @@ async def run(args):
                 lat = await measure(rig, session, probes, args.samples, args.rate, "Q%d" % size)
                 report("%5d meters, telemetry/%gs, %g pay/s" % (size, args.telemetry_s,
                                                                 args.rate), lat)
-                fresh = fresh_meters(os.path.join(folder, "mita.sqlite3"), 2 * args.telemetry_s)
-                print("      meters whose stored telemetry is under %gs old: %d of %d" % (
-                    2 * args.telemetry_s, fresh, size + probes_n), flush=True)
+                fresh, median_age, max_age = stored_ages(
+                    os.path.join(folder, "mita.sqlite3"), 2 * args.telemetry_s, size + probes_n)
+                print("      meters whose stored telemetry is under %gs old: %d of %d; "
+                      "store lag (age of each meter's stored reading): median %.1f s, "
+                      "max %.1f s" % (2 * args.telemetry_s, fresh, size + probes_n,
+                                      median_age, max_age), flush=True)
                 if percentile(lat, 99) > 1.0:
                     print("p99 passed 1 s at %d meters" % size)
                     if not args.keep_going:
@@ -507,29 +510,39 @@ async def write_meter_logins(path, password_file):
         await store.close()
 
 
-def fresh_meters(path, age_s):
-    """How many meters' records the bridge updated in the last age_s (read-only peek)."""
+def stored_ages(path, age_s, running):
+    """(how many meters' records the bridge updated in the last age_s, the median and the
+    largest age in s of the `running` meters' stored readings: the newest that many, the
+    others not started yet), from a read-only peek. With telemetry every T s a store that
+    keeps up holds readings T/2 old at the median, T at most."""
     import sqlite3
     db = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=10)
     try:
-        since = int((time.time() - age_s) * 1000)
-        return db.execute("SELECT COUNT(*) FROM meters WHERE last_update >= ?",
-                          (since,)).fetchone()[0]
+        updates = sorted(row[0] or 0 for row in db.execute("SELECT last_update FROM meters"))
     finally:
         db.close()
+    now_ms = time.time() * 1000
+    ages = [(now_ms - at) / 1000 for at in reversed(updates)][:running]
+    fresh = sum(1 for age in ages if age <= age_s)
+    return fresh, ages[len(ages) // 2], ages[-1]
 
 
 def start_fleet(ports, accounts, workers, interval_s):
-    """`accounts` spread over at least one worker process per broker port."""
+    """`accounts` spread evenly over the broker ports (each broker's share of the fleet
+    equal: a broker holds one descriptor per meter), each port's share over its workers
+    (at least `workers` in all, as many for every port)."""
     procs = []
-    workers = max(workers, len(ports))
-    chunks = [accounts[i::workers] for i in range(workers)]
-    for i, chunk in enumerate(chunks):
+    per_port = -(-workers // len(ports))
+    chunks = []
+    for p, port in enumerate(ports):
+        share = accounts[p::len(ports)]
+        chunks += [(port, share[w::per_port]) for w in range(per_port)]
+    for port, chunk in chunks:
         if not chunk:
             continue
         ready = multiprocessing.Event()
         proc = multiprocessing.Process(target=fleet_worker, args=(
-            ports[i % len(ports)], chunk, interval_s, ready), daemon=True)
+            port, chunk, interval_s, ready), daemon=True)
         proc.start()
         procs.append((proc, ready))
     for proc, ready in procs:

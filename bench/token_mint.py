@@ -58,6 +58,8 @@ async def writer_rate(folder, last_count, payments, meters, ahead):
     store = await open_store("sqlite", path=path)
     minter = TokenMinter({}, ahead_from=0 if ahead else 10**9)
     minter._executor()  # the pool's start-up is paid once per process, not per payment
+    for name in names:  # as if this process had credited them before
+        minter.remember(name, last_count)
 
     async def credit(n):
         meter_no = names[n % meters]

@@ -361,6 +361,7 @@ class Payments:
             self.counters["duplicates"] += 1
             return "duplicate", transaction
         self.counters["credited"] += 1
+        self.minter.remember(request["meter_no"], transaction.get("token_count"))
         self.on_event(request["meter_no"], "payment", receipt=receipt,
                       checkout_request_id=request.get("checkout_request_id"))
         log.info("payment credited", extra={

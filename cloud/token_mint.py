@@ -10,7 +10,11 @@ the count is still the one it was made for; if another credit to the same meter 
 count in between, the write mints as before (counted: `tokens_ahead_stale`). The count and the
 exactly-once rules stay where they were: in the write.
 
-Meters with a short history skip the pool (a round trip costs more than their token).
+Meters with a short history skip the pool (a round trip costs more than their token). Which
+meters have a long one is remembered from the credits this process made (bounded), so a
+payment costs no extra store read unless its meter is one of them: the first payment after a
+start to a long-paid meter is minted in the write, as is one whose count another instance has
+moved on (counted stale).
 """
 
 import asyncio
@@ -18,6 +22,7 @@ import concurrent.futures
 import logging
 import multiprocessing
 import os
+from collections import OrderedDict
 
 from cloud import tokens
 from cloud.store.base import StoreError
@@ -25,6 +30,7 @@ from cloud.store.base import StoreError
 log = logging.getLogger("mita.tokens")
 
 AHEAD_FROM_COUNT = 100  # a token after count 100 costs about 3 ms in the write
+REMEMBERED_METERS = 100_000
 
 
 class TokenMinter:
@@ -38,6 +44,16 @@ class TokenMinter:
         self.workers = workers or os.cpu_count() or 2
         self.ahead_from = ahead_from
         self._pool = None
+        self._counts = OrderedDict()  # meter -> the token count its last credit here took
+
+    def remember(self, meter_no, count):
+        """A credit to the meter took this count (what its next token is made after)."""
+        if type(count) is not int:
+            return
+        self._counts[meter_no] = count
+        self._counts.move_to_end(meter_no)
+        if len(self._counts) > REMEMBERED_METERS:
+            self._counts.popitem(last=False)
 
     async def mint_for(self, store, meter_no, amount_cents):
         """The mint(meter_no, device_key, last_count) that store.record_payment calls."""
@@ -55,11 +71,10 @@ class TokenMinter:
         """((meter_no, device_key, last_count), token) or None (then the write mints)."""
         if not tokens.carries(amount_cents):
             return None
+        last = self._counts.get(meter_no)
+        if last is None or last < self.ahead_from:
+            return None
         try:
-            meter = await store.get_meter(meter_no)
-            last = (meter or {}).get("token_count") or 1  # as the stores read a new meter
-            if meter is None or last < self.ahead_from:
-                return None
             device_key = await store.get_device_key(meter_no)
         except StoreError:
             return None  # the write will say what is wrong with the store

@@ -172,9 +172,11 @@ async def test_tokens_made_ahead_of_the_write_are_the_ones_it_would_mint(harness
     h.payments.minter.ahead_from = 0  # every meter, not only those past count 100
     _, _, meter_no, device_key = await h.customer_with_meter()
     url = f"/daraja/c2b/confirmation/{SECRET}"
-    for receipt, amount in (("RKAHEAD01", "200.00"), ("RKAHEAD02", "1500.00")):
+    paid = (("RKAHEAD01", "200.00"), ("RKAHEAD02", "1500.00"), ("RKAHEAD03", "300.00"))
+    for receipt, amount in paid:
         resp = await h.client.post(url, json=c2b_body(receipt, meter_no, amount))
         assert resp.status == 200
+    # the first credit tells the minter the meter's count; the next two are made ahead
     assert h.payments.counters["tokens_ahead"] == 2
     assert h.payments.counters["tokens_ahead_stale"] == 0
     counts = TokenCounts()
@@ -182,7 +184,7 @@ async def test_tokens_made_ahead_of_the_write_are_the_ones_it_would_mint(harness
         kind, cents, count = decoded(meter_no, device_key, tx["token"], counts)
         assert (kind, cents, count) == (ADD, tx["amount_cents"], tx["token_count"])
         counts.record(count, kind)
-    assert count == 4  # the second payment's token carries the meter's next count
+    assert count == 6  # each payment's token carries the meter's next count
 
 
 async def test_a_token_made_for_a_count_another_credit_took_is_minted_again(harness):
@@ -190,6 +192,7 @@ async def test_a_token_made_for_a_count_another_credit_took_is_minted_again(harn
     minter = h.payments.minter
     minter.ahead_from = 0
     user_id, _, meter_no, device_key = await h.customer_with_meter()
+    minter.remember(meter_no, 1)  # what a new meter's count is
     stale = await minter.mint_for(h.store, meter_no, 50_000)  # made for count 1 -> 2
 
     def payment(receipt, cents):
