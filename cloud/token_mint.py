@@ -29,7 +29,7 @@ from cloud.store.base import StoreError
 
 log = logging.getLogger("mita.tokens")
 
-AHEAD_FROM_COUNT = 100  # a token after count 100 costs about 3 ms in the write
+AHEAD_FROM_COUNT = 100  # a token after count 100 costs about 1 ms in the write (9 us a count)
 REMEMBERED_METERS = 100_000
 
 
