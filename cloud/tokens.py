@@ -20,12 +20,40 @@ the MQTT recharge carries the count, and the meter credits whichever arrives fir
 import hashlib
 import hmac
 
+import openpaygo.token_shared
+import openpaygo.token_shared_extended
+import siphash24
 from openpaygo import OpenPAYGOTokenEncoder, TokenType
 
 UNIT_CENTS = 100
 MAX_STANDARD_UNITS = 995
 MAX_EXTENDED_UNITS = 999999
 _KEY_CONTEXT = b"mita openpaygo token key v1\n"
+
+
+class _SipHash_2_4:
+    """The `siphash` package's interface (SipHash_2_4(key, data).hash() -> the 64-bit value as
+    an int), computed by PyPI `siphash24`'s C code. The reference encoder hashes once for every
+    count up to the new one, and the pure-Python package it imports takes 8.6 us a hash against
+    0.46 here: the encoder stays the reference's, only its hash function is faster.
+    tests/cloud/test_tokens.py checks the two agree and the tokens still decode on the meter."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, key, data):
+        # intdigest() is signed (a 64-bit C integer); the siphash package's value is not
+        self._value = siphash24.siphash24(data, key=key).intdigest() & 0xFFFF_FFFF_FFFF_FFFF
+
+    def hash(self):
+        return self._value
+
+
+class _CSipHash:
+    SipHash_2_4 = _SipHash_2_4
+
+
+for _module in (openpaygo.token_shared, openpaygo.token_shared_extended):
+    _module.siphash = _CSipHash
 
 
 class TokenIssueError(ValueError):

@@ -60,3 +60,29 @@ def test_every_amount_the_cloud_takes_gets_a_token():
     top = config_from_mapping({"MITA_MAX_AMOUNT_KES": "250000"}).max_amount_kes
     missing = [kes for kes in range(1, top + 1) if not carries(kes * 100)]
     assert missing == []
+
+
+def test_the_c_siphash_under_the_encoder_is_the_reference_package_s_hash(monkeypatch):
+    """cloud/tokens.py swaps the encoder's pure-Python SipHash for siphash24's C one: the same
+    64-bit values (upper half included: the C digest is signed) and the same tokens."""
+    import random
+
+    import openpaygo.token_shared
+    import openpaygo.token_shared_extended
+    import siphash
+
+    from cloud import tokens
+    rng = random.Random(16)
+    high = 0
+    for _ in range(2000):
+        key, data = rng.randbytes(16), rng.randbytes(rng.choice((8, 16, 1, 0, 33)))
+        value = tokens._SipHash_2_4(key, data).hash()
+        assert value == siphash.SipHash_2_4(key, data).hash()
+        high += value >= 2 ** 63
+    assert high > 500  # the signed half was exercised
+    key = token_key("MITA-0007", "dk_abc")
+    cases = [(last, cents) for last in (1, 2, 37, 500) for cents in (100, 99500, 99800, 2500000)]
+    fast = [issue(key, last, cents) for last, cents in cases]
+    for module in (openpaygo.token_shared, openpaygo.token_shared_extended):
+        monkeypatch.setattr(module, "siphash", siphash)  # the encoder as published
+    assert [issue(key, last, cents) for last, cents in cases] == fast
