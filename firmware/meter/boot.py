@@ -48,7 +48,7 @@ def tls_context_for(mqtt, log=None):
         if mqtt["tls"] and log:
             log.warn("mqtt tls without a CA certificate: the broker is not verified")
         return None
-    from meter.mqtt import tls_context
+    from meter.mqtt_tls import tls_context
     try:
         with open(mqtt["ca"], "rb") as f:
             return tls_context(cadata=f.read())

@@ -116,13 +116,16 @@ class MeterLink:
         counters = {"malformed": self.malformed, "refused": self.refused,
                     "oversized": mqtt.oversized if mqtt is not None else 0,
                     "dropped": mqtt.dropped if mqtt is not None else 0,
-                    "history_dropped": self.history.dropped if self.history is not None else 0}
+                    "history_dropped": self.history.dropped if self.history is not None else 0,
+                    "json_overflows": mqtt.json_overflows if mqtt is not None else 0}
         self._publish("telemetry", {
             "v": PROTOCOL_VERSION, "t": self.app.clock.now(),
             "balance_cents": s.get("balance_cents"), "power_w": s.get("power_w"),
             "energy_wh": s.get("energy_wh"), "voltage_dv": s.get("voltage_dv"),
             "month_wh": s.get("month_wh"), "load_connected": bool(s.get("relay_closed")),
-            "tariff_version": s.get("tariff_version"), "alerts": s.get("alerts") or {},
+            # a copy: the app changes its alerts in place, and the message is only turned
+            # into JSON when the client sends it
+            "tariff_version": s.get("tariff_version"), "alerts": dict(s.get("alerts") or {}),
             "counters": counters})
         self._since_telemetry_s = 0
         self.telemetry_sent += 1
@@ -139,8 +142,10 @@ class MeterLink:
             self._publish("history", self.history.message(rec), qos=1)
 
     def _publish(self, sub, msg, qos=0, retain=False, first=False):
+        # The dict itself: the client writes its JSON into its one buffer as it sends it
+        # (meter.json_buffer), instead of a str and a bytes copy of it every 10 s.
         if self.mqtt is not None:
-            self.mqtt.publish(self.prefix + sub, json.dumps(msg), qos, retain, first)
+            self.mqtt.publish(self.prefix + sub, msg, qos, retain, first)
 
     # --- the one-second step -------------------------------------------------------------
     def tick(self, elapsed_s=1):
