@@ -36,6 +36,7 @@ def start(root="", log=None):
         panel = TokenEntry(app, board.display, board.lcd, board.buzzer, VERSION, clock)
         app.attach_panel(panel)
     app.reset_cause = board.reset_cause()
+    meter_config.release(cfg, meter_config.BOOT_ONLY)
     log.info("meter %s up: balance %d cents, relay %s, state %s", cfg["meter_id"],
              app.ledger.balance, "closed" if board.relay.is_closed() else "open",
              app.boot_status)

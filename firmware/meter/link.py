@@ -273,6 +273,7 @@ class MeterLink:
 def make_link(app, wifi=None, history_root=None, telemetry_s=60, log=None, **mqtt_options):
     """The link and its MQTT client from app.config: client id and user default to the
     meter id, the will is the retained offline status. Returns (link, client)."""
+    from meter.config import release
     from meter.mqtt import MQTTClient
     cfg = app.config
     meter_id = cfg["meter_id"]
@@ -285,6 +286,9 @@ def make_link(app, wifi=None, history_root=None, telemetry_s=60, log=None, **mqt
                         password=m["password"], tls=m["tls"], will=link.will(),
                         subscriptions=link.subscriptions(), log=log, **mqtt_options)
     link.attach(client)
+    # The client keeps host, port, login and TLS for every reconnect: the config's copy (the
+    # broker password among it) is never read again.
+    release(cfg, ("mqtt",))
     return link, client
 
 
@@ -322,12 +326,15 @@ def start_link(app, wlan=None, ntp=None, history_root="", log=None, ssl_context=
     The meter meters and bills the same whether or not any of this is up. link.restarts counts
     the restarts of each. Returns (link, client, tasks)."""
     import asyncio
+    from meter.config import release
     from meter.ntp import TimeSync
     from meter.wifi import WifiManager
     wifi = None
     if wlan is not None:
         w = app.config["wifi"]
         wifi = WifiManager(wlan, w["ssid"], w["password"], log=log)
+    # the manager holds the SSID and password (the board read them before this, for the WLAN)
+    release(app.config, ("wifi",))
     link, client = make_link(app, wifi=wifi, history_root=history_root, log=log,
                              ssl_context=ssl_context)
     up = wifi.up if wifi is not None else None
@@ -340,7 +347,7 @@ def start_link(app, wlan=None, ntp=None, history_root="", log=None, ssl_context=
     if wifi is not None:
         supervised("wifi", wifi.run)
         supervised("wifi_watch", lambda: end_session_on_wifi_loss(wifi, client))
-    if app.config["mqtt"]["host"]:
+    if client.host:
         supervised("mqtt", lambda: client.run(up))
     if ntp is not None:
         sync = TimeSync(app.clock, ntp, log=log)

@@ -383,3 +383,5 @@ def test_make_link_builds_the_client_from_config():
     assert sorted(t for t, q in mqtt.subscriptions) == sorted(
         [P + "recharge", P + "tariff", P + "sync", P + "history/ack"])
     assert mqtt.on_message == link2.on_message
+    # the client keeps what every reconnect needs; the config's copy is released
+    assert "mqtt" not in app.config and (mqtt.host, mqtt.port) == ("", 1883)
