@@ -123,6 +123,8 @@ class Bench:
         """One run at `cap`, its live heap printed at every virtual midnight (--at)."""
         ok, figures, shown = await self.month(build, cap, days)
         for line in self.last_lines:
+            if line.startswith("up "):  # the live heap once connected, before the first tick
+                print("    %s" % line)
             if line.startswith("hour ") and int(line.split()[1]) % 24 == 0:
                 print("    day %3d: %s" % (int(line.split()[1]) // 24, line))
         print("    command: %s" % shown)
