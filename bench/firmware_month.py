@@ -151,9 +151,9 @@ class Bench:
 
 def _brief(f):
     return ("live %s (sim %s), peak %s, %s recharges, %s telemetry, %s connects, %s stalls, "
-            "relay switched %s" % (f["live"], f["sim"], f["peak"], f["recharges"],
-                                   f["telemetry"], f["connects"], f["stalls"],
-                                   f["relay_switches"]))
+            "relay switched %s, %s JSON overflows" % (
+                f["live"], f["sim"], f["peak"], f["recharges"], f["telemetry"], f["connects"],
+                f["stalls"], f["relay_switches"], f.get("json_overflows", "?")))
 
 
 def build_firmware(work):

@@ -60,6 +60,7 @@ async def test_the_frozen_meter_with_its_link_takes_every_payment_once_under_a_c
     assert (figures["refused"], figures["malformed"], figures["stalls"]) == ("0", "0", "0")
     assert int(figures["telemetry"]) >= 7 * 360  # every 10 s, and on changes
     assert figures["connects"] == "1" and figures["dropped"] == "0"
+    assert figures["json_overflows"] == "0"  # every message fitted the client's JSON buffer
     assert int(figures["sim"]) < int(figures["live"]) < CAP
 
 
