@@ -164,6 +164,11 @@ class MQTTClient:
         else:
             opening = asyncio.open_connection(self.host, self.port, ssl=ssl)
         self._reader, self._writer = await asyncio.wait_for(opening, timeout)
+        transport = getattr(self._writer, "transport", None)
+        if transport is not None:
+            # A CPython stream: its drain() then waits until nothing is left unsent, as
+            # MicroPython's always does, so the JSON buffer is free once a send returns.
+            transport.set_write_buffer_limits(0)
         await self._send(pk.connect(self.client_id, self.user, self.password, self.keepalive_s,
                                     self.clean_session, self.will))
         kind, flags, body = await asyncio.wait_for(self._read_packet(), timeout)
@@ -233,16 +238,13 @@ class MQTTClient:
                 return self._next_pid
 
     # --- bytes on the wire ---------------------------------------------------------------
-    async def _send(self, packet, more=None):
-        """One packet, or one in two parts (a PUBLISH's head and payload) written in turn."""
+    async def _send(self, packet):
         writer = self._writer
         if writer is None:
             raise OSError("not connected")
         # One writer at a time: MicroPython's streams allow a single waiter per direction.
         async with self._lock:
             writer.write(packet)
-            if more is not None:
-                writer.write(more)
             await writer.drain()
         self._tx_seen = True
 
@@ -252,9 +254,11 @@ class MQTTClient:
         if writer is None:
             raise OSError("not connected")
         async with self._lock:
-            # Serialised only once the lock is held, and written before anything else can run:
-            # both streams (MicroPython's, CPython's) copy what the socket does not take at
-            # once, so the buffer is free again when write() returns.
+            # Serialised only once the lock is held, and sent before the lock is let go: the
+            # next message is written into the buffer only after this drain(), which returns
+            # once the stream holds nothing of it (MicroPython's writes everything out; a
+            # CPython transport is set to wait for an empty buffer in _open, as 3.12+ keeps a
+            # view of an unsent rest instead of a copy).
             head, body = pk.publish_parts(topic, self._payload(payload), qos, retain, dup, pid)
             writer.write(head)
             writer.write(body)
