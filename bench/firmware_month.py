@@ -5,6 +5,7 @@ under a heap cap; the smallest cap that survives, frozen and with the firmware a
     .venv/bin/python bench/firmware_month.py            # both builds: search, then 30 days
     .venv/bin/python bench/firmware_month.py --builds frozen --days 30 --search-days 2
     .venv/bin/python bench/firmware_month.py --builds frozen --days 30 --at 131072  # one run
+    .venv/bin/python bench/firmware_month.py --builds frozen --image /tmp/before --days 2 --at 90112
 
 The meter is bench/mpy/month.py in build/micropython/micropython-bench-{frozen,plain}: the
 simulator's board, household and the bench scripts are frozen into those images beside (or, for
@@ -105,6 +106,7 @@ class Bench:
 
     async def month(self, build, cap, days):
         exe, needs_mpy, _ = BUILDS[build]
+        exe = self.args.image or exe
         path = (os.path.join(self.work, "fw", "lib") + ":.frozen") if needs_mpy else ".frozen"
         self.runs += 1
         flash = os.path.join(self.work, "flash%03d" % self.runs)
@@ -121,6 +123,8 @@ class Bench:
         """One run at `cap`, its live heap printed at every virtual midnight (--at)."""
         ok, figures, shown = await self.month(build, cap, days)
         for line in self.last_lines:
+            if line.startswith("up "):  # the live heap once connected, before the first tick
+                print("    %s" % line)
             if line.startswith("hour ") and int(line.split()[1]) % 24 == 0:
                 print("    day %3d: %s" % (int(line.split()[1]) // 24, line))
         print("    command: %s" % shown)
@@ -147,9 +151,9 @@ class Bench:
 
 def _brief(f):
     return ("live %s (sim %s), peak %s, %s recharges, %s telemetry, %s connects, %s stalls, "
-            "relay switched %s" % (f["live"], f["sim"], f["peak"], f["recharges"],
-                                   f["telemetry"], f["connects"], f["stalls"],
-                                   f["relay_switches"]))
+            "relay switched %s, %s JSON overflows" % (
+                f["live"], f["sim"], f["peak"], f["recharges"], f["telemetry"], f["connects"],
+                f["stalls"], f["relay_switches"], f.get("json_overflows", "?")))
 
 
 def build_firmware(work):
@@ -160,9 +164,12 @@ def build_firmware(work):
 
 async def run(args):
     builds = [b for b in args.builds.split(",") if b]
+    if args.image and len(builds) != 1:
+        sys.exit("--image replaces one build's image: name that build alone in --builds")
     for b in builds:
-        if not os.path.exists(BUILDS[b][0]):
-            sys.exit("%s missing: python3 tools/build_micropython.py --bench" % BUILDS[b][0])
+        exe = args.image or BUILDS[b][0]
+        if not os.path.exists(exe):
+            sys.exit("%s missing: python3 tools/build_micropython.py --bench" % exe)
     if not os.path.exists(MOSQUITTO):
         sys.exit("mosquitto not found (apt-get install mosquitto)")
     work = tempfile.mkdtemp(prefix="mita-bench-month-")
@@ -210,6 +217,8 @@ def main():
     parser.add_argument("--step", type=int, default=2048)
     parser.add_argument("--floor", type=int, default=16 * 1024)
     parser.add_argument("--pay-every-h", type=int, default=2)
+    parser.add_argument("--image", help="run this copy of the build's image instead (a saved "
+                        "bench image: before/after figures while the tree is rebuilt)")
     parser.add_argument("--at", type=int, help="one run of --days at this cap (bytes), with "
                         "the live heap at every virtual midnight, instead of the search")
     asyncio.run(run(parser.parse_args()))

@@ -92,11 +92,11 @@ async def _run(flash_dir, ticks, host, port, meter_id, password, key, balance_ce
             app.tick_errors, app.persist_errors, log.last))
     _say("month-ok ticks=%d energy_wh=%d balance_cents=%d recharges=%d refused=%d "
          "malformed=%d telemetry=%d history_unacked=%d connects=%d dropped=%d stalls=%d "
-         "relay_switches=%d live=%d sim=%d peak=%d" % (
+         "relay_switches=%d json_overflows=%d live=%d sim=%d peak=%d" % (
              ticks, app.energy.total_wh, app.ledger.balance, link.recharges, link.refused,
              link.malformed, link.telemetry_sent,
              link.history.unacked() if link.history else -1, client.connects, client.dropped,
-             stalls, app.board.relay.switch_count, live, sim_live, peak))
+             stalls, app.board.relay.switch_count, client.json_overflows, live, sim_live, peak))
     await client.stop(link.offline_payload("disconnect"))
     task.cancel()
 

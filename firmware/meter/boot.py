@@ -36,6 +36,7 @@ def start(root="", log=None):
         panel = TokenEntry(app, board.display, board.lcd, board.buzzer, VERSION, clock)
         app.attach_panel(panel)
     app.reset_cause = board.reset_cause()
+    meter_config.release(cfg, meter_config.BOOT_ONLY)
     log.info("meter %s up: balance %d cents, relay %s, state %s", cfg["meter_id"],
              app.ledger.balance, "closed" if board.relay.is_closed() else "open",
              app.boot_status)
@@ -48,7 +49,7 @@ def tls_context_for(mqtt, log=None):
         if mqtt["tls"] and log:
             log.warn("mqtt tls without a CA certificate: the broker is not verified")
         return None
-    from meter.mqtt import tls_context
+    from meter.mqtt_tls import tls_context
     try:
         with open(mqtt["ca"], "rb") as f:
             return tls_context(cadata=f.read())

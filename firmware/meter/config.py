@@ -175,6 +175,21 @@ def from_dict(given):
     return config, problems
 
 
+# Sections only the boot reads: the board is built from these, the app restores its tariff from
+# them, and the objects made keep what they need (the relay its pin, the biller its tariff).
+# Kept in the config for the meter's life they are about a kilobyte of a 32-bit heap, so the
+# boot releases them; WiFi and MQTT go once the link holds their settings (meter.link).
+BOOT_ONLY = ("pins", "uart", "pzem", "s0", "relay", "lcd", "cover", "tariff", "token")
+
+
+def release(config, names):
+    """Drop sections nothing reads after they were used: reading one later is a KeyError,
+    never a silent default."""
+    for name in names:
+        if name in config:
+            del config[name]
+
+
 def load(path, log=None):
     """Read a config file; returns (config, problems). Never raises for a bad file."""
     try:

@@ -116,13 +116,16 @@ class MeterLink:
         counters = {"malformed": self.malformed, "refused": self.refused,
                     "oversized": mqtt.oversized if mqtt is not None else 0,
                     "dropped": mqtt.dropped if mqtt is not None else 0,
-                    "history_dropped": self.history.dropped if self.history is not None else 0}
+                    "history_dropped": self.history.dropped if self.history is not None else 0,
+                    "json_overflows": mqtt.json_overflows if mqtt is not None else 0}
         self._publish("telemetry", {
             "v": PROTOCOL_VERSION, "t": self.app.clock.now(),
             "balance_cents": s.get("balance_cents"), "power_w": s.get("power_w"),
             "energy_wh": s.get("energy_wh"), "voltage_dv": s.get("voltage_dv"),
             "month_wh": s.get("month_wh"), "load_connected": bool(s.get("relay_closed")),
-            "tariff_version": s.get("tariff_version"), "alerts": s.get("alerts") or {},
+            # a copy: the app changes its alerts in place, and the message is only turned
+            # into JSON when the client sends it
+            "tariff_version": s.get("tariff_version"), "alerts": dict(s.get("alerts") or {}),
             "counters": counters})
         self._since_telemetry_s = 0
         self.telemetry_sent += 1
@@ -139,8 +142,10 @@ class MeterLink:
             self._publish("history", self.history.message(rec), qos=1)
 
     def _publish(self, sub, msg, qos=0, retain=False, first=False):
+        # The dict itself: the client writes its JSON into its one buffer as it sends it
+        # (meter.json_buffer), instead of a str and a bytes copy of it every 10 s.
         if self.mqtt is not None:
-            self.mqtt.publish(self.prefix + sub, json.dumps(msg), qos, retain, first)
+            self.mqtt.publish(self.prefix + sub, msg, qos, retain, first)
 
     # --- the one-second step -------------------------------------------------------------
     def tick(self, elapsed_s=1):
@@ -268,6 +273,7 @@ class MeterLink:
 def make_link(app, wifi=None, history_root=None, telemetry_s=60, log=None, **mqtt_options):
     """The link and its MQTT client from app.config: client id and user default to the
     meter id, the will is the retained offline status. Returns (link, client)."""
+    from meter.config import release
     from meter.mqtt import MQTTClient
     cfg = app.config
     meter_id = cfg["meter_id"]
@@ -280,6 +286,9 @@ def make_link(app, wifi=None, history_root=None, telemetry_s=60, log=None, **mqt
                         password=m["password"], tls=m["tls"], will=link.will(),
                         subscriptions=link.subscriptions(), log=log, **mqtt_options)
     link.attach(client)
+    # The client keeps host, port, login and TLS for every reconnect: the config's copy (the
+    # broker password among it) is never read again.
+    release(cfg, ("mqtt",))
     return link, client
 
 
@@ -317,12 +326,15 @@ def start_link(app, wlan=None, ntp=None, history_root="", log=None, ssl_context=
     The meter meters and bills the same whether or not any of this is up. link.restarts counts
     the restarts of each. Returns (link, client, tasks)."""
     import asyncio
+    from meter.config import release
     from meter.ntp import TimeSync
     from meter.wifi import WifiManager
     wifi = None
     if wlan is not None:
         w = app.config["wifi"]
         wifi = WifiManager(wlan, w["ssid"], w["password"], log=log)
+    # the manager holds the SSID and password (the board read them before this, for the WLAN)
+    release(app.config, ("wifi",))
     link, client = make_link(app, wifi=wifi, history_root=history_root, log=log,
                              ssl_context=ssl_context)
     up = wifi.up if wifi is not None else None
@@ -335,7 +347,7 @@ def start_link(app, wlan=None, ntp=None, history_root="", log=None, ssl_context=
     if wifi is not None:
         supervised("wifi", wifi.run)
         supervised("wifi_watch", lambda: end_session_on_wifi_loss(wifi, client))
-    if app.config["mqtt"]["host"]:
+    if client.host:
         supervised("mqtt", lambda: client.run(up))
     if ntp is not None:
         sync = TimeSync(app.clock, ntp, log=log)

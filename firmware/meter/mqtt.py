@@ -2,36 +2,25 @@
 # with capped backoff, and per-session reader, sender and keepalive tasks. The same code runs
 # under MicroPython's asyncio and CPython's (streams, Event, Lock, wait_for, create_task only).
 import asyncio
+import json
 import random
 from micropython import const
 
 from meter import mqtt_packets as pk
+from meter.json_buffer import SIZE as _JSON_SIZE, JsonBuffer
+from meter.mqtt_reader import read_packet
 
 _BACKOFF_MIN_MS = const(1000)
 _BACKOFF_MAX_MS = const(60000)
-_SKIP_CHUNK = const(256)
 
 
 class MQTTError(Exception):
     """The broker refused us, or spoke something that is not MQTT."""
 
 
-def tls_context(cafile=None, cadata=None):
-    """A client TLS context that verifies the broker: against cafile (a path) or cadata (the CA
-    certificate's DER bytes). MicroPython's own default context verifies nothing, so a meter
-    that talks TLS should always be given one of these."""
-    import ssl
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    if cadata is not None:
-        context.load_verify_locations(cadata=cadata)
-    elif cafile is not None:
-        context.load_verify_locations(cafile)
-    context.verify_mode = ssl.CERT_REQUIRED
-    return context
-
-
 class MQTTClient:
-    """Publish with publish(); incoming messages go to on_message(topic, payload, retained),
+    """Publish with publish() (bytes, str, or a dict sent as JSON from the client's one
+    buffer); incoming messages go to on_message(topic, payload, retained),
     a plain function: a QoS 1 message is PUBACKed only after it returns, so work it persists
     before returning is never lost to a power cut (the broker re-delivers instead).
 
@@ -41,8 +30,9 @@ class MQTTClient:
     def __init__(self, client_id, host, port=1883, user=None, password=None, tls=False,
                  ssl_context=None, keepalive_s=60, clean_session=False, will=None,
                  subscriptions=(), on_message=None, on_connect=None, queue_size=32,
-                 max_inflight=16, max_packet=4096, connect_timeout_ms=10000,
-                 backoff_min_ms=_BACKOFF_MIN_MS, backoff_max_ms=_BACKOFF_MAX_MS, log=None):
+                 max_inflight=16, max_packet=4096, json_buffer=_JSON_SIZE,
+                 connect_timeout_ms=10000, backoff_min_ms=_BACKOFF_MIN_MS,
+                 backoff_max_ms=_BACKOFF_MAX_MS, log=None):
         self.client_id = client_id
         self.host = host
         self.port = port
@@ -78,6 +68,7 @@ class MQTTClient:
         self.oversized = 0
         self.bad_packets = 0
         self.callback_errors = 0
+        self.json_overflows = 0  # dict payloads longer than the JSON buffer (sent all the same)
         self.received = 0
         self.sent = 0
         self._queue = []  # [topic, payload, qos, retain]
@@ -94,11 +85,13 @@ class MQTTClient:
         self._rx_seen = False
         self._tx_seen = False
         self._running = False
+        self._json = JsonBuffer(json_buffer)
 
     # --- what the application calls ------------------------------------------------------
     def publish(self, topic, payload, qos=0, retain=False, first=False):
         """Queue a message (never blocks). A full queue drops its oldest entry and counts it.
-        first=True puts it ahead of what is waiting (a status that must lead)."""
+        first=True puts it ahead of what is waiting (a status that must lead). A dict payload
+        is turned into JSON only as it is sent: the caller must not change it after this."""
         item = [topic, payload, qos, retain]
         if first:
             self._queue.insert(0, item)
@@ -171,6 +164,11 @@ class MQTTClient:
         else:
             opening = asyncio.open_connection(self.host, self.port, ssl=ssl)
         self._reader, self._writer = await asyncio.wait_for(opening, timeout)
+        transport = getattr(self._writer, "transport", None)
+        if transport is not None:
+            # A CPython stream: its drain() then waits until nothing is left unsent, as
+            # MicroPython's always does, so the JSON buffer is free once a send returns.
+            transport.set_write_buffer_limits(0)
         await self._send(pk.connect(self.client_id, self.user, self.password, self.keepalive_s,
                                     self.clean_session, self.will))
         kind, flags, body = await asyncio.wait_for(self._read_packet(), timeout)
@@ -193,7 +191,7 @@ class MQTTClient:
         # What the broker had not acknowledged goes again, flagged DUP, before anything new.
         # A copy: PUBACKs for these may arrive (and shrink the list) while they are sent.
         for pid, topic, payload, retain in list(self._inflight):
-            await self._send(pk.publish(topic, payload, 1, retain, True, pid))
+            await self._send_publish(topic, payload, 1, retain, True, pid)
         self.connects += 1
         self._log("info", "connected to %s:%d (session %s)", self.host, self.port,
                   "resumed" if session_present else "new")
@@ -240,70 +238,57 @@ class MQTTClient:
                 return self._next_pid
 
     # --- bytes on the wire ---------------------------------------------------------------
-    async def _send(self, packet, more=None):
-        """One packet, or one in two parts (a PUBLISH's head and payload) written in turn."""
+    async def _send(self, packet):
         writer = self._writer
         if writer is None:
             raise OSError("not connected")
         # One writer at a time: MicroPython's streams allow a single waiter per direction.
         async with self._lock:
             writer.write(packet)
-            if more is not None:
-                writer.write(more)
             await writer.drain()
         self._tx_seen = True
 
-    async def _read_exactly(self, n):
+    async def _send_publish(self, topic, payload, qos, retain, dup=False, pid=0):
+        """A PUBLISH as head and payload (a dict's JSON written into the one buffer first)."""
+        writer = self._writer
+        if writer is None:
+            raise OSError("not connected")
+        async with self._lock:
+            # Serialised only once the lock is held, and sent before the lock is let go: the
+            # next message is written into the buffer only after this drain(), which returns
+            # once the stream holds nothing of it (MicroPython's writes everything out; a
+            # CPython transport is set to wait for an empty buffer in _open, as 3.12+ keeps a
+            # view of an unsent rest instead of a copy).
+            head, body = pk.publish_parts(topic, self._payload(payload), qos, retain, dup, pid)
+            writer.write(head)
+            writer.write(body)
+            await writer.drain()
+        self._tx_seen = True
+
+    def _payload(self, payload):
+        if type(payload) is not dict:
+            return payload
+        view = self._json.dump(payload)
+        if view is not None:
+            return view
+        # Longer than the buffer: sent all the same (a status, an ack or a history record the
+        # cloud waits for must not be lost), built the old way, and counted so it shows.
+        self.json_overflows += 1
+        self._log("warn", "a %d-byte message overflowed the JSON buffer", self._json.size)
+        return json.dumps(payload)
+
+    async def _read_packet(self):
+        """(type, flags, body); an oversized packet is read past, counted, and its body is the
+        PUBLISH's packet id (0 if it had none), for the PUBACK."""
         reader = self._reader
         if reader is None:
             raise OSError("not connected")
-        data = await reader.readexactly(n)
-        if len(data) != n:
-            raise OSError("connection closed")
-        return data
-
-    async def _read_packet(self):
-        """(type, flags, body). A body over max_packet is read past and returned as None."""
-        first = (await self._read_exactly(1))[0]
-        n = 0
-        shift = 0
-        while True:
-            byte = (await self._read_exactly(1))[0]
-            n |= (byte & 0x7F) << shift
-            if not byte & 0x80:
-                break
-            shift += 7
-            if shift > 21:
-                raise MQTTError("remaining length longer than four bytes")
+        kind, flags, body = await read_packet(reader, self.max_packet)
         self._rx_seen = True
-        if n > self.max_packet:
-            return first >> 4, first & 0x0F, await self._skip(first, n)
-        body = await self._read_exactly(n) if n else b""
-        return first >> 4, first & 0x0F, body
-
-    async def _skip(self, first, n):
-        """Read past an oversized packet; keep only a PUBLISH's packet id, to acknowledge it."""
-        self.oversized += 1
-        pid = 0
-        if first >> 4 == pk.PUBLISH and (first >> 1) & 3 and n >= 4:
-            head = await self._read_exactly(2)
-            topic_len = head[0] << 8 | head[1]
-            n -= 2
-            while topic_len > 0 and n > 0:
-                step = min(topic_len, _SKIP_CHUNK)
-                await self._read_exactly(step)
-                topic_len -= step
-                n -= step
-            if n >= 2:
-                ids = await self._read_exactly(2)
-                pid = ids[0] << 8 | ids[1]
-                n -= 2
-        while n > 0:
-            step = min(n, _SKIP_CHUNK)
-            await self._read_exactly(step)
-            n -= step
-        self._log("warn", "dropped an oversized packet (type %d)", first >> 4)
-        return pid
+        if type(body) is int:
+            self.oversized += 1
+            self._log("warn", "dropped an oversized packet (type %d)", kind)
+        return kind, flags, body
 
     # --- session tasks -------------------------------------------------------------------
     async def _read_loop(self):
@@ -370,9 +355,9 @@ class MQTTClient:
                 if qos:
                     pid = self._pid()
                     self._inflight.append([pid, topic, payload, retain])
-                    await self._send(*pk.publish_parts(topic, payload, 1, retain, False, pid))
+                    await self._send_publish(topic, payload, 1, retain, False, pid)
                 else:
-                    await self._send(*pk.publish_parts(topic, payload, 0, retain))
+                    await self._send_publish(topic, payload, 0, retain)
                 self.sent += 1
         except asyncio.CancelledError:
             raise

@@ -62,12 +62,12 @@ class _SlotWriter(io.IOBase):
     whole in RAM: on a 32-bit heap that ran for days, a free block that size is what runs out
     first (docs/benchmarks.md)."""
 
-    def __init__(self, f, crc):
+    def __init__(self, f, crc, buf):
         self.f = f
         self.crc = crc
         self.size = 0
         self.written = 0
-        self._buf = bytearray(_CHUNK)
+        self._buf = buf  # the store's, allocated once: not a new block every minute
         self._used = 0
 
     def write(self, data):
@@ -151,6 +151,7 @@ class StateStore:
         self.writes = 0
         self._newest = None  # index (0 = a, 1 = b) of the slot holding the newest good state
         self._scanned = False
+        self._chunk = bytearray(_CHUNK)  # save()'s one write buffer, for the store's life
 
     def slot_paths(self):
         base = self.root + "/" + self.name
@@ -235,7 +236,7 @@ class StateStore:
         try:
             with open(path, "wb") as f:
                 written = f.write(header) or 0
-                out = _SlotWriter(f, binascii.crc32(header))
+                out = _SlotWriter(f, binascii.crc32(header), self._chunk)
                 json.dump(state, out)
                 out.drain()
                 written += out.written + (f.write(struct.pack("<I", out.crc & _SEQ_MASK)) or 0)

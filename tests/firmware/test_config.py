@@ -121,3 +121,15 @@ def test_garbage_bytes_and_a_huge_file_are_corrupt_not_a_crash():
         f.write(b'"}')
     cfg, problems = config.load(d + "/config.json")
     assert cfg == config.DEFAULTS and "too big" in problems[0]
+
+
+def test_release_drops_sections_so_a_later_read_fails_loudly():
+    cfg = config.defaults()
+    config.release(cfg, ("mqtt", "wifi", "nothing"))
+    assert "mqtt" not in cfg and "wifi" not in cfg and cfg["tick_ms"] == 1000
+    try:
+        cfg["mqtt"]
+    except KeyError:
+        pass
+    else:
+        raise AssertionError("a released section read back")

@@ -43,8 +43,13 @@ class RecordingClient:
         self.connected = True
         self.dropped = 0
         self.oversized = 0
+        self.json_overflows = 0
 
     def publish(self, topic, payload, qos=0, retain=False, first=False):
+        # the link hands over dicts (the client writes their JSON as it sends them): a round
+        # trip through JSON here, as the cloud would read it
+        if type(payload) is dict:
+            payload = json.dumps(payload)
         item = (topic, json.loads(payload), qos, retain)
         if first:
             self.out.insert(0, item)
@@ -95,7 +100,7 @@ def test_connect_publishes_retained_status_first_then_telemetry():
     tele = client.take("telemetry")[-1][1]
     assert tele["balance_cents"] == 5000 and tele["alerts"]["low_balance"] is False
     assert tele["counters"] == {"malformed": 0, "refused": 0, "oversized": 0, "dropped": 0,
-                                "history_dropped": 0}
+                                "history_dropped": 0, "json_overflows": 0}
     app.tick()
     assert app.snapshot["online"] is True
 
@@ -378,3 +383,5 @@ def test_make_link_builds_the_client_from_config():
     assert sorted(t for t, q in mqtt.subscriptions) == sorted(
         [P + "recharge", P + "tariff", P + "sync", P + "history/ack"])
     assert mqtt.on_message == link2.on_message
+    # the client keeps what every reconnect needs; the config's copy is released
+    assert "mqtt" not in app.config and (mqtt.host, mqtt.port) == ("", 1883)

@@ -1,6 +1,7 @@
 """The firmware MQTT client against a scripted broker, for what a real broker will not do on
 demand: withhold PUBACKs, go silent, send garbage, refuse, never answer."""
 import asyncio
+import json
 
 from meter import mqtt_packets as pk
 from meter.mqtt import MQTTClient
@@ -104,6 +105,31 @@ async def test_unacked_qos1_goes_again_with_dup_and_the_same_packet_id():
         assert [(p[1], p[4], p[5]) for p in again] == [(p[1], True, p[5]) for p in first]
         await until(lambda: client.pending() == 0)
         assert client.connects == 2
+    finally:
+        await finish(client, task, broker)
+
+
+async def test_a_dict_goes_out_as_its_json_and_one_too_long_for_the_buffer_is_counted_and_sent():
+    broker = FakeBroker()
+    broker.puback = False
+    await broker.start()
+    client, task = await started(broker, json_buffer=64)
+    try:
+        await asyncio.wait_for(client.up.wait(), 5)
+        small = {"v": 1, "seq": 7}
+        big = {"v": 1, "text": "x" * 100}
+        client.publish("meters/m1/history", small, qos=1)
+        client.publish("meters/m1/telemetry", big)
+        await until(lambda: len(broker.of(pk.PUBLISH, 1)) == 2)
+        sent = [pk.parse_publish(f, b) for _, _, f, b in broker.of(pk.PUBLISH, 1)]
+        assert [p[1] for p in sent] == [json.dumps(small).encode(), json.dumps(big).encode()]
+        assert client.json_overflows == 1
+        broker.puback = True
+        broker.drop_connections()  # the unacknowledged dict is written again, the same bytes
+        await until(lambda: len(broker.of(pk.PUBLISH, 2)) == 1)
+        again = pk.parse_publish(*broker.of(pk.PUBLISH, 2)[0][2:])
+        assert (again[1], again[4], again[5]) == (sent[0][1], True, sent[0][5])
+        await until(lambda: client.pending() == 0)
     finally:
         await finish(client, task, broker)
 

@@ -91,3 +91,22 @@ def test_machine_reset_and_a_crash(clock, tmp_path):
     meter = run_meter(clock, tmp_path, app, 5)
     assert boots == [machine.PWRON_RESET, machine.SOFT_RESET]
     assert meter.crashes == [(2000, "RuntimeError('firmware bug')")]
+
+
+def test_the_firmware_releases_the_config_sections_only_its_boot_reads(clock, tmp_path):
+    from meter import config as meter_config
+
+    async def main():
+        meter = SimulatedMeter(CONFIG, World(clock, SteadyLoad(1000)), str(tmp_path / "flash"),
+                               clock)
+        meter.start()
+        await asyncio.sleep(5)
+        meter.stop()
+        return meter.last_app or meter.app
+
+    app = clock.run(main())
+    assert [name for name in meter_config.BOOT_ONLY if name in app.config] == []
+    # what was built from them is all there, and the running meter never missed them
+    assert app.tick_errors == 0 and app.persist_errors == 0 and app.snapshot["meter_id"] == "m-1"
+    assert app.biller.tariff.version == 0 and app.board.relay is not None
+    assert app.config["meter_id"] == "m-1" and "mqtt" in app.config  # no link: kept

@@ -4,7 +4,8 @@
 import sys
 import json
 import asyncio
-from meter.mqtt import MQTTClient, tls_context
+from meter.mqtt import MQTTClient
+from meter.mqtt_tls import tls_context
 
 
 def report(client):
